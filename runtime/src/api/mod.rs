@@ -1,0 +1,1 @@
+//! The control plane: Segment's Public API over HTTP.

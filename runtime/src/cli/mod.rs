@@ -1,0 +1,72 @@
+//! The `sluice` command line: argument parsing and one module per command.
+
+mod run;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// sluice: a self-hosted customer data pipeline with WebAssembly functions.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a function over a file of events on this machine and print what it makes of them.
+    ///
+    /// Output events go to stdout as JSON lines (drops and errors as `{"sluice": {...}}`
+    /// lines); a summary with counts per outcome, fuel and time per event goes to stderr.
+    Run(RunArgs),
+    /// Serve the HTTP API (control plane) until SIGINT or SIGTERM.
+    Serve(serve::ServeArgs),
+}
+
+/// Arguments of `sluice run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// A component (`.wasm`), or the name of an example built into the target directory
+    /// (`pii-filter`, `router`, `enrich`).
+    pub function: String,
+    /// A file of events, one JSON object per line (`-` for stdin).
+    #[arg(long)]
+    pub events: PathBuf,
+    /// The function instance's settings, a JSON object.
+    #[arg(long, default_value = "{}")]
+    pub settings: String,
+    /// Run every event on a fresh instance instead of a warm one.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Send events to the function in batches of this many (1 = one call per event).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Fuel per invocation.
+    #[arg(long)]
+    pub fuel: Option<u64>,
+    /// Deadline per invocation, in milliseconds.
+    #[arg(long)]
+    pub deadline_ms: Option<u64>,
+    /// Memory cap per instance, in MiB.
+    #[arg(long)]
+    pub memory_mib: Option<usize>,
+    /// Print no events, only the summary (for timing runs).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Runs the parsed command; the process's exit code follows the result.
+///
+/// # Errors
+/// Whatever stopped the command, worded for the person who ran it.
+pub fn execute(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Serve(args) => serve::serve(args),
+    }
+}

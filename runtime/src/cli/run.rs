@@ -1,0 +1,210 @@
+//! `sluice run`: a local runner for function authors, the same engine and limits as the server.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use super::RunArgs;
+use crate::engine::{Engine, EngineConfig, Function, Invocation, InvokeError, Isolation, Limits, Outcome, digest_hex};
+
+pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
+    match run_events(args) {
+        // The reader went away (`sluice run ... | head`): not an error.
+        Err(err)
+            if err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+fn run_events(args: RunArgs) -> anyhow::Result<()> {
+    let settings: serde_json::Value =
+        serde_json::from_str(&args.settings).context("--settings is not valid JSON")?;
+    if !settings.is_object() {
+        bail!("--settings must be a JSON object, like '{{\"hashUserId\": true}}'");
+    }
+    let settings = settings.to_string();
+    let path = resolve_component(&args.function)?;
+    let wasm = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+
+    let engine = Engine::new(&EngineConfig::default())?;
+    let started = Instant::now();
+    let (_, pre) = engine.compile(&wasm).with_context(|| format!("{} was refused", path.display()))?;
+    eprintln!("compiled {} in {:?}", path.display(), started.elapsed());
+    let function = Function::new(Arc::clone(&engine), digest_hex(&wasm), pre);
+
+    let mut limits = Limits::default();
+    if let Some(fuel) = args.fuel {
+        limits.fuel = fuel;
+    }
+    if let Some(ms) = args.deadline_ms {
+        limits.deadline = Duration::from_millis(ms);
+    }
+    if let Some(mib) = args.memory_mib {
+        limits.memory_bytes = mib << 20;
+    }
+    let isolation = if args.fresh { Isolation::Fresh } else { Isolation::default() };
+
+    let input: Box<dyn BufRead> = if args.events.as_os_str() == "-" {
+        Box::new(BufReader::new(std::io::stdin()))
+    } else {
+        let file = std::fs::File::open(&args.events)
+            .with_context(|| format!("cannot open events file {}", args.events.display()))?;
+        Box::new(BufReader::new(file))
+    };
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut summary = Summary::default();
+    let mut batch: Vec<(usize, String)> = Vec::new();
+    for (index, line) in input.lines().enumerate() {
+        let line = line.context("cannot read the events file")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        batch.push((index + 1, line));
+        if batch.len() >= args.batch.max(1) {
+            flush(&function, &mut batch, &settings, &limits, isolation, &mut summary, &mut out, args.quiet)?;
+        }
+    }
+    flush(&function, &mut batch, &settings, &limits, isolation, &mut summary, &mut out, args.quiet)?;
+    out.flush()?;
+    summary.print();
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn flush(
+    function: &Function,
+    batch: &mut Vec<(usize, String)>,
+    settings: &str,
+    limits: &Limits,
+    isolation: Isolation,
+    summary: &mut Summary,
+    out: &mut impl Write,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let results: Vec<Invocation> = if batch.len() == 1 {
+        vec![function.invoke(&batch[0].1, settings, limits, isolation)]
+    } else {
+        let events: Vec<String> = batch.iter().map(|(_, e)| e.clone()).collect();
+        let run = function.invoke_batch(&events, settings, limits, isolation);
+        let share = run.duration / events.len() as u32;
+        let fuel = run.fuel_used / events.len() as u64;
+        for log in &run.logs {
+            eprintln!("[{}] {}", log.level, log.message);
+        }
+        run.results
+            .into_iter()
+            .map(|result| Invocation { result, fuel_used: fuel, duration: share, logs: Vec::new() })
+            .collect()
+    };
+    for ((line, _), invocation) in batch.drain(..).zip(results) {
+        summary.record(&invocation);
+        for log in &invocation.logs {
+            eprintln!("line {line}: [{}] {}", log.level, log.message);
+        }
+        if quiet {
+            continue;
+        }
+        match &invocation.result {
+            Ok(Outcome::Forward { event }) => writeln!(out, "{event}")?,
+            Ok(Outcome::FanOut { events }) => {
+                for event in events {
+                    writeln!(out, "{event}")?;
+                }
+            }
+            Ok(Outcome::Drop) => {
+                writeln!(out, "{}", serde_json::json!({"sluice": {"line": line, "outcome": "drop"}}))?
+            }
+            Ok(Outcome::Error { kind, message }) => writeln!(
+                out,
+                "{}",
+                serde_json::json!({"sluice": {"line": line, "outcome": "error", "kind": kind, "message": message}})
+            )?,
+            Err(err) => writeln!(
+                out,
+                "{}",
+                serde_json::json!({"sluice": {"line": line, "outcome": "failed", "error": err.code(), "message": err.to_string()}})
+            )?,
+        }
+    }
+    Ok(())
+}
+
+/// Finds a component: a path as given, or an example's build output in the target directory.
+fn resolve_component(name: &str) -> anyhow::Result<PathBuf> {
+    let path = Path::new(name);
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target"));
+    let file = format!("{}.wasm", name.replace('-', "_"));
+    let candidate = target.join("wasm32-wasip2").join("wasm").join(&file);
+    if candidate.is_file() {
+        return Ok(candidate);
+    }
+    bail!(
+        "no component at `{name}`, and no example build at {}; build it with \
+         `cargo build -p {name} --target wasm32-wasip2 --profile wasm` (or run scripts/build-components)",
+        candidate.display()
+    )
+}
+
+#[derive(Default)]
+struct Summary {
+    outcomes: BTreeMap<String, u64>,
+    fuel: Vec<u64>,
+    times: Vec<Duration>,
+}
+
+impl Summary {
+    fn record(&mut self, invocation: &Invocation) {
+        let key = match &invocation.result {
+            Ok(Outcome::Forward { .. }) => "forward".to_string(),
+            Ok(Outcome::FanOut { .. }) => "fan-out".to_string(),
+            Ok(Outcome::Drop) => "drop".to_string(),
+            Ok(Outcome::Error { kind, .. }) => format!("error:{kind}"),
+            Err(err) => format!("failed:{}", InvokeError::code(err)),
+        };
+        *self.outcomes.entry(key).or_default() += 1;
+        self.fuel.push(invocation.fuel_used);
+        self.times.push(invocation.duration);
+    }
+
+    fn print(&mut self) {
+        let n = self.times.len();
+        eprintln!("{n} events");
+        for (outcome, count) in &self.outcomes {
+            eprintln!("  {outcome:<28} {count}");
+        }
+        if n == 0 {
+            return;
+        }
+        self.times.sort();
+        self.fuel.sort();
+        let total: Duration = self.times.iter().sum();
+        eprintln!(
+            "time/event: mean {:?}, p50 {:?}, p99 {:?}, max {:?}",
+            total / n as u32,
+            self.times[n / 2],
+            self.times[(n * 99 / 100).min(n - 1)],
+            self.times[n - 1]
+        );
+        eprintln!(
+            "fuel/event: mean {}, p50 {}, max {}",
+            self.fuel.iter().sum::<u64>() / n as u64,
+            self.fuel[n / 2],
+            self.fuel[n - 1]
+        );
+    }
+}

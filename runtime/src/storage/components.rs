@@ -1,0 +1,180 @@
+//! Content-addressed storage of components and their compiled artifacts, and the cache of
+//! loaded [`Function`]s.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use wasmtime::component::Component;
+
+use crate::engine::{Engine, Function, UploadError, digest_hex};
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The component was refused.
+    #[error(transparent)]
+    Upload(#[from] UploadError),
+    /// No component is stored under this digest.
+    #[error("no component with digest {0}")]
+    NotFound(String),
+    /// The database failed.
+    #[error("storage: {0}")]
+    Db(#[from] sled::Error),
+    /// A file-system failure.
+    #[error("storage: {0}")]
+    Io(String),
+}
+
+/// The result of storing a component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// blake3 of the component's bytes, hex: its name from now on.
+    pub digest: String,
+    /// False when identical bytes were already stored (nothing was compiled or written).
+    pub new: bool,
+}
+
+/// Components by digest, their compiled artifacts by (digest, engine compatibility hash), and
+/// the functions loaded from them. Cheap to share; loading a function costs one artifact
+/// deserialization (about a millisecond), compiling costs Cranelift time.
+pub struct ComponentStore {
+    engine: Arc<Engine>,
+    db: sled::Db,
+    components: sled::Tree,
+    artifacts: sled::Tree,
+    loaded: Mutex<HashMap<String, Arc<Function>>>,
+}
+
+impl ComponentStore {
+    /// Opens the component trees of `db`.
+    ///
+    /// # Errors
+    /// sled cannot open the trees.
+    pub fn open(db: &sled::Db, engine: Arc<Engine>) -> Result<ComponentStore, StorageError> {
+        Ok(ComponentStore {
+            engine,
+            db: db.clone(),
+            components: db.open_tree("components")?,
+            artifacts: db.open_tree("artifacts")?,
+            loaded: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The engine functions run on.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Validates, compiles and stores a component, durably, under its blake3 digest. Identical
+    /// bytes are stored once: a second upload compiles nothing.
+    ///
+    /// # Errors
+    /// [`StorageError::Upload`] with the engine's reason, or a database failure.
+    pub fn put(&self, wasm: &[u8]) -> Result<Stored, StorageError> {
+        let digest = digest_hex(wasm);
+        if self.components.contains_key(digest.as_bytes())? {
+            self.function(&digest)?;
+            return Ok(Stored { digest, new: false });
+        }
+        let (component, pre) = self.engine.compile(wasm)?;
+        self.write_artifact(&digest, &component)?;
+        self.components.insert(digest.as_bytes(), wasm)?;
+        self.db.flush()?;
+        let function = Arc::new(Function::new(self.engine.clone(), digest.clone(), pre));
+        self.cache(function);
+        Ok(Stored { digest, new: true })
+    }
+
+    /// Whether a component with this digest is stored.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub fn contains(&self, digest: &str) -> Result<bool, StorageError> {
+        Ok(self.components.contains_key(digest.as_bytes())?)
+    }
+
+    /// The stored component's WebAssembly bytes.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] or a database failure.
+    pub fn wasm(&self, digest: &str) -> Result<Vec<u8>, StorageError> {
+        self.components
+            .get(digest.as_bytes())?
+            .map(|bytes| bytes.to_vec())
+            .ok_or_else(|| StorageError::NotFound(digest.to_string()))
+    }
+
+    /// The function for a stored component: from memory if loaded, else from its verified
+    /// artifact, else compiled again from its bytes (when the artifact is missing, corrupt, or
+    /// from another wasmtime version or configuration).
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`], a component that no longer passes the upload checks, or a
+    /// database failure.
+    pub fn function(&self, digest: &str) -> Result<Arc<Function>, StorageError> {
+        if let Some(function) = self.loaded.lock().ok().and_then(|l| l.get(digest).cloned()) {
+            return Ok(function);
+        }
+        let pre = match self.load_artifact(digest)? {
+            Some(component) => self.engine.link(&component)?,
+            None => {
+                let wasm = self.wasm(digest)?;
+                let (component, pre) = self.engine.compile(&wasm)?;
+                self.write_artifact(digest, &component)?;
+                pre
+            }
+        };
+        Ok(self.cache(Arc::new(Function::new(self.engine.clone(), digest.to_string(), pre))))
+    }
+
+    fn cache(&self, function: Arc<Function>) -> Arc<Function> {
+        if let Ok(mut loaded) = self.loaded.lock() {
+            loaded
+                .entry(function.digest().to_string())
+                .or_insert_with(|| function.clone());
+        }
+        function
+    }
+
+    fn artifact_key(&self, digest: &str) -> String {
+        let compat = blake3::Hash::from_bytes(self.engine.compatibility_hash()).to_hex();
+        format!("{digest}:{compat}")
+    }
+
+    fn write_artifact(&self, digest: &str, component: &Component) -> Result<(), StorageError> {
+        let artifact = match component.serialize() {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                // Not fatal: the component is still stored and compiles again on next load.
+                tracing::warn!(%digest, error = %err, "cannot serialize compiled component");
+                return Ok(());
+            }
+        };
+        let mut value = Vec::with_capacity(32 + artifact.len());
+        value.extend_from_slice(blake3::hash(&artifact).as_bytes());
+        value.extend_from_slice(&artifact);
+        self.artifacts.insert(self.artifact_key(digest).as_bytes(), value)?;
+        Ok(())
+    }
+
+    fn load_artifact(&self, digest: &str) -> Result<Option<Component>, StorageError> {
+        let Some(value) = self.artifacts.get(self.artifact_key(digest).as_bytes())? else {
+            return Ok(None);
+        };
+        if value.len() < 32 || blake3::hash(&value[32..]).as_bytes() != &value[..32] {
+            tracing::warn!(%digest, "stored artifact fails its checksum; recompiling");
+            return Ok(None);
+        }
+        // SAFETY: wasmtime requires that deserialized bytes come from `serialize` by a
+        // compatible engine. These bytes are exactly what `write_artifact` wrote (verified
+        // against the blake3 recorded beside them) under this engine's compatibility hash, and
+        // wasmtime re-checks version and configuration itself, refusing a mismatch.
+        match unsafe { Component::deserialize(self.engine.wasmtime(), &value[32..]) } {
+            Ok(component) => Ok(Some(component)),
+            Err(err) => {
+                tracing::warn!(%digest, error = %err, "stored artifact unusable; recompiling");
+                Ok(None)
+            }
+        }
+    }
+}
