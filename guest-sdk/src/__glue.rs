@@ -2,8 +2,8 @@
 
 use std::sync::Once;
 
-use crate::__bindings::sluice::function::types::{ErrorKind as WitKind, FunctionError as WitError};
 use crate::__bindings::Outcome;
+use crate::__bindings::sluice::function::types::{ErrorKind as WitKind, FunctionError as WitError};
 use crate::context::{Context, Level, host_log};
 use crate::outcome::{ErrorKind, Output};
 use crate::{InsertFunction, dispatch};

@@ -150,7 +150,10 @@ mod tests {
     fn local_context_reads_typed_settings_and_keeps_logs() {
         let ctx = Context::local(serde_json::json!({"hashUserId": true, "drop": ["ssn"]}), 7);
         assert_eq!(ctx.setting::<bool>("hashUserId"), Some(true));
-        assert_eq!(ctx.setting::<Vec<String>>("drop"), Some(vec!["ssn".to_string()]));
+        assert_eq!(
+            ctx.setting::<Vec<String>>("drop"),
+            Some(vec!["ssn".to_string()])
+        );
         assert_eq!(ctx.setting::<bool>("drop"), None);
         assert_eq!(ctx.setting::<bool>("missing"), None);
         ctx.info("hello");

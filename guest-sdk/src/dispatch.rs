@@ -1,9 +1,9 @@
 //! Turns event JSON text into a handler call and the handler's answer into an [`Output`].
 
+use crate::InsertFunction;
 use crate::context::Context;
 use crate::event::{Event, EventType};
 use crate::outcome::{ErrorKind, FunctionError, Outcome, Output};
-use crate::InsertFunction;
 
 /// Runs `F` on one event given as JSON text, as the host does. Use it in native tests (with
 /// [`Context::local`]) to check a function's output exactly as sluice will see it.
@@ -40,5 +40,8 @@ pub fn handle_json<F: InsertFunction>(event: &str, ctx: &Context) -> Output {
 
 /// Runs `F` on each event of a batch with one shared context; one output per event, in order.
 pub fn handle_json_batch<F: InsertFunction>(events: &[String], ctx: &Context) -> Vec<Output> {
-    events.iter().map(|event| handle_json::<F>(event, ctx)).collect()
+    events
+        .iter()
+        .map(|event| handle_json::<F>(event, ctx))
+        .collect()
 }

@@ -1,6 +1,9 @@
 //! The typed Segment event a handler receives and returns.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 /// Segment's event types. An unknown `type` deserializes as [`EventType::Unknown`] and is
@@ -46,7 +49,11 @@ impl EventType {
 /// One event in Segment's spec. The common fields are typed; `properties`, `traits`, `context`
 /// and `integrations` are JSON maps (empty maps are left out when the event is written back);
 /// every other field is kept in [`Event::extra`] and written back unchanged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Deserialization is hand-written rather than derived with `#[serde(flatten)]`: flatten
+/// buffers the whole event into an intermediate tree first, which doubles the allocations of
+/// every event a function reads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     /// `track`, `identify`, ...
@@ -93,6 +100,60 @@ pub struct Event {
     pub extra: Map<String, Value>,
 }
 
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Event, D::Error> {
+        deserializer.deserialize_map(EventVisitor)
+    }
+}
+
+struct EventVisitor;
+
+impl<'de> Visitor<'de> for EventVisitor {
+    type Value = Event;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Segment event (a JSON object with a `type`)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
+        let mut event = Event::new(EventType::Unknown);
+        let mut seen_type = false;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "type" => {
+                    event.event_type = map.next_value()?;
+                    seen_type = true;
+                }
+                "messageId" => event.message_id = map.next_value()?,
+                "userId" => event.user_id = map.next_value()?,
+                "anonymousId" => event.anonymous_id = map.next_value()?,
+                "event" => event.event = map.next_value()?,
+                "name" => event.name = map.next_value()?,
+                "groupId" => event.group_id = map.next_value()?,
+                "previousId" => event.previous_id = map.next_value()?,
+                "timestamp" => event.timestamp = map.next_value()?,
+                "properties" => event.properties = object_or_empty(map.next_value()?),
+                "traits" => event.traits = object_or_empty(map.next_value()?),
+                "context" => event.context = object_or_empty(map.next_value()?),
+                "integrations" => event.integrations = object_or_empty(map.next_value()?),
+                _ => {
+                    let value: Value = map.next_value()?;
+                    event.extra.insert(key.into_owned(), value);
+                }
+            }
+        }
+        if !seen_type {
+            return Err(de::Error::missing_field("type"));
+        }
+        Ok(event)
+    }
+}
+
+/// `null` (which some libraries send for an absent map) reads as an empty map.
+fn object_or_empty(value: Option<Map<String, Value>>) -> Map<String, Value> {
+    value.unwrap_or_default()
+}
+
 impl Event {
     /// A new event of the given type with no fields set.
     pub fn new(event_type: EventType) -> Event {
@@ -133,7 +194,8 @@ impl Event {
     pub fn route_only_to(&mut self, destination: &str) {
         self.integrations.clear();
         self.integrations.insert("All".into(), Value::Bool(false));
-        self.integrations.insert(destination.into(), Value::Bool(true));
+        self.integrations
+            .insert(destination.into(), Value::Bool(true));
     }
 }
 
@@ -153,6 +215,19 @@ mod tests {
     }
 
     #[test]
+    fn typed_fields_are_checked_and_null_maps_are_empty() {
+        assert!(
+            Event::from_json(r#"{"event":"x"}"#).is_err(),
+            "type is required"
+        );
+        assert!(Event::from_json(r#"{"type":"track","properties":[1]}"#).is_err());
+        assert!(Event::from_json(r#"{"type":"track","userId":7}"#).is_err());
+        let event = Event::from_json(r#"{"type":"track","traits":null,"userId":null}"#).unwrap();
+        assert!(event.traits.is_empty());
+        assert_eq!(event.user_id, None);
+    }
+
+    #[test]
     fn unknown_type_is_unknown_not_an_error() {
         let event = Event::from_json(r#"{"type":"flush"}"#).unwrap();
         assert_eq!(event.event_type, EventType::Unknown);
@@ -161,7 +236,9 @@ mod tests {
     #[test]
     fn route_only_to_replaces_integrations() {
         let mut event = Event::new(EventType::Track);
-        event.integrations.insert("Mixpanel".into(), Value::Bool(true));
+        event
+            .integrations
+            .insert("Mixpanel".into(), Value::Bool(true));
         event.route_only_to("Warehouse");
         assert_eq!(
             Value::Object(event.integrations),

@@ -89,7 +89,10 @@ pub trait InsertFunction {
 fn unsupported(event: Event, _ctx: &Context) -> Result<Outcome, FunctionError> {
     Err(FunctionError::new(
         ErrorKind::EventNotSupported,
-        format!("this function has no handler for `{}` events", event.event_type.as_str()),
+        format!(
+            "this function has no handler for `{}` events",
+            event.event_type.as_str()
+        ),
     ))
 }
 

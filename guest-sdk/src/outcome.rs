@@ -5,6 +5,9 @@ use std::fmt;
 use crate::event::Event;
 
 /// What becomes of an event a handler accepted.
+// An `Outcome` is returned once per event and moved, never stored in bulk: boxing the event
+// would cost an allocation per event to save stack space nobody needs.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Send this event on (it may be the input, changed or not).

@@ -68,11 +68,15 @@ fn enrich(mut event: Event, ctx: &Context) -> Event {
             .iter()
             .filter_map(|p| p.get("quantity").and_then(Value::as_f64))
             .sum();
-        event.properties.insert("itemCount".into(), Value::from(items as u64));
+        event
+            .properties
+            .insert("itemCount".into(), Value::from(items as u64));
     }
     if let Some(revenue) = event.properties.get("revenue").and_then(Value::as_f64) {
         let cents = (revenue * 100.0).round() as i64;
-        event.properties.insert("revenueCents".into(), Value::from(cents));
+        event
+            .properties
+            .insert("revenueCents".into(), Value::from(cents));
     }
     let context_traits = match event.context.get("traits") {
         Some(Value::Object(traits)) => Some(traits),
@@ -82,7 +86,11 @@ fn enrich(mut event: Event, ctx: &Context) -> Event {
     let domain = email_domain([&event.properties, &event.traits])
         .or_else(|| email_domain([context_traits.unwrap_or(&empty), &empty]));
     if let Some(domain) = domain {
-        let target = if event.traits.is_empty() { &mut event.properties } else { &mut event.traits };
+        let target = if event.traits.is_empty() {
+            &mut event.properties
+        } else {
+            &mut event.traits
+        };
         target.insert("emailDomain".into(), Value::String(domain));
     }
     event
@@ -111,10 +119,21 @@ mod tests {
 
     #[test]
     fn names_agree_across_cases() {
-        for input in ["orderCompleted", "order_completed", "Order Completed", "ORDER-completed"] {
+        for input in [
+            "orderCompleted",
+            "order_completed",
+            "Order Completed",
+            "ORDER-completed",
+        ] {
             assert_eq!(normalise_name(input, "snake"), "order_completed", "{input}");
         }
-        assert_eq!(normalise_name("order_completed", "title"), "Order Completed");
-        assert_eq!(normalise_name("Order Completed", "lower"), "order completed");
+        assert_eq!(
+            normalise_name("order_completed", "title"),
+            "Order Completed"
+        );
+        assert_eq!(
+            normalise_name("Order Completed", "lower"),
+            "order completed"
+        );
     }
 }

@@ -44,7 +44,9 @@ impl InsertFunction for Hostile {
                 Ok(event.into())
             }
             "oversize" => {
-                event.properties.insert("blob".into(), Value::String("x".repeat(256 << 10)));
+                event
+                    .properties
+                    .insert("blob".into(), Value::String("x".repeat(256 << 10)));
                 Ok(event.into())
             }
             "chatty" => {
@@ -55,8 +57,14 @@ impl InsertFunction for Hostile {
             }
             "retry" => Err(FunctionError::retry("the upstream is down, try again")),
             "fanout" => {
-                let copies = event.properties.get("copies").and_then(Value::as_u64).unwrap_or(2);
-                Ok(Outcome::FanOut((0..copies).map(|_| event.clone()).collect()))
+                let copies = event
+                    .properties
+                    .get("copies")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(2);
+                Ok(Outcome::FanOut(
+                    (0..copies).map(|_| event.clone()).collect(),
+                ))
             }
             _ => Ok(event.into()),
         }

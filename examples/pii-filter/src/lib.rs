@@ -134,6 +134,8 @@ mod tests {
     fn delete_events_are_not_supported() {
         let ctx = Context::local(json!({}), 0);
         let out = handle_json::<PiiFilter>(r#"{"type":"delete","userId":"u1"}"#, &ctx);
-        assert!(matches!(out, Output::Error(e) if e.kind == sluice_guest::ErrorKind::EventNotSupported));
+        assert!(
+            matches!(out, Output::Error(e) if e.kind == sluice_guest::ErrorKind::EventNotSupported)
+        );
     }
 }

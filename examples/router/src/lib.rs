@@ -56,8 +56,14 @@ mod tests {
             panic!("not forwarded")
         };
         let out: Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(out["integrations"], json!({"All": false, "Warehouse": true}));
+        assert_eq!(
+            out["integrations"],
+            json!({"All": false, "Warehouse": true})
+        );
         let unrouted = handle_json::<Router>(r#"{"type":"track","event":"Viewed"}"#, &ctx);
-        assert_eq!(unrouted, Output::Forward(r#"{"type":"track","event":"Viewed"}"#.into()));
+        assert_eq!(
+            unrouted,
+            Output::Forward(r#"{"type":"track","event":"Viewed"}"#.into())
+        );
     }
 }
