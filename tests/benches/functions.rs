@@ -23,7 +23,10 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let passes: usize = std::env::var("SLUICE_BENCH_PASSES").ok().and_then(|p| p.parse().ok()).unwrap_or(3);
+    let passes: usize = std::env::var("SLUICE_BENCH_PASSES")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3);
     let events = sample_events();
     let n = events.len();
     let bytes: usize = events.iter().map(String::len).sum();
@@ -44,7 +47,11 @@ fn main() {
     // Artifact load: a fresh store each time, so nothing is cached in memory.
     let dir = tempfile::tempdir().expect("temp dir");
     let db = open_db(dir.path()).expect("db");
-    let digest = ComponentStore::open(&db, engine.clone()).expect("store").put(&wasm).expect("put").digest;
+    let digest = ComponentStore::open(&db, engine.clone())
+        .expect("store")
+        .put(&wasm)
+        .expect("put")
+        .digest;
     let load = median(
         (0..20)
             .map(|_| {
@@ -73,7 +80,11 @@ fn main() {
             let start = Instant::now();
             for event in &events {
                 let run = function.invoke(event, "{}", &limits, isolation);
-                assert!(matches!(run.result, Ok(Outcome::Forward { .. })), "{:?}", run.result);
+                assert!(
+                    matches!(run.result, Ok(Outcome::Forward { .. })),
+                    "{:?}",
+                    run.result
+                );
             }
             start.elapsed()
         })
@@ -84,20 +95,35 @@ fn main() {
         let start = Instant::now();
         for chunk in events.chunks(100) {
             let run = function.invoke_batch(chunk, "{}", &limits, Isolation::default());
-            assert!(run.results.iter().all(|r| matches!(r, Ok(Outcome::Forward { .. }))));
+            assert!(
+                run.results
+                    .iter()
+                    .all(|r| matches!(r, Ok(Outcome::Forward { .. })))
+            );
         }
         start.elapsed()
     });
 
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     let us = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
-    println!("{n} events, {:.0} bytes/event on average, best of {passes} passes\n", bytes as f64 / n as f64);
+    println!(
+        "{n} events, {:.0} bytes/event on average, best of {passes} passes\n",
+        bytes as f64 / n as f64
+    );
     println!("| mode | events/s | us/event | ratio to native | target |");
     println!("|---|---:|---:|---:|---|");
-    println!("| native Rust over serde_json (the limit) | {:.0} | {:.2} | 1.00 | - |", rate(native), us(native));
+    println!(
+        "| native Rust over serde_json (the limit) | {:.0} | {:.2} | 1.00 | - |",
+        rate(native),
+        us(native)
+    );
     for (mode, d, target) in [
         ("component, warm pooled instance", warm, ">= 0.50x native"),
-        ("component, fresh instance per event", fresh, "<= +15 us/event over warm"),
+        (
+            "component, fresh instance per event",
+            fresh,
+            "<= +15 us/event over warm",
+        ),
         ("component, batches of 100", batched, ">= 0.60x native"),
     ] {
         println!(
@@ -107,7 +133,17 @@ fn main() {
             native.as_secs_f64() / d.as_secs_f64()
         );
     }
-    println!("\nfresh instance adds {:.2} us/event over warm", us(fresh) - us(warm));
-    println!("compile pii-filter ({} KiB): {:.1} ms (target <= 300 ms)", wasm.len() / 1024, compile.as_secs_f64() * 1e3);
-    println!("load stored artifact: {:.3} ms (target <= 2 ms)", load.as_secs_f64() * 1e3);
+    println!(
+        "\nfresh instance adds {:.2} us/event over warm",
+        us(fresh) - us(warm)
+    );
+    println!(
+        "compile pii-filter ({} KiB): {:.1} ms (target <= 300 ms)",
+        wasm.len() / 1024,
+        compile.as_secs_f64() * 1e3
+    );
+    println!(
+        "load stored artifact: {:.3} ms (target <= 2 ms)",
+        load.as_secs_f64() * 1e3
+    );
 }

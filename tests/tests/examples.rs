@@ -1,6 +1,8 @@
 //! The example functions, as components on the real engine, turn the sample events into the
 //! exact expected output.
 
+use std::sync::LazyLock;
+
 use pii_filter::PiiFilter;
 use regex::Regex;
 use serde_json::{Value, json};
@@ -68,38 +70,48 @@ fn pii_filter_settings_drop_fields_and_hash_user_ids() {
         .expect("an identify event");
     let settings = json!({"dropFields": ["traits.ssn", "traits.address.street", "context.ip"],
                           "hashUserId": true, "redaction": "hash"});
-    let run = pii.invoke(identify, &settings.to_string(), &Limits::default(), Isolation::default());
+    let run = pii.invoke(
+        identify,
+        &settings.to_string(),
+        &Limits::default(),
+        Isolation::default(),
+    );
     let out = forwarded(&run.result);
     let input: Value = serde_json::from_str(identify).unwrap();
     assert!(out["traits"].get("ssn").is_none());
     assert!(out["traits"]["address"].get("street").is_none());
-    assert_eq!(out["traits"]["address"]["city"], input["traits"]["address"]["city"]);
+    assert_eq!(
+        out["traits"]["address"]["city"],
+        input["traits"]["address"]["city"]
+    );
     assert!(out["context"].get("ip").is_none());
     let user_id = input["userId"].as_str().unwrap();
     assert_eq!(out["userId"], sluice_guest::pii::hash_hex(user_id));
-    let email = input["traits"]["email"].as_str().unwrap().to_ascii_lowercase();
+    let email = input["traits"]["email"]
+        .as_str()
+        .unwrap()
+        .to_ascii_lowercase();
     assert_eq!(out["traits"]["email"], sluice_guest::pii::hash_hex(&email));
     assert_eq!(out["traits"]["firstName"], input["traits"]["firstName"]);
 }
 
 /// An oracle written independently of the SDK's scanner: none of these may survive the filter.
 fn leaks(text: &str) -> Vec<String> {
-    let patterns = [
-        r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
-        r"\+\d{1,3}-\d{3}-\d{3}-\d{4}",
-        r"\b\d{3}-\d{2}-\d{4}\b",
-        r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b",
-        r"\b\d{16}\b",
-    ];
-    patterns
+    static ORACLE: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+        [
+            r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
+            r"\+\d{1,3}-\d{3}-\d{3}-\d{4}",
+            r"\b\d{3}-\d{2}-\d{4}\b",
+            r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b",
+            r"\b\d{16}\b",
+        ]
         .iter()
-        .flat_map(|p| {
-            Regex::new(p)
-                .unwrap()
-                .find_iter(text)
-                .map(|m| m.as_str().to_string())
-                .collect::<Vec<_>>()
-        })
+        .map(|p| Regex::new(p).unwrap())
+        .collect()
+    });
+    ORACLE
+        .iter()
+        .flat_map(|re| re.find_iter(text).map(|m| m.as_str().to_string()))
         .collect()
 }
 
@@ -119,7 +131,11 @@ fn pii_filter_component_leaks_nothing_and_matches_native_on_every_sample_event()
             let Output::Forward(native) = handle_json::<PiiFilter>(input, &native_ctx) else {
                 panic!("native filter did not forward {input}");
             };
-            assert_eq!(out, serde_json::from_str::<Value>(&native).unwrap(), "component and native differ on {input}");
+            assert_eq!(
+                out,
+                serde_json::from_str::<Value>(&native).unwrap(),
+                "component and native differ on {input}"
+            );
             for section in ["properties", "traits", "context"] {
                 let text = out.get(section).map(Value::to_string).unwrap_or_default();
                 let leaked = leaks(&text);
@@ -147,7 +163,11 @@ fn router_routes_order_completed_to_the_named_destination_only() {
     let events = sample_events();
     let settings = json!({"routes": {"Order Completed": "Warehouse"}}).to_string();
     let mut routed = 0;
-    for input in events.iter().filter(|e| e.contains(r#""type":"track""#)).take(500) {
+    for input in events
+        .iter()
+        .filter(|e| e.contains(r#""type":"track""#))
+        .take(500)
+    {
         let run = router.invoke(input, &settings, &Limits::default(), Isolation::default());
         let out = forwarded(&run.result);
         let mut expected: Value = serde_json::from_str(input).unwrap();
@@ -160,7 +180,12 @@ fn router_routes_order_completed_to_the_named_destination_only() {
     }
     assert!(routed > 10, "the sample has Order Completed events");
     let drop_unrouted = json!({"routes": {}, "dropUnrouted": true}).to_string();
-    let run = router.invoke(&events[0], &drop_unrouted, &Limits::default(), Isolation::default());
+    let run = router.invoke(
+        &events[0],
+        &drop_unrouted,
+        &Limits::default(),
+        Isolation::default(),
+    );
     assert_eq!(run.result, Ok(Outcome::Drop));
 }
 
@@ -169,7 +194,12 @@ fn enrich_normalises_names_and_derives_properties() {
     let engine = engine();
     let enrich = function(&engine, "enrich");
     let events = sample_events();
-    let run = enrich.invoke(&events[0], &json!({"eventCase": "snake"}).to_string(), &Limits::default(), Isolation::default());
+    let run = enrich.invoke(
+        &events[0],
+        &json!({"eventCase": "snake"}).to_string(),
+        &Limits::default(),
+        Isolation::default(),
+    );
     let out = forwarded(&run.result);
     assert_eq!(out["event"], "payment_info_entered");
     assert_eq!(out["properties"]["itemCount"], 4);
@@ -180,12 +210,25 @@ fn enrich_normalises_names_and_derives_properties() {
         rest["properties"].as_object_mut().unwrap().remove(key);
     }
     rest["event"] = json!("Payment Info Entered");
-    assert_eq!(rest, serde_json::from_str::<Value>(&events[0]).unwrap(), "nothing else changes");
+    assert_eq!(
+        rest,
+        serde_json::from_str::<Value>(&events[0]).unwrap(),
+        "nothing else changes"
+    );
 
-    let alias = events.iter().find(|e| e.contains(r#""type":"alias""#)).unwrap();
+    let alias = events
+        .iter()
+        .find(|e| e.contains(r#""type":"alias""#))
+        .unwrap();
     let run = enrich.invoke(alias, "{}", &Limits::default(), Isolation::default());
     assert!(
-        matches!(&run.result, Ok(Outcome::Error { kind: "event-not-supported", .. })),
+        matches!(
+            &run.result,
+            Ok(Outcome::Error {
+                kind: "event-not-supported",
+                ..
+            })
+        ),
         "{:?}",
         run.result
     );

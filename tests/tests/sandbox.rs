@@ -13,8 +13,15 @@ fn track(name: &str) -> String {
 
 fn assert_next_event_succeeds(f: &sluice_runtime::engine::Function, isolation: Isolation) {
     let run = f.invoke(&track("fine"), "{}", &Limits::default(), isolation);
-    assert!(matches!(run.result, Ok(Outcome::Forward { .. })), "after a failure: {:?}", run.result);
+    assert!(
+        matches!(run.result, Ok(Outcome::Forward { .. })),
+        "after a failure: {:?}",
+        run.result
+    );
 }
+
+/// Whether an invocation failed the way a case expects.
+type Expect = Box<dyn Fn(&InvokeError) -> bool>;
 
 #[test]
 fn each_failure_has_its_own_named_error_and_never_poisons_the_next_event() {
@@ -26,21 +33,39 @@ fn each_failure_has_its_own_named_error_and_never_poisons_the_next_event() {
             output_bytes: 64 << 10,
             ..Limits::default()
         };
-        let cases: Vec<(&str, &Limits, Box<dyn Fn(&InvokeError) -> bool>)> = vec![
-            ("loop", &limits, Box::new(|e| matches!(e, InvokeError::OutOfFuel { budget } if *budget == 50_000_000))),
-            ("grow", &limits, Box::new(|e| matches!(e, InvokeError::MemoryLimit { limit_bytes } if *limit_bytes == 16 << 20))),
-            ("recurse", &limits, Box::new(|e| matches!(e, InvokeError::StackOverflow))),
+        let cases: Vec<(&str, &Limits, Expect)> = vec![
+            (
+                "loop",
+                &limits,
+                Box::new(
+                    |e| matches!(e, InvokeError::OutOfFuel { budget } if *budget == 50_000_000),
+                ),
+            ),
+            (
+                "grow",
+                &limits,
+                Box::new(
+                    |e| matches!(e, InvokeError::MemoryLimit { limit_bytes } if *limit_bytes == 16 << 20),
+                ),
+            ),
+            (
+                "recurse",
+                &limits,
+                Box::new(|e| matches!(e, InvokeError::StackOverflow)),
+            ),
             (
                 "oversize",
                 &small_output,
-                Box::new(|e| matches!(e, InvokeError::OutputTooLarge { limit_bytes, actual_bytes } if *limit_bytes == 64 << 10 && *actual_bytes > 256 << 10)),
+                Box::new(
+                    |e| matches!(e, InvokeError::OutputTooLarge { limit_bytes, actual_bytes } if *limit_bytes == 64 << 10 && *actual_bytes > 256 << 10),
+                ),
             ),
             (
                 "panic",
                 &limits,
-                Box::new(|e| {
-                    matches!(e, InvokeError::Trap { guest_message: Some(m), .. } if m.contains("hostile function panicked on purpose"))
-                }),
+                Box::new(
+                    |e| matches!(e, InvokeError::Trap { guest_message: Some(m), .. } if m.contains("hostile function panicked on purpose")),
+                ),
             ),
         ];
         for (name, limits, expected) in cases {
@@ -74,7 +99,11 @@ fn a_loop_with_plenty_of_fuel_hits_the_wall_clock_deadline() {
             deadline: Duration::from_millis(30)
         })
     );
-    assert!(started.elapsed() < Duration::from_secs(1), "stopped promptly: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "stopped promptly: {:?}",
+        started.elapsed()
+    );
     assert!(run.result.as_ref().is_err_and(InvokeError::is_retryable));
     assert_next_event_succeeds(&hostile, Isolation::default());
 }
@@ -98,10 +127,21 @@ fn guest_errors_fan_out_and_bounded_logs() {
         other => panic!("expected fan-out, got {other:?}"),
     }
     let run = hostile.invoke(&track("chatty"), "{}", &limits, Isolation::default());
-    assert!(matches!(run.result, Ok(Outcome::Forward { .. })), "logging never fails a function");
-    assert_eq!(run.logs.len(), limits.log_lines + 1, "kept lines plus one line saying how many were dropped");
+    assert!(
+        matches!(run.result, Ok(Outcome::Forward { .. })),
+        "logging never fails a function"
+    );
+    assert_eq!(
+        run.logs.len(),
+        limits.log_lines + 1,
+        "kept lines plus one line saying how many were dropped"
+    );
     let last = run.logs.last().unwrap();
-    assert!(last.message.contains("9900 more log lines were dropped"), "{}", last.message);
+    assert!(
+        last.message.contains("9900 more log lines were dropped"),
+        "{}",
+        last.message
+    );
 }
 
 #[test]
@@ -114,7 +154,13 @@ fn a_batch_with_one_bad_event_fails_only_that_event() {
     assert!(matches!(batch.results[0], Ok(Outcome::Forward { .. })));
     assert!(matches!(batch.results[1], Err(InvokeError::Trap { .. })));
     assert!(matches!(batch.results[2], Ok(Outcome::Forward { .. })));
-    assert!(matches!(batch.results[3], Ok(Outcome::Error { kind: "retry-error", .. })));
+    assert!(matches!(
+        batch.results[3],
+        Ok(Outcome::Error {
+            kind: "retry-error",
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -122,11 +168,17 @@ fn two_functions_run_concurrently_without_interference() {
     let engine = engine();
     let pii = function(&engine, "pii-filter");
     let hostile = function(&engine, "hostile");
-    let event = json!({"type": "track", "event": "x", "properties": {"email": "a@b.example.com"}}).to_string();
+    let event = json!({"type": "track", "event": "x", "properties": {"email": "a@b.example.com"}})
+        .to_string();
     std::thread::scope(|scope| {
         let bad = scope.spawn(|| {
             for _ in 0..20 {
-                let run = hostile.invoke(&track("loop"), "{}", &Limits::default(), Isolation::default());
+                let run = hostile.invoke(
+                    &track("loop"),
+                    "{}",
+                    &Limits::default(),
+                    Isolation::default(),
+                );
                 assert!(matches!(run.result, Err(InvokeError::OutOfFuel { .. })));
             }
         });
@@ -142,15 +194,24 @@ fn two_functions_run_concurrently_without_interference() {
         bad.join().unwrap();
         good.join().unwrap();
     });
-    assert!(pii.warm_instances() >= 1, "the good function's instance was reused");
+    assert!(
+        pii.warm_instances() >= 1,
+        "the good function's instance was reused"
+    );
 }
 
 #[test]
 fn uploads_that_are_not_insert_function_components_are_refused_by_name() {
     let engine = engine();
-    assert!(matches!(engine.compile(b"definitely not wasm"), Err(UploadError::NotWasm)));
+    assert!(matches!(
+        engine.compile(b"definitely not wasm"),
+        Err(UploadError::NotWasm)
+    ));
     let core = wat_module();
-    assert!(matches!(engine.compile(&core), Err(UploadError::CoreModule)));
+    assert!(matches!(
+        engine.compile(&core),
+        Err(UploadError::CoreModule)
+    ));
 
     let sneaky = wat::parse_str(
         r#"(component (import "acme:secrets/vault@1.0.0" (instance)) (import "wasi:http/outgoing-handler@0.2.0" (instance)))"#,
@@ -158,19 +219,34 @@ fn uploads_that_are_not_insert_function_components_are_refused_by_name() {
     .unwrap();
     match engine.compile(&sneaky) {
         Err(UploadError::UnknownImports(names)) => {
-            assert_eq!(names, vec!["acme:secrets/vault@1.0.0", "wasi:http/outgoing-handler@0.2.0"]);
+            assert_eq!(
+                names,
+                vec![
+                    "acme:secrets/vault@1.0.0",
+                    "wasi:http/outgoing-handler@0.2.0"
+                ]
+            );
         }
         Err(other) => panic!("expected unknown imports, got {other}"),
         Ok(_) => panic!("expected unknown imports, got a compiled component"),
     }
     let empty = wat::parse_str("(component)").unwrap();
-    let err = engine.compile(&empty).err().expect("an empty component is refused");
+    let err = engine
+        .compile(&empty)
+        .err()
+        .expect("an empty component is refused");
     assert!(matches!(err, UploadError::WrongWorld(_)), "{err}");
-    assert!(err.to_string().contains("handle"), "names the missing export: {err}");
+    assert!(
+        err.to_string().contains("handle"),
+        "names the missing export: {err}"
+    );
 
     let mut truncated = component("pii-filter");
     truncated.truncate(truncated.len() / 2);
-    assert!(matches!(engine.compile(&truncated), Err(UploadError::Invalid(_))));
+    assert!(matches!(
+        engine.compile(&truncated),
+        Err(UploadError::Invalid(_))
+    ));
 }
 
 fn wat_module() -> Vec<u8> {

@@ -20,7 +20,10 @@ fn identical_code_is_stored_and_compiled_once() {
     assert_eq!(first.digest, blake3_hex(&wasm));
     assert_eq!(engine.compile_count(), 1);
     assert_eq!(store.wasm(&first.digest).unwrap(), wasm);
-    assert!(matches!(store.function("00ff"), Err(StorageError::NotFound(_))));
+    assert!(matches!(
+        store.function("00ff"),
+        Err(StorageError::NotFound(_))
+    ));
 }
 
 #[test]
@@ -70,8 +73,17 @@ fn a_corrupt_or_foreign_artifact_is_recompiled_not_trusted() {
     let engine = engine();
     let store = ComponentStore::open(&db, engine.clone()).unwrap();
     let function = store.function(&digest).unwrap();
-    assert_eq!(engine.compile_count(), 1, "the corrupt artifact was not deserialized");
-    let run = function.invoke(r#"{"type":"track","event":"x"}"#, "{}", &Limits::default(), Isolation::default());
+    assert_eq!(
+        engine.compile_count(),
+        1,
+        "the corrupt artifact was not deserialized"
+    );
+    let run = function.invoke(
+        r#"{"type":"track","event":"x"}"#,
+        "{}",
+        &Limits::default(),
+        Isolation::default(),
+    );
     assert!(matches!(run.result, Ok(Outcome::Forward { .. })));
 }
 

@@ -11,7 +11,14 @@ use super::{Engine, HostState, UploadError};
 
 /// Interface namespaces a component may import: the WASI that a `wasm32-wasip2` standard
 /// library links (granting nothing, see [`HostState::new`]) and sluice's own host interface.
-const ALLOWED_WASI: &[&str] = &["wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:cli/", "wasi:filesystem/", "wasi:sockets/"];
+const ALLOWED_WASI: &[&str] = &[
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:cli/",
+    "wasi:filesystem/",
+    "wasi:sockets/",
+];
 
 /// The blake3 digest of a component's bytes, as lowercase hex: the component's name in storage.
 pub fn digest_hex(wasm: &[u8]) -> String {
@@ -25,9 +32,13 @@ impl Engine {
     /// # Errors
     /// [`UploadError`] naming what is wrong: not WebAssembly, a core module, invalid, unknown
     /// imports, or not the insert-function world.
-    pub fn compile(&self, wasm: &[u8]) -> Result<(Component, InsertFunctionPre<HostState>), UploadError> {
+    pub fn compile(
+        &self,
+        wasm: &[u8],
+    ) -> Result<(Component, InsertFunctionPre<HostState>), UploadError> {
         check_header(wasm)?;
-        let component = Component::new(self.wasmtime(), wasm).map_err(|e| UploadError::Invalid(format!("{e:#}")))?;
+        let component = Component::new(self.wasmtime(), wasm)
+            .map_err(|e| UploadError::Invalid(format!("{e:#}")))?;
         self.count_compile();
         let pre = self.link(&component)?;
         Ok((component, pre))
@@ -104,8 +115,14 @@ mod tests {
 
     #[test]
     fn header_tells_modules_from_components() {
-        assert!(matches!(check_header(b"hello world"), Err(UploadError::NotWasm)));
-        assert!(matches!(check_header(b"\0asm\x01\0\0\0"), Err(UploadError::CoreModule)));
+        assert!(matches!(
+            check_header(b"hello world"),
+            Err(UploadError::NotWasm)
+        ));
+        assert!(matches!(
+            check_header(b"\0asm\x01\0\0\0"),
+            Err(UploadError::CoreModule)
+        ));
         assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
     }
 

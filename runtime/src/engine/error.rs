@@ -6,7 +6,9 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
     /// The bytes are not WebAssembly at all.
-    #[error("not a WebAssembly binary (no `\\0asm` header); upload a component built for wasm32-wasip2")]
+    #[error(
+        "not a WebAssembly binary (no `\\0asm` header); upload a component built for wasm32-wasip2"
+    )]
     NotWasm,
     /// A core module, not a component.
     #[error(
@@ -51,7 +53,9 @@ pub enum InvokeError {
     #[error("stack overflow: the function exhausted its call stack")]
     StackOverflow,
     /// The function returned more event text than it may.
-    #[error("output too large: the function returned {actual_bytes} bytes, the limit is {limit_bytes}")]
+    #[error(
+        "output too large: the function returned {actual_bytes} bytes, the limit is {limit_bytes}"
+    )]
     OutputTooLarge {
         /// What it returned.
         actual_bytes: usize,

@@ -9,7 +9,7 @@ use sluice_host_api::sluice::function::types::{self as wit, ErrorKind};
 use sluice_host_api::{InsertFunction, InsertFunctionPre};
 use wasmtime::{Store, Trap, WasmBacktrace};
 
-use super::{Engine, EPOCH_TICK, HostState, InvokeError, Isolation, Limits, LogLine};
+use super::{EPOCH_TICK, Engine, HostState, InvokeError, Isolation, Limits, LogLine};
 
 /// Warm instances kept per function; more than the cores that can use them at once is waste.
 const WARM_PER_FUNCTION: usize = 4;
@@ -136,7 +136,13 @@ impl Function {
 
     /// Runs the function on one event (JSON text) with the instance's settings (a JSON object
     /// text). Never panics and never poisons later invocations: a failed instance is dropped.
-    pub fn invoke(&self, event: &str, settings: &str, limits: &Limits, isolation: Isolation) -> Invocation {
+    pub fn invoke(
+        &self,
+        event: &str,
+        settings: &str,
+        limits: &Limits,
+        isolation: Isolation,
+    ) -> Invocation {
         let run = self.run(settings, limits, isolation, |bindings, store| {
             bindings.call_handle(store, event).map(Outcome::from_wit)
         });
@@ -170,9 +176,12 @@ impl Function {
         isolation: Isolation,
     ) -> BatchInvocation {
         let run = self.run(settings, limits, isolation, |bindings, store| {
-            bindings
-                .call_handle_batch(store, events)
-                .map(|outcomes| outcomes.into_iter().map(Outcome::from_wit).collect::<Vec<_>>())
+            bindings.call_handle_batch(store, events).map(|outcomes| {
+                outcomes
+                    .into_iter()
+                    .map(Outcome::from_wit)
+                    .collect::<Vec<_>>()
+            })
         });
         match run.result {
             Ok(outcomes) if outcomes.len() == events.len() => {
@@ -326,7 +335,11 @@ impl Function {
 fn classify(err: &wasmtime::Error, state: &HostState, limits: &Limits) -> InvokeError {
     let trap = err.downcast_ref::<Trap>().copied();
     match trap {
-        Some(Trap::OutOfFuel) => return InvokeError::OutOfFuel { budget: limits.fuel },
+        Some(Trap::OutOfFuel) => {
+            return InvokeError::OutOfFuel {
+                budget: limits.fuel,
+            };
+        }
         Some(Trap::Interrupt) => {
             return InvokeError::DeadlineExceeded {
                 deadline: limits.deadline,

@@ -78,7 +78,10 @@ impl HostState {
         if self.logs_dropped > 0 {
             logs.push(LogLine {
                 level: "warn",
-                message: format!("{} more log lines were dropped (log limit)", self.logs_dropped),
+                message: format!(
+                    "{} more log lines were dropped (log limit)",
+                    self.logs_dropped
+                ),
             });
         }
         logs

@@ -124,7 +124,11 @@ impl ComponentStore {
                 pre
             }
         };
-        Ok(self.cache(Arc::new(Function::new(self.engine.clone(), digest.to_string(), pre))))
+        Ok(self.cache(Arc::new(Function::new(
+            self.engine.clone(),
+            digest.to_string(),
+            pre,
+        ))))
     }
 
     fn cache(&self, function: Arc<Function>) -> Arc<Function> {
@@ -153,7 +157,8 @@ impl ComponentStore {
         let mut value = Vec::with_capacity(32 + artifact.len());
         value.extend_from_slice(blake3::hash(&artifact).as_bytes());
         value.extend_from_slice(&artifact);
-        self.artifacts.insert(self.artifact_key(digest).as_bytes(), value)?;
+        self.artifacts
+            .insert(self.artifact_key(digest).as_bytes(), value)?;
         Ok(())
     }
 

@@ -17,6 +17,7 @@ pub use components::{ComponentStore, StorageError, Stored};
 /// # Errors
 /// The directory cannot be created or sled cannot open it (another process holds it, say).
 pub fn open_db(dir: &Path) -> Result<sled::Db, StorageError> {
-    std::fs::create_dir_all(dir).map_err(|e| StorageError::Io(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StorageError::Io(format!("{}: {e}", dir.display())))?;
     Ok(sled::open(dir.join("db"))?)
 }
