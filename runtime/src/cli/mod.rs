@@ -1,7 +1,10 @@
 //! The `sluice` command line: argument parsing and one module per command.
 
+mod logging;
 mod run;
 mod serve;
+
+pub use logging::LogFormat;
 
 use std::path::PathBuf;
 
@@ -66,7 +69,10 @@ pub struct RunArgs {
 /// Whatever stopped the command, worded for the person who ran it.
 pub fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => {
+            logging::init("warn", LogFormat::Text);
+            run::run(args)
+        }
         Command::Serve(args) => serve::serve(args),
     }
 }

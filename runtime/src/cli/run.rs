@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use super::RunArgs;
-use crate::engine::{Engine, EngineConfig, Function, Invocation, InvokeError, Isolation, Limits, Outcome, digest_hex};
+use crate::engine::{
+    Engine, EngineConfig, Function, Invocation, InvokeError, Isolation, Limits, Outcome, digest_hex,
+};
 
 pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
     match run_events(args) {
@@ -37,7 +39,9 @@ fn run_events(args: RunArgs) -> anyhow::Result<()> {
 
     let engine = Engine::new(&EngineConfig::default())?;
     let started = Instant::now();
-    let (_, pre) = engine.compile(&wasm).with_context(|| format!("{} was refused", path.display()))?;
+    let (_, pre) = engine
+        .compile(&wasm)
+        .with_context(|| format!("{} was refused", path.display()))?;
     eprintln!("compiled {} in {:?}", path.display(), started.elapsed());
     let function = Function::new(Arc::clone(&engine), digest_hex(&wasm), pre);
 
@@ -51,7 +55,11 @@ fn run_events(args: RunArgs) -> anyhow::Result<()> {
     if let Some(mib) = args.memory_mib {
         limits.memory_bytes = mib << 20;
     }
-    let isolation = if args.fresh { Isolation::Fresh } else { Isolation::default() };
+    let isolation = if args.fresh {
+        Isolation::Fresh
+    } else {
+        Isolation::default()
+    };
 
     let input: Box<dyn BufRead> = if args.events.as_os_str() == "-" {
         Box::new(BufReader::new(std::io::stdin()))
@@ -70,10 +78,28 @@ fn run_events(args: RunArgs) -> anyhow::Result<()> {
         }
         batch.push((index + 1, line));
         if batch.len() >= args.batch.max(1) {
-            flush(&function, &mut batch, &settings, &limits, isolation, &mut summary, &mut out, args.quiet)?;
+            flush(
+                &function,
+                &mut batch,
+                &settings,
+                &limits,
+                isolation,
+                &mut summary,
+                &mut out,
+                args.quiet,
+            )?;
         }
     }
-    flush(&function, &mut batch, &settings, &limits, isolation, &mut summary, &mut out, args.quiet)?;
+    flush(
+        &function,
+        &mut batch,
+        &settings,
+        &limits,
+        isolation,
+        &mut summary,
+        &mut out,
+        args.quiet,
+    )?;
     out.flush()?;
     summary.print();
     Ok(())
@@ -105,7 +131,12 @@ fn flush(
         }
         run.results
             .into_iter()
-            .map(|result| Invocation { result, fuel_used: fuel, duration: share, logs: Vec::new() })
+            .map(|result| Invocation {
+                result,
+                fuel_used: fuel,
+                duration: share,
+                logs: Vec::new(),
+            })
             .collect()
     };
     for ((line, _), invocation) in batch.drain(..).zip(results) {
@@ -123,9 +154,11 @@ fn flush(
                     writeln!(out, "{event}")?;
                 }
             }
-            Ok(Outcome::Drop) => {
-                writeln!(out, "{}", serde_json::json!({"sluice": {"line": line, "outcome": "drop"}}))?
-            }
+            Ok(Outcome::Drop) => writeln!(
+                out,
+                "{}",
+                serde_json::json!({"sluice": {"line": line, "outcome": "drop"}})
+            )?,
             Ok(Outcome::Error { kind, message }) => writeln!(
                 out,
                 "{}",
@@ -147,7 +180,9 @@ fn resolve_component(name: &str) -> anyhow::Result<PathBuf> {
     if path.is_file() {
         return Ok(path.to_path_buf());
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"));
     let file = format!("{}.wasm", name.replace('-', "_"));
     let candidate = target.join("wasm32-wasip2").join("wasm").join(&file);
     if candidate.is_file() {

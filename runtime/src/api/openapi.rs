@@ -1,0 +1,149 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations: the
+//! router is built from the same annotations ([`router`]), so the document cannot drift.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::ErrorBody;
+use super::{
+    AppState, audit, catalog, destinations, function_test, functions, iam, insert_functions,
+    invites, sources, spaces, tracking_plans, warehouses, workspace,
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "sluice control plane",
+        description = "Segment-compatible Public API of a self-hosted sluice: sources, destinations, \
+            tracking plans, warehouses, functions (WebAssembly components, tested before deploying), \
+            spaces, users, tokens and the audit trail. Every operation needs `Authorization: Bearer <token>`. \
+            Success bodies are `{\"data\": ...}`, failures `{\"errors\": [{\"type\", \"message\", \"field\"?}]}`. \
+            Lists take `pagination.count` (1-1000, default 200) and `pagination.cursor`."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "Workspaces", description = "The workspace a token belongs to."),
+        (name = "Catalog", description = "The source, destination and warehouse types sluice supports, with their options."),
+        (name = "Sources", description = "Where events come from: write keys, labels, schema enforcement settings, connections."),
+        (name = "Destinations", description = "Where a source's events are delivered (webhook, file)."),
+        (name = "Tracking Plans", description = "JSON Schema rules for events, enforced on the sources they are connected to."),
+        (name = "Warehouses", description = "Where sources' events are loaded for analysis."),
+        (name = "Functions", description = "WebAssembly functions: upload, version, test on sample events, deploy, attach to sources and destinations."),
+        (name = "Spaces", description = "Named spaces."),
+        (name = "IAM", description = "Roles, users, invitations and API tokens."),
+        (name = "Audit Trail", description = "Who changed what, when."),
+        (name = "Meta", description = "This document.")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A token from `POST /tokens` (or the bootstrap token printed by `sluice serve`)."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document's JSON.
+///
+/// The OpenAPI 3.1 description of every operation of this API, generated from the code.
+#[utoipa::path(get, path = "/openapi.json", tag = "Meta", responses((status = 200, description = "The OpenAPI document")))]
+pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(router().into_openapi())
+}
+
+/// Every route of the API with its documentation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(document))
+        .routes(routes!(workspace::get_workspace))
+        .routes(routes!(catalog::sources))
+        .routes(routes!(catalog::destinations))
+        .routes(routes!(catalog::warehouses))
+        .routes(routes!(sources::list, sources::create))
+        .routes(routes!(sources::get, sources::update, sources::delete))
+        .routes(routes!(sources::connected_destinations))
+        .routes(routes!(sources::connected_warehouses))
+        .routes(routes!(sources::get_settings, sources::patch_settings))
+        .routes(routes!(sources::add_labels, sources::replace_labels))
+        .routes(routes!(sources::create_write_key))
+        .routes(routes!(sources::remove_write_key))
+        .routes(routes!(destinations::list, destinations::create))
+        .routes(routes!(
+            destinations::get,
+            destinations::update,
+            destinations::delete
+        ))
+        .routes(routes!(tracking_plans::list, tracking_plans::create))
+        .routes(routes!(
+            tracking_plans::get,
+            tracking_plans::update,
+            tracking_plans::delete
+        ))
+        .routes(routes!(
+            tracking_plans::list_rules,
+            tracking_plans::replace_rules,
+            tracking_plans::upsert_rules,
+            tracking_plans::delete_rules
+        ))
+        .routes(routes!(
+            tracking_plans::list_sources,
+            tracking_plans::connect_source,
+            tracking_plans::disconnect_source
+        ))
+        .routes(routes!(warehouses::list, warehouses::create))
+        .routes(routes!(
+            warehouses::get,
+            warehouses::update,
+            warehouses::delete
+        ))
+        .routes(routes!(warehouses::connection_state))
+        .routes(routes!(warehouses::connected_sources))
+        .routes(routes!(
+            warehouses::connect_source,
+            warehouses::disconnect_source
+        ))
+        .routes(routes!(functions::list, functions::create))
+        .routes(routes!(
+            functions::get,
+            functions::update,
+            functions::delete
+        ))
+        .routes(routes!(
+            functions::list_versions,
+            functions::restore_version
+        ))
+        .routes(routes!(functions::get_version))
+        .routes(routes!(functions::deploy))
+        .routes(routes!(function_test::test))
+        .routes(routes!(insert_functions::list, insert_functions::create))
+        .routes(routes!(
+            insert_functions::get,
+            insert_functions::update,
+            insert_functions::delete
+        ))
+        .routes(routes!(spaces::list, spaces::create))
+        .routes(routes!(spaces::get, spaces::update, spaces::delete))
+        .routes(routes!(iam::list_roles))
+        .routes(routes!(iam::list_users, iam::create_user))
+        .routes(routes!(iam::get_user, iam::delete_user))
+        .routes(routes!(iam::add_permissions, iam::replace_permissions))
+        .routes(routes!(iam::list_tokens, iam::create_token))
+        .routes(routes!(iam::delete_token))
+        .routes(routes!(invites::list, invites::create, invites::delete))
+        .routes(routes!(audit::list))
+}

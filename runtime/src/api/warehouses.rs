@@ -1,0 +1,385 @@
+//! Warehouses: where sources' events are loaded for analysis. Warehouses and sources are
+//! many-to-many.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::auth::{Area, Caller};
+use super::catalog::{validate_settings, warehouse_types};
+use super::error::{ApiError, CommonErrors};
+use super::extract::{Json, Path, Query};
+use super::pagination::{PageQuery, Pagination, page};
+use super::resource::{Created, Deleted, MetadataRef, Reply, catalog_entry, check_name, deleted};
+use super::sources::Source;
+use super::store::{Kind, Tx, TxResult};
+use super::{AppState, Data, created, new_id, now, ok};
+
+/// A warehouse.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Warehouse {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Catalog type.
+    pub metadata: MetadataRef,
+    /// Always `default`.
+    pub workspace_id: String,
+    /// Whether loads run.
+    pub enabled: bool,
+    /// Connection settings (checked against the type's options).
+    #[schema(value_type = Object)]
+    pub settings: Map<String, Value>,
+    /// Connected sources.
+    pub source_ids: Vec<String>,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+/// A warehouse in the envelope.
+#[derive(Serialize, ToSchema)]
+pub struct WarehouseData {
+    /// The warehouse.
+    pub warehouse: Warehouse,
+}
+
+/// A page of warehouses.
+#[derive(Serialize, ToSchema)]
+pub struct Warehouses {
+    /// Warehouses, oldest first.
+    pub warehouses: Vec<Warehouse>,
+    /// Where this page sits.
+    pub pagination: Pagination,
+}
+
+/// `POST /warehouses`.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateWarehouse {
+    /// A type from `GET /catalog/warehouses` (`postgres`, `embedded`).
+    pub metadata_id: String,
+    /// Display name; defaults to the type's name.
+    pub name: Option<String>,
+    /// Default true.
+    pub enabled: Option<bool>,
+    /// Connection settings.
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<Map<String, Value>>,
+}
+
+/// `PATCH /warehouses/{id}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateWarehouse {
+    /// New name.
+    pub name: Option<String>,
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+    /// Replaces the settings (checked again).
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<Map<String, Value>>,
+}
+
+/// Whether sluice can reach the warehouse.
+#[derive(Serialize, ToSchema)]
+pub struct ConnectionState {
+    /// `CONNECTED` or `FAILED`.
+    pub state: &'static str,
+    /// Why, when it failed.
+    pub reason: Option<String>,
+}
+
+/// A page of sources.
+#[derive(Serialize, ToSchema)]
+pub struct WarehouseSources {
+    /// Connected sources.
+    pub sources: Vec<Source>,
+    /// Where this page sits.
+    pub pagination: Pagination,
+}
+
+fn load(state: &AppState, caller: &Caller, id: &str, write: bool) -> Result<Warehouse, ApiError> {
+    caller.require(Area::Warehouses, write, Some(id), "warehouse")?;
+    state
+        .store
+        .get(Kind::Warehouse, id)?
+        .ok_or_else(|| ApiError::not_found("warehouse", id))
+}
+
+fn tx_warehouse(tx: &Tx<'_>, id: &str) -> TxResult<Warehouse> {
+    Ok(tx
+        .get(Kind::Warehouse, id)?
+        .ok_or_else(|| ApiError::not_found("warehouse", id))?)
+}
+
+/// List warehouses.
+///
+/// Every warehouse the token can see, oldest first.
+#[utoipa::path(get, path = "/warehouses", tag = "Warehouses", params(PageQuery),
+    responses((status = 200, body = Data<Warehouses>), CommonErrors))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<PageQuery>,
+) -> Reply<Warehouses> {
+    caller.require_some(Area::Warehouses, "warehouses")?;
+    let all: Vec<Warehouse> = state.store.list(Kind::Warehouse, "")?;
+    let (warehouses, pagination) = page(
+        all.into_iter()
+            .filter(|w| caller.sees(Area::Warehouses, &w.id))
+            .collect(),
+        &q,
+    )?;
+    Ok(ok(Warehouses {
+        warehouses,
+        pagination,
+    }))
+}
+
+/// Create a warehouse.
+///
+/// A warehouse of a catalog type; `postgres` needs `hostname`, `database` and `username`.
+#[utoipa::path(post, path = "/warehouses", tag = "Warehouses", request_body = CreateWarehouse,
+    responses((status = 201, body = Data<WarehouseData>), CommonErrors))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(input): Json<CreateWarehouse>,
+) -> Created<WarehouseData> {
+    caller.require(Area::Warehouses, true, None, "warehouse")?;
+    let meta = catalog_entry(warehouse_types(), &input.metadata_id)?;
+    let settings = input.settings.clone().unwrap_or_default();
+    validate_settings(&meta, &settings, "settings")?;
+    let name = input.name.clone().unwrap_or_else(|| meta.name.to_string());
+    check_name(&name, "name")?;
+    let at = now();
+    let warehouse = Warehouse {
+        id: new_id(),
+        name,
+        metadata: (&meta).into(),
+        workspace_id: "default".into(),
+        enabled: input.enabled.unwrap_or(true),
+        settings,
+        source_ids: vec![],
+        created_at: at.clone(),
+        updated_at: at,
+    };
+    state.store.transact(&caller.actor, |tx| {
+        tx.put(Kind::Warehouse, &warehouse.id, &warehouse)?;
+        tx.audit(
+            "Storage Destination Created",
+            "warehouse",
+            &warehouse.id,
+            &warehouse.name,
+        )
+    })?;
+    Ok(created(WarehouseData { warehouse }))
+}
+
+/// Get a warehouse.
+///
+/// One warehouse with its settings and connected sources.
+#[utoipa::path(get, path = "/warehouses/{id}", tag = "Warehouses", params(("id" = String, Path, description = "Warehouse id")),
+    responses((status = 200, body = Data<WarehouseData>), CommonErrors))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Reply<WarehouseData> {
+    Ok(ok(WarehouseData {
+        warehouse: load(&state, &caller, &id, false)?,
+    }))
+}
+
+/// Update a warehouse.
+///
+/// Changes name, enabled or settings.
+#[utoipa::path(patch, path = "/warehouses/{id}", tag = "Warehouses", params(("id" = String, Path, description = "Warehouse id")),
+    request_body = UpdateWarehouse, responses((status = 200, body = Data<WarehouseData>), CommonErrors))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(input): Json<UpdateWarehouse>,
+) -> Reply<WarehouseData> {
+    let current = load(&state, &caller, &id, true)?;
+    if let Some(settings) = &input.settings {
+        validate_settings(
+            &catalog_entry(warehouse_types(), &current.metadata.id)?,
+            settings,
+            "settings",
+        )?;
+    }
+    if let Some(name) = &input.name {
+        check_name(name, "name")?;
+    }
+    let warehouse = state.store.transact(&caller.actor, |tx| {
+        let mut w = tx_warehouse(tx, &id)?;
+        if let Some(name) = &input.name {
+            w.name = name.clone();
+        }
+        if let Some(enabled) = input.enabled {
+            w.enabled = enabled;
+        }
+        if let Some(settings) = &input.settings {
+            w.settings = settings.clone();
+        }
+        w.updated_at = now();
+        tx.put(Kind::Warehouse, &id, &w)?;
+        tx.audit("Storage Destination Modified", "warehouse", &id, &w.name)?;
+        Ok(w)
+    })?;
+    Ok(ok(WarehouseData { warehouse }))
+}
+
+/// Delete a warehouse.
+///
+/// Disconnects its sources and deletes it.
+#[utoipa::path(delete, path = "/warehouses/{id}", tag = "Warehouses", params(("id" = String, Path, description = "Warehouse id")),
+    responses((status = 200, body = Data<Deleted>), CommonErrors))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Reply<Deleted> {
+    load(&state, &caller, &id, true)?;
+    state.store.transact(&caller.actor, |tx| {
+        let w = tx_warehouse(tx, &id)?;
+        tx.remove(Kind::Warehouse, &id)?;
+        tx.audit("Storage Destination Deleted", "warehouse", &id, &w.name)
+    })?;
+    Ok(deleted())
+}
+
+/// Get a warehouse's connection state.
+///
+/// `CONNECTED` when sluice can load into it. The embedded warehouse is always connected; a
+/// Postgres warehouse is reported `FAILED` until the loader (a later issue) has connected.
+#[utoipa::path(get, path = "/warehouses/{id}/connection-state", tag = "Warehouses",
+    params(("id" = String, Path, description = "Warehouse id")),
+    responses((status = 200, body = Data<ConnectionState>), CommonErrors))]
+pub async fn connection_state(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Reply<ConnectionState> {
+    let w = load(&state, &caller, &id, false)?;
+    Ok(ok(if w.metadata.id == "embedded" {
+        ConnectionState {
+            state: "CONNECTED",
+            reason: None,
+        }
+    } else {
+        ConnectionState {
+            state: "FAILED",
+            reason: Some("the Postgres loader is not built yet; no connection attempted".into()),
+        }
+    }))
+}
+
+/// List a warehouse's sources.
+///
+/// The sources whose events load into this warehouse.
+#[utoipa::path(get, path = "/warehouses/{id}/connected-sources", tag = "Warehouses",
+    params(("id" = String, Path, description = "Warehouse id"), PageQuery),
+    responses((status = 200, body = Data<WarehouseSources>), CommonErrors))]
+pub async fn connected_sources(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Reply<WarehouseSources> {
+    let w = load(&state, &caller, &id, false)?;
+    let mut sources = Vec::new();
+    for sid in &w.source_ids {
+        if caller.sees(Area::Sources, sid)
+            && let Some(source) = state.store.get::<Source>(Kind::Source, sid)?
+        {
+            sources.push(source);
+        }
+    }
+    let (sources, pagination) = page(sources, &q)?;
+    Ok(ok(WarehouseSources {
+        sources,
+        pagination,
+    }))
+}
+
+/// Connect a source to a warehouse.
+///
+/// The source's events start loading into the warehouse. Connecting twice changes nothing.
+#[utoipa::path(post, path = "/warehouses/{id}/connected-sources/{sourceId}", tag = "Warehouses",
+    params(("id" = String, Path, description = "Warehouse id"), ("sourceId" = String, Path, description = "Source id")),
+    responses((status = 200, body = Data<WarehouseData>), CommonErrors))]
+pub async fn connect_source(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, sid)): Path<(String, String)>,
+) -> Reply<WarehouseData> {
+    link(&state, &caller, &id, &sid, true)
+}
+
+/// Disconnect a source from a warehouse.
+///
+/// The source's events stop loading into the warehouse.
+#[utoipa::path(delete, path = "/warehouses/{id}/connected-sources/{sourceId}", tag = "Warehouses",
+    params(("id" = String, Path, description = "Warehouse id"), ("sourceId" = String, Path, description = "Source id")),
+    responses((status = 200, body = Data<WarehouseData>), CommonErrors))]
+pub async fn disconnect_source(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, sid)): Path<(String, String)>,
+) -> Reply<WarehouseData> {
+    link(&state, &caller, &id, &sid, false)
+}
+
+fn link(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    sid: &str,
+    connect: bool,
+) -> Reply<WarehouseData> {
+    load(state, caller, id, true)?;
+    if !caller.sees(Area::Sources, sid) {
+        return Err(ApiError::not_found("source", sid));
+    }
+    let warehouse = state.store.transact(&caller.actor, |tx| {
+        let mut w = tx_warehouse(tx, id)?;
+        let source: Source = tx
+            .get(Kind::Source, sid)?
+            .ok_or_else(|| ApiError::not_found("source", sid))?;
+        let connected = w.source_ids.iter().any(|s| s == sid);
+        if connect == connected {
+            if connect {
+                return Ok(w);
+            }
+            return Err(ApiError::not_found("connected source", sid).into());
+        }
+        if connect {
+            w.source_ids.push(sid.to_string());
+        } else {
+            w.source_ids.retain(|s| s != sid);
+        }
+        w.updated_at = now();
+        tx.put(Kind::Warehouse, id, &w)?;
+        let kind = if connect {
+            "Source Connected to Warehouse"
+        } else {
+            "Source Disconnected from Warehouse"
+        };
+        tx.audit(
+            kind,
+            "warehouse",
+            id,
+            &format!("{} <- {}", w.name, source.name),
+        )?;
+        Ok(w)
+    })?;
+    Ok(ok(WarehouseData { warehouse }))
+}

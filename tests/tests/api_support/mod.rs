@@ -1,0 +1,187 @@
+//! Shared by the `api_*` tests: a real `sluice` control plane on an ephemeral port over a
+//! temporary data directory, and a small HTTP client for it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sluice_runtime::api::{self, AppState, Config};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The owner token every test server is bootstrapped with.
+pub const OWNER: &str = "owner-secret-for-tests";
+
+/// A running server.
+pub struct Server {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// Where its data lives.
+    pub dir: PathBuf,
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A response: status, headers and JSON body (`Value::Null` when not JSON).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// `body.data`.
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+
+    /// The first error's `type`.
+    pub fn error_type(&self) -> &str {
+        self.body["errors"][0]["type"].as_str().unwrap_or("")
+    }
+
+    /// The first error's `field`.
+    pub fn field(&self) -> &str {
+        self.body["errors"][0]["field"].as_str().unwrap_or("")
+    }
+}
+
+impl Server {
+    /// A server over `dir` with the default configuration.
+    pub async fn start(dir: &Path) -> Server {
+        Server::start_with(dir, Config::default()).await
+    }
+
+    /// A server over `dir` with `config`.
+    pub async fn start_with(dir: &Path, config: Config) -> Server {
+        let state = AppState::open(dir, config).expect("the data directory opens");
+        api::auth::bootstrap(&state.store, Some(OWNER)).expect("bootstrap");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(api::run(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        Server {
+            url,
+            dir: dir.to_path_buf(),
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server (in-flight requests finish, the database is flushed and closed).
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+    }
+
+    /// A request with `token` (none when `None`) and an optional JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("a body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// GET as the owner.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, Some(OWNER), None).await
+    }
+
+    /// POST as the owner.
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(OWNER), Some(body)).await
+    }
+
+    /// PATCH as the owner.
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, Some(OWNER), Some(body))
+            .await
+    }
+
+    /// PUT as the owner.
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::PUT, path, Some(OWNER), Some(body)).await
+    }
+
+    /// DELETE as the owner.
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.call(Method::DELETE, path, Some(OWNER), None).await
+    }
+
+    /// Creates a source with `slug` and returns its id.
+    pub async fn source(&self, slug: &str) -> String {
+        let r = self
+            .post(
+                "/sources",
+                serde_json::json!({"slug": slug, "enabled": true, "metadataId": "http"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.data()["source"]["id"]
+            .as_str()
+            .expect("an id")
+            .to_string()
+    }
+
+    /// Creates a token with these permissions and returns its secret.
+    pub async fn token(&self, permissions: Value) -> String {
+        let r = self
+            .post(
+                "/tokens",
+                serde_json::json!({"description": "test", "permissions": permissions}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.data()["token"]["value"]
+            .as_str()
+            .expect("a secret")
+            .to_string()
+    }
+
+    /// The audit event types recorded for `resource_id`, oldest first.
+    pub async fn audit_types(&self, resource_id: &str) -> Vec<String> {
+        let r = self
+            .get(&format!("/audit-events?resourceId={resource_id}"))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.data()["auditEvents"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| e["type"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+}
