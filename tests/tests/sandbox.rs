@@ -54,6 +54,13 @@ fn each_failure_has_its_own_named_error_and_never_poisons_the_next_event() {
                 Box::new(|e| matches!(e, InvokeError::StackOverflow)),
             ),
             (
+                "sleep",
+                &limits,
+                Box::new(
+                    |e| matches!(e, InvokeError::Blocked { call } if call.contains("wasi:io/poll")),
+                ),
+            ),
+            (
                 "oversize",
                 &small_output,
                 Box::new(

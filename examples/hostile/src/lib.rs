@@ -2,7 +2,7 @@
 //! event's name, so one component exercises every failure on one engine:
 //! `loop` spins forever, `grow` allocates until memory runs out, `panic` panics, `recurse`
 //! recurses without end, `oversize` returns a 256 KiB event, `chatty` logs 10,000 lines,
-//! `retry` raises a retry-error, `fanout` returns `properties.copies` copies; anything else is
+//! `sleep` sleeps for ten seconds, `retry` raises a retry-error, `fanout` returns `properties.copies` copies; anything else is
 //! forwarded unchanged.
 
 use std::hint::black_box;
@@ -53,6 +53,10 @@ impl InsertFunction for Hostile {
                 for i in 0..10_000 {
                     ctx.info(format_args!("line {i}"));
                 }
+                Ok(event.into())
+            }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(10));
                 Ok(event.into())
             }
             "retry" => Err(FunctionError::retry("the upstream is down, try again")),

@@ -49,6 +49,12 @@ pub enum InvokeError {
         /// The cap.
         limit_bytes: usize,
     },
+    /// The function tried to wait (sleep or poll), which fuel and deadlines cannot interrupt.
+    #[error("blocked: the function tried to wait in `{call}`; functions may not sleep or poll")]
+    Blocked {
+        /// The WASI call it made.
+        call: String,
+    },
     /// The function's call stack overflowed (typically unbounded recursion).
     #[error("stack overflow: the function exhausted its call stack")]
     StackOverflow,
@@ -87,6 +93,7 @@ impl InvokeError {
             InvokeError::OutOfFuel { .. } => "out-of-fuel",
             InvokeError::DeadlineExceeded { .. } => "deadline-exceeded",
             InvokeError::MemoryLimit { .. } => "memory-limit",
+            InvokeError::Blocked { .. } => "blocked",
             InvokeError::StackOverflow => "stack-overflow",
             InvokeError::OutputTooLarge { .. } => "output-too-large",
             InvokeError::Contract(_) => "contract-violation",

@@ -348,6 +348,11 @@ fn classify(err: &wasmtime::Error, state: &HostState, limits: &Limits) -> Invoke
         Some(Trap::StackOverflow) => return InvokeError::StackOverflow,
         _ => {}
     }
+    if let Some(blocked) = err.downcast_ref::<super::wasi::BlockingForbidden>() {
+        return InvokeError::Blocked {
+            call: blocked.0.to_string(),
+        };
+    }
     // A refused growth usually surfaces as the guest's allocator aborting.
     if state.memory_refused {
         return InvokeError::MemoryLimit {

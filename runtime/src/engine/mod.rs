@@ -11,6 +11,7 @@ mod error;
 mod function;
 mod limits;
 mod sandbox;
+mod wasi;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -99,8 +100,7 @@ impl Engine {
             (build(config, false)?, Allocation::OnDemand)
         };
         let mut linker = Linker::new(&wasmtime);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| EngineError(format!("linking WASI: {e}")))?;
+        wasi::add_to_linker(&mut linker).map_err(|e| EngineError(format!("linking WASI: {e}")))?;
         sluice_host_api::InsertFunction::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(
             &mut linker,
             |state| state,
