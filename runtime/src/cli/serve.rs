@@ -51,7 +51,9 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
-        tracing::info!(address = %args.listen, data_dir = %args.data_dir.display(), "sluice control plane listening");
+        // The bound address, not the requested one: `--listen 127.0.0.1:0` picks a free port.
+        let address = listener.local_addr().unwrap_or(args.listen);
+        tracing::info!(%address, data_dir = %args.data_dir.display(), "sluice control plane listening");
         api::run(listener, state, shutdown_signal()).await?;
         tracing::info!("stopped; database flushed");
         Ok(())
