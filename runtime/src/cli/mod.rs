@@ -1,6 +1,7 @@
 //! The `sluice` command line: argument parsing and one module per command.
 
 mod logging;
+mod new;
 mod run;
 mod serve;
 
@@ -27,8 +28,26 @@ pub enum Command {
     /// Output events go to stdout as JSON lines (drops and errors as `{"sluice": {...}}`
     /// lines); a summary with counts per outcome, fuel and time per event goes to stderr.
     Run(RunArgs),
+    /// Create a new function project that builds and passes its own test as is.
+    New(NewArgs),
     /// Serve the HTTP API (control plane) until SIGINT or SIGTERM.
     Serve(serve::ServeArgs),
+}
+
+/// Arguments of `sluice new`.
+#[derive(Debug, clap::Args)]
+pub struct NewArgs {
+    /// The function's name (letters, digits, `-`, `_`); also the directory created.
+    pub name: String,
+    /// The language: only `rust` for now (JavaScript functions come with `POST /functions`).
+    #[arg(long, default_value = "rust", value_parser = ["rust"])]
+    pub lang: String,
+    /// Create the project here instead of `./<name>`.
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+    /// The guest SDK to depend on (default: the one in the sluice tree this binary came from).
+    #[arg(long)]
+    pub sdk: Option<PathBuf>,
 }
 
 /// Arguments of `sluice run`.
@@ -72,6 +91,10 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => {
             logging::init("warn", LogFormat::Text);
             run::run(args)
+        }
+        Command::New(args) => {
+            logging::init("warn", LogFormat::Text);
+            new::new(args)
         }
         Command::Serve(args) => serve::serve(args),
     }

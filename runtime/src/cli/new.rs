@@ -1,0 +1,73 @@
+//! `sluice new`: scaffolds a function project that builds, and passes its own test, as is.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+
+use super::NewArgs;
+
+const CARGO_TOML: &str = include_str!("templates/rust/Cargo.toml.tmpl");
+const LIB_RS: &str = include_str!("templates/rust/lib.rs.tmpl");
+const EVENTS: &str = include_str!("templates/rust/events.jsonl");
+
+pub(super) fn new(args: NewArgs) -> anyhow::Result<()> {
+    let name = args.name.trim();
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+    if !valid {
+        bail!(
+            "`{name}` is not a valid function name: use letters, digits, `-` and `_`, starting with a letter"
+        );
+    }
+    let dir = args.path.clone().unwrap_or_else(|| PathBuf::from(name));
+    if dir.exists() {
+        bail!(
+            "{} already exists; choose another name or --path",
+            dir.display()
+        );
+    }
+    let sdk = match &args.sdk {
+        Some(path) => path.clone(),
+        None => default_sdk()?,
+    };
+    let fill = |template: &str| {
+        template
+            .replace("{{name}}", name)
+            .replace("{{crate}}", &name.replace('-', "_"))
+            .replace("{{sdk}}", &sdk.display().to_string())
+    };
+    std::fs::create_dir_all(dir.join("src"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    write(&dir.join("Cargo.toml"), &fill(CARGO_TOML))?;
+    write(&dir.join("src/lib.rs"), &fill(LIB_RS))?;
+    write(&dir.join("events.jsonl"), EVENTS)?;
+    write(&dir.join(".gitignore"), "/target\n")?;
+    println!("Created {} (a Rust insert function). Next:", dir.display());
+    println!("  cd {}", dir.display());
+    println!("  cargo test                                   # its own test, natively");
+    println!("  cargo build --target wasm32-wasip2 --release # the component");
+    println!(
+        "  sluice run target/wasm32-wasip2/release/{}.wasm --events events.jsonl",
+        name.replace('-', "_")
+    );
+    Ok(())
+}
+
+/// The guest SDK of the sluice source tree this binary was built from (the SDK is not on
+/// crates.io yet).
+fn default_sdk() -> anyhow::Result<PathBuf> {
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk");
+    sdk.canonicalize().with_context(|| {
+        format!(
+            "the guest SDK is not at {}; pass --sdk <path to sluice/guest-sdk>",
+            sdk.display()
+        )
+    })
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
