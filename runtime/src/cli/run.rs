@@ -164,11 +164,18 @@ fn flush(
                 "{}",
                 serde_json::json!({"sluice": {"line": line, "outcome": "error", "kind": kind, "message": message}})
             )?,
-            Err(err) => writeln!(
-                out,
-                "{}",
-                serde_json::json!({"sluice": {"line": line, "outcome": "failed", "error": err.code(), "message": err.to_string()}})
-            )?,
+            Err(err) => {
+                let backtrace = match err {
+                    InvokeError::Trap { backtrace, .. } => backtrace.clone(),
+                    _ => None,
+                };
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"sluice": {"line": line, "outcome": "failed", "error": err.code(),
+                        "message": err.to_string(), "backtrace": backtrace}})
+                )?
+            }
         }
     }
     Ok(())
