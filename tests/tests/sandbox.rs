@@ -70,9 +70,10 @@ fn each_failure_has_its_own_named_error_and_never_poisons_the_next_event() {
             (
                 "panic",
                 &limits,
-                Box::new(
-                    |e| matches!(e, InvokeError::Trap { guest_message: Some(m), .. } if m.contains("hostile function panicked on purpose")),
-                ),
+                Box::new(|e| {
+                    matches!(e, InvokeError::Trap { guest_message: Some(m), backtrace: Some(bt), .. }
+                        if m.contains("hostile function panicked on purpose") && bt.contains("panic"))
+                }),
             ),
         ];
         for (name, limits, expected) in cases {
