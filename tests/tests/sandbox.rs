@@ -260,3 +260,48 @@ fn uploads_that_are_not_insert_function_components_are_refused_by_name() {
 fn wat_module() -> Vec<u8> {
     wat::parse_str(r#"(module (func (export "handle")))"#).unwrap()
 }
+
+#[test]
+fn instances_are_reused_retired_after_max_uses_and_fresh_when_asked() {
+    let engine = engine();
+    let hostile = function(&engine, "hostile");
+    let seen = |isolation: Isolation| -> Vec<u64> {
+        (0..5)
+            .map(|_| {
+                let run = hostile.invoke(&track("count"), "{}", &Limits::default(), isolation);
+                let Ok(Outcome::Forward { event }) = run.result else {
+                    panic!("count forwards: {:?}", run.result);
+                };
+                let event: serde_json::Value = serde_json::from_str(&event).unwrap();
+                event["properties"]["seen"].as_u64().unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(
+        seen(Isolation::Fresh),
+        vec![1, 1, 1, 1, 1],
+        "no state survives a fresh instance"
+    );
+    assert_eq!(
+        seen(Isolation::Pooled { max_uses: 2 }),
+        vec![1, 2, 1, 2, 1],
+        "retired after 2 uses"
+    );
+    // A trap retires the instance too: the counter starts again after it.
+    assert_eq!(
+        seen(Isolation::Pooled { max_uses: 100 }),
+        vec![2, 3, 4, 5, 6]
+    );
+    let run = hostile.invoke(
+        &track("panic"),
+        "{}",
+        &Limits::default(),
+        Isolation::default(),
+    );
+    assert!(run.result.is_err());
+    assert_eq!(
+        seen(Isolation::Pooled { max_uses: 100 })[0],
+        1,
+        "the trapped instance was not reused"
+    );
+}

@@ -2,15 +2,21 @@
 //! event's name, so one component exercises every failure on one engine:
 //! `loop` spins forever, `grow` allocates until memory runs out, `panic` panics, `recurse`
 //! recurses without end, `oversize` returns a 256 KiB event, `chatty` logs 10,000 lines,
-//! `sleep` sleeps for ten seconds, `retry` raises a retry-error, `fanout` returns `properties.copies` copies; anything else is
+//! `sleep` sleeps for ten seconds, `count` reports how many events this instance has seen
+//! (`properties.seen`, from a static counter: it shows instance reuse), `retry` raises a retry-error, `fanout` returns `properties.copies` copies; anything else is
 //! forwarded unchanged.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sluice_guest::{Context, Event, FunctionError, InsertFunction, Outcome, Value};
 
 /// The misbehaving function.
 pub struct Hostile;
+
+/// Events this instance has handled: state that survives between events only on a reused
+/// instance.
+static SEEN: AtomicU64 = AtomicU64::new(0);
 
 fn recurse(depth: u64) -> u64 {
     // Not a tail call, and opaque to the optimiser, so every level keeps a stack frame. The
@@ -24,7 +30,12 @@ fn recurse(depth: u64) -> u64 {
 
 impl InsertFunction for Hostile {
     fn on_track(mut event: Event, ctx: &Context) -> Result<Outcome, FunctionError> {
+        let seen = SEEN.fetch_add(1, Ordering::Relaxed) + 1;
         match event.event.as_deref().unwrap_or_default() {
+            "count" => {
+                event.properties.insert("seen".into(), Value::from(seen));
+                Ok(event.into())
+            }
             "loop" => {
                 let mut n: u64 = 0;
                 loop {
