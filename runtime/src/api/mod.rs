@@ -7,11 +7,13 @@
 //!   event included), cursor pagination, the audit trail;
 //! - one module per resource: [`workspace`], [`catalog`], [`sources`], [`destinations`],
 //!   [`tracking_plans`], [`warehouses`], [`functions`] (and [`function_test`]), [`insert_functions`], [`spaces`], [`iam`] (and [`invites`]);
+//! - [`data_plane`]: the event debugger, delivery metrics, dead letters and function logs;
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers' annotations.
 
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod data_plane;
 pub mod destinations;
 pub mod error;
 pub mod extract;
@@ -31,7 +33,7 @@ pub mod tracking_plans;
 pub mod warehouses;
 pub mod workspace;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -52,6 +54,7 @@ use utoipa::ToSchema;
 
 use crate::engine::{Engine, EngineConfig};
 use crate::storage::{ComponentStore, open_db};
+use crate::topology::{DataPlane, DataPlaneConfig};
 use error::ApiError;
 use rate_limit::Limiter;
 use store::Store;
@@ -66,6 +69,8 @@ pub struct Config {
     pub rate_limit_per_minute: u32,
     /// The workspace's name, shown by `GET /`. Default `sluice`.
     pub workspace_name: String,
+    /// The data plane's knobs (see [`DataPlaneConfig`] for their defaults).
+    pub data_plane: DataPlaneConfig,
 }
 
 impl Default for Config {
@@ -73,6 +78,7 @@ impl Default for Config {
         Config {
             rate_limit_per_minute: 600,
             workspace_name: "sluice".into(),
+            data_plane: DataPlaneConfig::default(),
         }
     }
 }
@@ -88,6 +94,8 @@ pub struct AppState {
     pub limiter: Arc<Limiter>,
     /// Settings.
     pub config: Arc<Config>,
+    /// The data plane's queues, compiled rules and what it observed.
+    pub data_plane: Arc<DataPlane>,
 }
 
 impl AppState {
@@ -99,11 +107,13 @@ impl AppState {
         let db = open_db(data_dir)?;
         let engine = Engine::new(&EngineConfig::default())?;
         let components = Arc::new(ComponentStore::open(&db, engine)?);
+        let data_plane = Arc::new(DataPlane::open(&db, data_dir, config.data_plane.clone())?);
         Ok(AppState {
             store: Store::open(&db)?,
             components,
             limiter: Arc::new(Limiter::new(config.rate_limit_per_minute)),
             config: Arc::new(config),
+            data_plane,
         })
     }
 }
@@ -137,8 +147,14 @@ pub fn now() -> String {
         .unwrap_or_default()
 }
 
-/// The whole application: routes, auth, limits, request ids, content negotiation, fallbacks.
+/// The whole application: the ingestion routes (authenticated by write key), then the control
+/// plane's routes, auth, limits, request ids, content negotiation, fallbacks.
 pub fn app(state: AppState) -> Router {
+    let ingest = crate::ingest::router().with_state(state.clone());
+    ingest.merge(control(state))
+}
+
+fn control(state: AppState) -> Router {
     let (router, _) = openapi::router().split_for_parts();
     let router = router
         .fallback(|| async {
@@ -167,8 +183,9 @@ pub fn app(state: AppState) -> Router {
     )
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` completes; in-flight requests finish,
-/// then the database is flushed.
+/// Serves `app(state)` on `listener` and runs the data plane's pipeline and deliveries until
+/// `shutdown` completes; in-flight requests finish, then the database is flushed (what the
+/// pipeline had not finished stays queued for the next start).
 ///
 /// # Errors
 /// The listener fails, or the final flush does.
@@ -177,11 +194,59 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_split(listener, None, state, shutdown).await
+}
+
+/// Like [`run`], but with `ingest` given, the tracking API (`/v1/*`) is served there only and
+/// `listener` serves the control plane only.
+///
+/// # Errors
+/// A listener fails, or the final flush does.
+pub async fn run_split(
+    listener: TcpListener,
+    ingest: Option<TcpListener>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let store = state.store.clone();
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let running = crate::topology::start(&state);
+    // The shutdown signal runs in its own task so that a panic in it (logging to a closed
+    // stderr panics) still shuts down: its end, however it ends, closes everything.
+    let trigger = tokio::spawn(shutdown);
+    let plane = state.data_plane.clone();
+    let fire = async move {
+        let _ = trigger.await;
+        // Live debugger streams never end on their own; this ends them so the server can stop.
+        plane.closing.send_replace(true);
+    };
+    let closed = |mut closing: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = closing.wait_for(|c| *c).await;
+    };
+    let served = match ingest {
+        None => {
+            let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, service)
+                .with_graceful_shutdown(fire)
+                .await
+        }
+        Some(ingest) => {
+            let control =
+                control(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+            let tracking = crate::ingest::router()
+                .fallback(|| async {
+                    ApiError::NotFound("this listener serves the tracking API (/v1/*) only".into())
+                })
+                .with_state(state.clone())
+                .into_make_service_with_connect_info::<SocketAddr>();
+            let control = axum::serve(listener, control).with_graceful_shutdown(fire);
+            let tracking = axum::serve(ingest, tracking)
+                .with_graceful_shutdown(closed(state.data_plane.closing.subscribe()));
+            tokio::try_join!(control.into_future(), tracking.into_future()).map(|_| ())
+        }
+    };
+    drop(state);
+    running.stop().await;
+    served?;
     store.flush()?;
     Ok(())
 }

@@ -8,8 +8,8 @@ use utoipa_axum::routes;
 
 use super::error::ErrorBody;
 use super::{
-    AppState, audit, catalog, destinations, function_test, functions, iam, insert_functions,
-    invites, sources, spaces, tracking_plans, warehouses, workspace,
+    AppState, audit, catalog, data_plane, destinations, function_test, functions, iam,
+    insert_functions, invites, sources, spaces, tracking_plans, warehouses, workspace,
 };
 
 #[derive(OpenApi)]
@@ -36,6 +36,7 @@ use super::{
         (name = "Spaces", description = "Named spaces."),
         (name = "IAM", description = "Roles, users, invitations and API tokens."),
         (name = "Audit Trail", description = "Who changed what, when."),
+        (name = "Event Debugger", description = "Recent events of a source and what each stage of the data plane did to them, listed or live."),
         (name = "Meta", description = "This document.")
     )
 )]
@@ -146,4 +147,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(iam::delete_token))
         .routes(routes!(invites::list, invites::create, invites::delete))
         .routes(routes!(audit::list))
+        .routes(routes!(data_plane::events))
+        .routes(routes!(data_plane::live))
+        .routes(routes!(data_plane::delivery_metrics))
+        .routes(routes!(data_plane::failed_events))
+        .routes(routes!(data_plane::replay))
+        .routes(routes!(data_plane::function_logs))
 }

@@ -1,0 +1,277 @@
+//! Ingestion: Segment's HTTP Tracking API (`POST /v1/track|identify|page|screen|group|alias|batch`),
+//! authenticated by a source's write key. An answer of 200 means the events are on disk.
+//!
+//! - [`normalize`]: per-event validation and normalisation.
+
+pub mod normalize;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use crate::api::AppState;
+use crate::api::sources::Source;
+use crate::api::store::Kind;
+use normalize::{MAX_BATCH_EVENTS, MAX_REQUEST_BYTES, normalize};
+
+/// Why a tracking call was refused.
+#[derive(Debug)]
+pub enum IngestError {
+    /// 400: the body or an event is invalid; `field` names the item in a batch.
+    Invalid {
+        /// What is wrong.
+        message: String,
+        /// `batch[<i>]` when one item of a batch is at fault.
+        field: Option<String>,
+    },
+    /// 401: no write key, or one that names no source.
+    Unauthorized,
+    /// 403: the source is disabled.
+    Disabled,
+    /// 429: the source's queue is full.
+    Overloaded {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// 500: the events could not be stored (details in the log).
+    Internal,
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        let retry = match &self {
+            IngestError::Overloaded { retry_after } => Some(*retry_after),
+            _ => None,
+        };
+        let (status, kind, message, field) = match self {
+            IngestError::Invalid { message, field } => {
+                (StatusCode::BAD_REQUEST, "input-validation", message, field)
+            }
+            IngestError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid write key is required (HTTP Basic user name, or `writeKey` in the body)"
+                    .to_string(),
+                None,
+            ),
+            IngestError::Disabled => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this source is disabled".to_string(),
+                None,
+            ),
+            IngestError::Overloaded { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "this source's queue is full; retry later".to_string(),
+                None,
+            ),
+            IngestError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the events could not be stored".to_string(),
+                None,
+            ),
+        };
+        let mut error = json!({"type": kind, "message": message});
+        if let Some(field) = field {
+            error["field"] = Value::String(field);
+        }
+        let mut response = (
+            status,
+            axum::Json(json!({"success": false, "errors": [error]})),
+        )
+            .into_response();
+        if let Some(v) = retry.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+}
+
+fn invalid(message: impl Into<String>, field: Option<String>) -> IngestError {
+    IngestError::Invalid {
+        message: message.into(),
+        field,
+    }
+}
+
+/// The ingestion routes (no bearer token: they authenticate by write key).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/track", post(track))
+        .route("/v1/identify", post(identify))
+        .route("/v1/page", post(page))
+        .route("/v1/screen", post(screen))
+        .route("/v1/group", post(group))
+        .route("/v1/alias", post(alias))
+        .route("/v1/batch", post(batch))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+}
+
+/// The body, or why it could not be read (over the size limit, most likely).
+type Body = Result<Bytes, BytesRejection>;
+
+async fn track(s: State<AppState>, h: HeaderMap, b: Body) -> Response {
+    answer(accept(&s, &h, b, Some("track")).await)
+}
+async fn identify(s: State<AppState>, h: HeaderMap, b: Body) -> Response {
+    answer(accept(&s, &h, b, Some("identify")).await)
+}
+async fn page(s: State<AppState>, h: HeaderMap, b: Body) -> Response {
+    answer(accept(&s, &h, b, Some("page")).await)
+}
+async fn screen(s: State<AppState>, h: HeaderMap, b: Body) -> Response {
+    answer(accept(&s, &h, b, Some("screen")).await)
+}
+async fn group(s: State<AppState>, h: HeaderMap, b: Body) -> Response {
+    answer(accept(&s, &h, b, Some("group")).await)
+}
+async fn alias(s: State<AppState>, h: HeaderMap, b: Body) -> Response {
+    answer(accept(&s, &h, b, Some("alias")).await)
+}
+async fn batch(s: State<AppState>, h: HeaderMap, b: Body) -> Response {
+    answer(accept(&s, &h, b, None).await)
+}
+
+fn answer(result: Result<(), IngestError>) -> Response {
+    match result {
+        Ok(()) => axum::Json(json!({"success": true})).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The write key: HTTP Basic user name, else `writeKey` in the body.
+fn write_key(headers: &HeaderMap, body: &Map<String, Value>) -> Option<String> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+        })
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .map(|pair| pair.split(':').next().unwrap_or_default().to_string())
+        .filter(|k| !k.is_empty());
+    basic.or_else(|| {
+        body.get("writeKey")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    })
+}
+
+/// Authenticates, validates, stores durably; `kind` is `None` for `/v1/batch`.
+async fn accept(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    kind: Option<&str>,
+) -> Result<(), IngestError> {
+    let body = body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => invalid(
+            format!("the request is over the limit of {MAX_REQUEST_BYTES} bytes"),
+            None,
+        ),
+        other => invalid(other.body_text(), None),
+    })?;
+    let parsed: Value = serde_json::from_slice(&body)
+        .map_err(|e| invalid(format!("the body is not valid JSON: {e}"), None))?;
+    let Value::Object(mut root) = parsed else {
+        return Err(invalid("the body must be a JSON object", None));
+    };
+    let key = write_key(headers, &root).ok_or(IngestError::Unauthorized)?;
+    let source = source_for(state, &key)?;
+    let received_at = OffsetDateTime::now_utc();
+    let events = match kind {
+        Some(kind) => vec![
+            normalize(Value::Object(root), Some(kind), &Map::new(), received_at)
+                .map_err(|m| invalid(m, None))?,
+        ],
+        None => {
+            let items = match root.remove("batch") {
+                Some(Value::Array(items)) => items,
+                _ => return Err(invalid("`batch` must be an array of events", None)),
+            };
+            if items.len() > MAX_BATCH_EVENTS {
+                return Err(invalid(
+                    format!(
+                        "the batch has {} events; the limit is {MAX_BATCH_EVENTS}",
+                        items.len()
+                    ),
+                    Some("batch".into()),
+                ));
+            }
+            let mut events = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                let field = format!("batch[{i}]");
+                let event = normalize(item, None, &root, received_at)
+                    .map_err(|m| invalid(format!("{field}: {m}"), Some(field.clone())))?;
+                events.push(event);
+            }
+            events
+        }
+    };
+    let plane = &state.data_plane;
+    if plane.queue.pending(&source.id) + events.len() > plane.config.queue_bound {
+        return Err(IngestError::Overloaded {
+            retry_after: plane.config.retry_after_secs,
+        });
+    }
+    let queue = plane.queue.clone();
+    let source_id = source.id.clone();
+    let window = plane.config.dedup_window;
+    let accepted = tokio::task::spawn_blocking(move || queue.enqueue(&source_id, events, window))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "the enqueue task failed");
+            IngestError::Internal
+        })?
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot enqueue events");
+            IngestError::Internal
+        })?;
+    plane.queue.commit().await.map_err(|e| {
+        tracing::error!(error = %e, "cannot flush the queue");
+        IngestError::Internal
+    })?;
+    for event in &accepted {
+        plane.observe.ingested(&source.id, event);
+    }
+    if !accepted.is_empty() {
+        plane.ingested.notify_one();
+    }
+    Ok(())
+}
+
+fn source_for(state: &AppState, key: &str) -> Result<Source, IngestError> {
+    let internal = |e: crate::api::error::ApiError| {
+        tracing::error!(error = ?e, "cannot look up a write key");
+        IngestError::Internal
+    };
+    let id = state
+        .store
+        .index(&format!("writekey:{key}"))
+        .map_err(internal)?
+        .ok_or(IngestError::Unauthorized)?;
+    let source: Source = state
+        .store
+        .get(Kind::Source, &id)
+        .map_err(internal)?
+        .ok_or(IngestError::Unauthorized)?;
+    if !source.write_keys.iter().any(|k| k == key) {
+        return Err(IngestError::Unauthorized);
+    }
+    if !source.enabled {
+        return Err(IngestError::Disabled);
+    }
+    Ok(source)
+}

@@ -1,0 +1,355 @@
+//! Seeing what happened, in memory and bounded: the event debugger (recent events per source
+//! with what each stage did, plus a live feed), delivery metrics per destination per minute,
+//! and function logs from real runs. Nothing here is needed to deliver an event, so it is not
+//! persisted: a restart starts these views afresh.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::broadcast;
+use utoipa::ToSchema;
+
+use crate::queue::now_ms;
+
+/// What one stage did to one event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Stage {
+    /// `ingest`, `enforce`, `function`, `route`, `deliver`.
+    pub stage: String,
+    /// What happened: `accepted`, `validated`, `violations`, `blocked`, `forward`, `drop`,
+    /// `fan-out`, `error`, `routed`, `filtered`, `delivered`, `retrying`, `failed`...
+    pub status: String,
+    /// Details (violations, the error, the destination...).
+    #[schema(value_type = Object)]
+    pub detail: Value,
+    /// When, RFC 3339.
+    pub at: String,
+}
+
+/// A recent event of a source and its stages.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTrace {
+    /// The event's `messageId`.
+    pub message_id: String,
+    /// The source.
+    pub source_id: String,
+    /// The event as ingested.
+    #[schema(value_type = Object)]
+    pub event: Value,
+    /// What each stage did, in order.
+    pub stages: Vec<Stage>,
+}
+
+/// One update of the live feed: an event's new stage.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveUpdate {
+    /// The source.
+    pub source_id: String,
+    /// The event.
+    pub message_id: String,
+    /// The event as ingested (on its `ingest` stage only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<Value>,
+    /// The stage.
+    pub stage: Stage,
+}
+
+/// Counts of one destination over some minutes.
+#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryCounts {
+    /// Accepted by the destination.
+    pub delivered: u64,
+    /// Failed attempts that will be retried.
+    pub retried: u64,
+    /// Given up (dead letters).
+    pub failed: u64,
+    /// Dropped on purpose (the destination's insert function, or the destination went away).
+    pub dropped: u64,
+    /// Not sent to this destination because of the event's `integrations`.
+    pub filtered: u64,
+}
+
+/// Which counter to bump.
+#[derive(Debug, Clone, Copy)]
+pub enum Count {
+    /// See [`DeliveryCounts::delivered`].
+    Delivered,
+    /// See [`DeliveryCounts::retried`].
+    Retried,
+    /// See [`DeliveryCounts::failed`].
+    Failed,
+    /// See [`DeliveryCounts::dropped`].
+    Dropped,
+    /// See [`DeliveryCounts::filtered`].
+    Filtered,
+}
+
+/// A line a function logged while processing a real event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionLog {
+    /// When, RFC 3339.
+    pub at: String,
+    /// The insert function instance that ran.
+    pub instance_id: String,
+    /// The event it processed.
+    pub message_id: String,
+    /// `trace` ... `error`.
+    pub level: String,
+    /// The line.
+    pub message: String,
+}
+
+/// The in-memory views. One per process.
+pub struct Observe {
+    events_per_source: usize,
+    logs_per_function: usize,
+    events: Mutex<HashMap<String, VecDeque<EventTrace>>>,
+    live: broadcast::Sender<LiveUpdate>,
+    /// Per destination, per minute since the epoch.
+    metrics: Mutex<HashMap<String, BTreeMap<u64, DeliveryCounts>>>,
+    logs: Mutex<HashMap<String, VecDeque<FunctionLog>>>,
+    /// Events discarded by source insert functions, by reason, per source.
+    discarded: Mutex<HashMap<String, BTreeMap<String, u64>>>,
+}
+
+/// Minutes of delivery metrics kept per destination.
+const METRIC_MINUTES: u64 = 24 * 60;
+
+impl Observe {
+    /// Keeps `events_per_source` recent events per source and `logs_per_function` log lines
+    /// per function.
+    pub fn new(events_per_source: usize, logs_per_function: usize) -> Observe {
+        let (live, _) = broadcast::channel(1024);
+        Observe {
+            events_per_source,
+            logs_per_function,
+            events: Mutex::new(HashMap::new()),
+            live,
+            metrics: Mutex::new(HashMap::new()),
+            logs: Mutex::new(HashMap::new()),
+            discarded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records that `event` was accepted by `source_id`.
+    pub fn ingested(&self, source_id: &str, event: &Value) {
+        let message_id = event["messageId"].as_str().unwrap_or_default().to_string();
+        let stage = stage("ingest", "accepted", Value::Null);
+        if let Ok(mut events) = self.events.lock() {
+            let list = events.entry(source_id.to_string()).or_default();
+            // The pipeline may have reached the event first (it sees it as soon as it is
+            // written, before the flush that acknowledges it): complete that trace.
+            match list
+                .iter_mut()
+                .rev()
+                .find(|t| t.message_id == message_id && t.event.is_null())
+            {
+                Some(trace) => {
+                    trace.event = event.clone();
+                    trace.stages.insert(0, stage.clone());
+                }
+                None => {
+                    list.push_back(EventTrace {
+                        message_id: message_id.clone(),
+                        source_id: source_id.to_string(),
+                        event: event.clone(),
+                        stages: vec![stage.clone()],
+                    });
+                    while list.len() > self.events_per_source {
+                        list.pop_front();
+                    }
+                }
+            }
+        }
+        let _ = self.live.send(LiveUpdate {
+            source_id: source_id.to_string(),
+            message_id,
+            event: Some(event.clone()),
+            stage,
+        });
+    }
+
+    /// Records what stage `name` did to event `message_id` of `source_id`.
+    pub fn stage(
+        &self,
+        source_id: &str,
+        message_id: &str,
+        name: &str,
+        status: &str,
+        detail: Value,
+    ) {
+        let stage = stage(name, status, detail);
+        if let Ok(mut events) = self.events.lock() {
+            let list = events.entry(source_id.to_string()).or_default();
+            match list.iter_mut().rev().find(|t| t.message_id == message_id) {
+                Some(trace) => trace.stages.push(stage.clone()),
+                // Not seen yet (its ingest stage is being recorded) or no longer kept.
+                None => {
+                    list.push_back(EventTrace {
+                        message_id: message_id.to_string(),
+                        source_id: source_id.to_string(),
+                        event: Value::Null,
+                        stages: vec![stage.clone()],
+                    });
+                    while list.len() > self.events_per_source {
+                        list.pop_front();
+                    }
+                }
+            }
+        }
+        let _ = self.live.send(LiveUpdate {
+            source_id: source_id.to_string(),
+            message_id: message_id.to_string(),
+            event: None,
+            stage,
+        });
+    }
+
+    /// The recent events of `source_id`, newest first.
+    pub fn recent(&self, source_id: &str, max: usize) -> Vec<EventTrace> {
+        self.events
+            .lock()
+            .ok()
+            .and_then(|e| {
+                e.get(source_id)
+                    .map(|l| l.iter().rev().take(max).cloned().collect())
+            })
+            .unwrap_or_default()
+    }
+
+    /// A receiver of every later stage update (all sources; filter by `source_id`).
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveUpdate> {
+        self.live.subscribe()
+    }
+
+    /// Bumps a destination's counter for this minute.
+    pub fn count(&self, destination_id: &str, what: Count) {
+        let minute = now_ms() / 60_000;
+        if let Ok(mut metrics) = self.metrics.lock() {
+            let per = metrics.entry(destination_id.to_string()).or_default();
+            let c = per.entry(minute).or_default();
+            match what {
+                Count::Delivered => c.delivered += 1,
+                Count::Retried => c.retried += 1,
+                Count::Failed => c.failed += 1,
+                Count::Dropped => c.dropped += 1,
+                Count::Filtered => c.filtered += 1,
+            }
+            while per
+                .first_key_value()
+                .is_some_and(|(m, _)| *m + METRIC_MINUTES < minute)
+            {
+                per.pop_first();
+            }
+        }
+    }
+
+    /// A destination's counts over the last `minutes` minutes (this one included).
+    pub fn counts(&self, destination_id: &str, minutes: u64) -> DeliveryCounts {
+        let now = now_ms() / 60_000;
+        let from = now.saturating_sub(minutes.saturating_sub(1));
+        let mut total = DeliveryCounts::default();
+        if let Ok(metrics) = self.metrics.lock()
+            && let Some(per) = metrics.get(destination_id)
+        {
+            for c in per.range(from..=now).map(|(_, c)| c) {
+                total.delivered += c.delivered;
+                total.retried += c.retried;
+                total.failed += c.failed;
+                total.dropped += c.dropped;
+                total.filtered += c.filtered;
+            }
+        }
+        total
+    }
+
+    /// Keeps a function's log lines (the oldest go first past the bound).
+    pub fn log(&self, function_id: &str, lines: Vec<FunctionLog>) {
+        if lines.is_empty() {
+            return;
+        }
+        if let Ok(mut logs) = self.logs.lock() {
+            let list = logs.entry(function_id.to_string()).or_default();
+            list.extend(lines);
+            while list.len() > self.logs_per_function {
+                list.pop_front();
+            }
+        }
+    }
+
+    /// A function's recent log lines, oldest first.
+    pub fn logs(&self, function_id: &str) -> Vec<FunctionLog> {
+        self.logs
+            .lock()
+            .ok()
+            .and_then(|l| l.get(function_id).map(|l| l.iter().cloned().collect()))
+            .unwrap_or_default()
+    }
+
+    /// Counts an event a source's insert function discarded, under its reason.
+    pub fn discarded(&self, source_id: &str, reason: &str) {
+        if let Ok(mut d) = self.discarded.lock() {
+            *d.entry(source_id.to_string())
+                .or_default()
+                .entry(reason.to_string())
+                .or_default() += 1;
+        }
+    }
+
+    /// A source's discarded counts by reason.
+    pub fn discarded_counts(&self, source_id: &str) -> BTreeMap<String, u64> {
+        self.discarded
+            .lock()
+            .ok()
+            .and_then(|d| d.get(source_id).cloned())
+            .unwrap_or_default()
+    }
+}
+
+fn stage(name: &str, status: &str, detail: Value) -> Stage {
+    Stage {
+        stage: name.to_string(),
+        status: status.to_string(),
+        detail,
+        at: crate::api::now(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn traces_are_bounded_and_stages_attach() {
+        let o = Observe::new(2, 2);
+        for id in ["a", "b", "c"] {
+            o.ingested("s", &json!({"messageId": id}));
+        }
+        o.stage("s", "c", "enforce", "validated", Value::Null);
+        let recent = o.recent("s", 10);
+        assert_eq!(recent.len(), 2);
+        assert_eq!(recent[0].message_id, "c");
+        assert_eq!(recent[0].stages.len(), 2);
+        // A stage recorded before its ingest stage (the pipeline won the race) is completed.
+        o.stage("s", "d", "enforce", "blocked", Value::Null);
+        o.ingested("s", &json!({"messageId": "d"}));
+        let d = &o.recent("s", 1)[0];
+        assert_eq!(d.event["messageId"], "d");
+        assert_eq!(d.stages[0].stage, "ingest");
+        assert_eq!(d.stages[1].stage, "enforce");
+        assert_eq!(o.recent("s", 10).len(), 2);
+        o.count("d", Count::Delivered);
+        o.count("d", Count::Delivered);
+        o.count("d", Count::Failed);
+        let c = o.counts("d", 60);
+        assert_eq!((c.delivered, c.failed), (2, 1));
+    }
+}

@@ -1,0 +1,261 @@
+//! The data plane's enforcement details, routing and what it shows, over real HTTP with `file`
+//! destinations: omitted properties and violations in `context.protocols`, `Violation Generated`
+//! events forwarded to another source, the `router` component choosing destinations through
+//! `integrations`, its logs from real runs, delivery metrics and the live debugger stream.
+
+mod api_support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use api_support::{OWNER, Server};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn source(server: &Server, slug: &str) -> (String, String) {
+    let id = server.source(slug).await;
+    let r = server.get(&format!("/sources/{id}")).await;
+    let key = r.data()["source"]["writeKeys"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (id, key)
+}
+
+async fn file_destination(server: &Server, source: &str, name: &str, path: &str) -> String {
+    let r = server
+        .post(
+            "/destinations",
+            json!({"sourceId": source, "metadataId": "file", "name": name, "settings": {"path": path}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.data()["destination"]["id"].as_str().unwrap().to_string()
+}
+
+async fn send(server: &Server, path: &str, key: &str, body: Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", server.url))
+        .basic_auth(key, Some(""))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// The JSON lines of `path`, once there are `n` of them (waits up to 20 s).
+async fn lines(path: &Path, n: usize) -> Vec<Value> {
+    for _ in 0..400 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{} never had {n} lines", path.display());
+}
+
+async fn deploy(server: &Server, example: &str, settings: Value) -> String {
+    let wasm = STANDARD.encode(sluice_tests::component(example));
+    let f = server
+        .post(
+            "/functions",
+            json!({"displayName": example, "resourceType": "INSERT_SOURCE", "wasm": wasm, "settings": settings}),
+        )
+        .await;
+    assert_eq!(f.status, StatusCode::CREATED, "{}", f.body);
+    let id = f.data()["function"]["id"].as_str().unwrap().to_string();
+    let version = f.data()["function"]["versionId"].as_str().unwrap();
+    let r = server
+        .post(
+            &format!("/functions/{id}/deploy"),
+            json!({"versionId": version}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    id
+}
+
+#[tokio::test]
+async fn enforcement_omits_fields_records_protocols_and_forwards_violations() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let (web, key) = source(&server, "web").await;
+    let (audit, _) = source(&server, "violations").await;
+    file_destination(&server, &web, "Out", "web.jsonl").await;
+    file_destination(&server, &audit, "Audit", "violations.jsonl").await;
+
+    let plan = server
+        .post("/tracking-plans", json!({"name": "Shop"}))
+        .await
+        .data()["trackingPlan"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rule = json!({"type": "TRACK", "key": "Order Completed", "version": 1,
+        "jsonSchema": {"type": "object", "properties": {"properties": {"type": "object", "required": ["orderId"],
+            "properties": {"orderId": {"type": "string"}, "total": {"type": "number"}}}}}});
+    let r = server
+        .put(
+            &format!("/tracking-plans/{plan}/rules"),
+            json!({"rules": [rule]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    server
+        .post(
+            &format!("/tracking-plans/{plan}/sources"),
+            json!({"sourceId": web}),
+        )
+        .await;
+    let r = server
+        .patch(
+            &format!("/sources/{web}/settings"),
+            json!({"track": {"allowUnplannedEventProperties": false, "allowPropertiesOnViolations": false},
+                   "forwardingViolationsTo": audit}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    send(
+        &server,
+        "/v1/track",
+        &key,
+        json!({"userId": "u", "event": "Order Completed", "messageId": "order-1",
+               "properties": {"orderId": "o-1", "total": "ten", "coupon": "FREE"}}),
+    )
+    .await;
+    let out = lines(&dir.path().join("web.jsonl"), 1).await;
+    let event = &out[0];
+    assert_eq!(event["properties"], json!({"orderId": "o-1"}), "{event}");
+    let protocols = &event["context"]["protocols"];
+    assert_eq!(
+        protocols["omitted"],
+        json!(["properties.coupon"]),
+        "{protocols}"
+    );
+    assert_eq!(
+        protocols["omitted_on_violation"],
+        json!(["properties.total"])
+    );
+    assert_eq!(protocols["violations"][0]["type"], "Datatype");
+    assert_eq!(protocols["violations"][0]["field"], "properties.total");
+
+    let forwarded = lines(&dir.path().join("violations.jsonl"), 1).await;
+    let v = &forwarded[0];
+    assert_eq!(v["event"], "Violation Generated");
+    assert_eq!(v["userId"], "schema-violations");
+    assert_eq!(v["properties"]["violationField"], "properties.total");
+    assert_eq!(v["properties"]["eventMessageID"], "order-1");
+    assert_eq!(v["properties"]["sourceID"], web.as_str());
+    assert_eq!(v["properties"]["trackingPlanID"], plan.as_str());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn router_picks_destinations_logs_and_the_debugger_streams_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let (src, key) = source(&server, "app").await;
+    let a = file_destination(&server, &src, "A", "a.jsonl").await;
+    let b = file_destination(&server, &src, "B", "b.jsonl").await;
+    let router = deploy(
+        &server,
+        "router",
+        json!([{"name": "routes", "label": "Routes", "type": "TEXT_MAP"}]),
+    )
+    .await;
+    let r = server
+        .post(
+            "/insert-function-instances",
+            json!({"functionId": router, "integrationId": src, "settings": {"routes": {"Order Completed": "B"}}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    // Watch live before sending.
+    let mut live = reqwest::Client::new()
+        .get(format!("{}/sources/{src}/events/live", server.url))
+        .bearer_auth(OWNER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    assert!(
+        live.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+
+    send(
+        &server,
+        "/v1/batch",
+        &key,
+        json!({"batch": [
+            {"type": "track", "userId": "u", "event": "Order Completed", "messageId": "routed"},
+            {"type": "page", "userId": "u", "name": "Home", "messageId": "everywhere"}
+        ]}),
+    )
+    .await;
+    let to_b = lines(&dir.path().join("b.jsonl"), 2).await;
+    let to_a = lines(&dir.path().join("a.jsonl"), 1).await;
+    let ids = |l: &[Value]| -> Vec<String> {
+        let mut ids: Vec<String> = l
+            .iter()
+            .map(|e| e["messageId"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&to_b), ["everywhere", "routed"]);
+    assert_eq!(ids(&to_a), ["everywhere"]);
+
+    // The router's log line from the real run.
+    let r = server.get(&format!("/functions/{router}/logs")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let logs = r.data()["logs"].as_array().unwrap();
+    assert!(
+        logs.iter()
+            .any(|l| l["message"].as_str().unwrap().contains("to B") && l["messageId"] == "routed"),
+        "{logs:?}"
+    );
+    let r = server
+        .get(&format!("/destinations/{a}/delivery-metrics?minutes=5"))
+        .await;
+    assert_eq!(r.data()["counts"]["filtered"], 1, "{}", r.body);
+    assert_eq!(r.data()["counts"]["delivered"], 1, "{}", r.body);
+    let r = server
+        .get(&format!("/destinations/{b}/delivery-metrics"))
+        .await;
+    assert_eq!(r.data()["counts"]["delivered"], 2, "{}", r.body);
+
+    // The live stream saw both events through to delivery.
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while text.matches("\"deliver\"").count() < 3 {
+        let chunk = tokio::time::timeout_at(deadline, live.chunk())
+            .await
+            .expect("stream updates arrive")
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("event: stage"), "{text}");
+    assert!(text.contains("\"messageId\":\"routed\""));
+    drop(live);
+
+    // Unknown sources and missing parameters are the API's usual errors.
+    let r = server.get("/sources/nope/events/live").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = server.get("/events").await;
+    assert!(r.status.is_client_error(), "{}", r.body);
+    server.stop().await;
+}
