@@ -19,6 +19,9 @@ pub(super) fn init(default_level: &str, format: LogFormat) {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (the reader of stderr went away) is dropped; by
+        // default tracing-subscriber reports it with `eprintln!`, which panics the server.
+        .log_internal_errors(false)
         // Colours only for a terminal: a file or a log collector gets plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // A second call (tests running commands in one process) keeps the first subscriber.

@@ -1,9 +1,13 @@
 //! The `sluice` command line: argument parsing and one module per command.
 
+mod client;
+mod functions;
 mod logging;
 mod new;
+mod resources;
 mod run;
 mod serve;
+mod table;
 
 pub use logging::LogFormat;
 
@@ -30,6 +34,52 @@ pub enum Command {
     Run(RunArgs),
     /// Create a new function project that builds and passes its own test as is.
     New(NewArgs),
+    /// Manage sources on a running server.
+    #[command(subcommand_required = true)]
+    Sources {
+        /// What to do.
+        #[command(subcommand)]
+        action: resources::SourcesCmd,
+        /// The server.
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// Manage destinations on a running server.
+    Destinations {
+        /// What to do.
+        #[command(subcommand)]
+        action: resources::DestinationsCmd,
+        /// The server.
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// Manage tracking plans on a running server.
+    TrackingPlans {
+        /// What to do.
+        #[command(subcommand)]
+        action: resources::TrackingPlansCmd,
+        /// The server.
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// Deploy, list and test functions on a running server.
+    Functions {
+        /// What to do.
+        #[command(subcommand)]
+        action: functions::FunctionsCmd,
+        /// The server.
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// Manage API tokens on a running server.
+    Tokens {
+        /// What to do.
+        #[command(subcommand)]
+        action: resources::TokensCmd,
+        /// The server.
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
     /// Serve the HTTP API (control plane) until SIGINT or SIGTERM.
     Serve(serve::ServeArgs),
 }
@@ -97,5 +147,24 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             new::new(args)
         }
         Command::Serve(args) => serve::serve(args),
+        Command::Sources { action, client } => {
+            client_command(|| resources::sources(action, &client))
+        }
+        Command::Destinations { action, client } => {
+            client_command(|| resources::destinations(action, &client))
+        }
+        Command::TrackingPlans { action, client } => {
+            client_command(|| resources::tracking_plans(action, &client))
+        }
+        Command::Functions { action, client } => {
+            client_command(|| functions::functions(action, &client))
+        }
+        Command::Tokens { action, client } => client_command(|| resources::tokens(action, &client)),
     }
+}
+
+/// Client commands log only warnings: their output is the answer.
+fn client_command(run: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    logging::init("warn", LogFormat::Text);
+    run()
 }
