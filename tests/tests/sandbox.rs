@@ -28,10 +28,15 @@ fn each_failure_has_its_own_named_error_and_never_poisons_the_next_event() {
     let engine = engine();
     let hostile = function(&engine, "hostile");
     for isolation in [Isolation::default(), Isolation::Fresh] {
-        let limits = Limits::default();
+        // A deadline far beyond the fuel's reach: on a loaded machine 50 ms can pass before
+        // 50M fuel is spent, and this test is about each bound naming itself.
+        let limits = Limits {
+            deadline: Duration::from_secs(10),
+            ..Limits::default()
+        };
         let small_output = Limits {
             output_bytes: 64 << 10,
-            ..Limits::default()
+            ..limits.clone()
         };
         let cases: Vec<(&str, &Limits, Expect)> = vec![
             (
@@ -180,13 +185,13 @@ fn two_functions_run_concurrently_without_interference() {
         .to_string();
     std::thread::scope(|scope| {
         let bad = scope.spawn(|| {
+            // Fuel, not the wall clock, must end each loop, however busy the other thread is.
+            let fuel_bound = Limits {
+                deadline: Duration::from_secs(10),
+                ..Limits::default()
+            };
             for _ in 0..20 {
-                let run = hostile.invoke(
-                    &track("loop"),
-                    "{}",
-                    &Limits::default(),
-                    Isolation::default(),
-                );
+                let run = hostile.invoke(&track("loop"), "{}", &fuel_bound, Isolation::default());
                 assert!(matches!(run.result, Err(InvokeError::OutOfFuel { .. })));
             }
         });
