@@ -5,52 +5,17 @@
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::start;
+
+mod support;
 
 const TOKEN: &str = "crash-test-owner-token";
-
-/// Starts `sluice serve` on a free port; returns the child and its address.
-fn start(data_dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("SLUICE_DATA_DIR", data_dir)
-        .env("SLUICE_BOOTSTRAP_TOKEN", TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sluice starts");
-    let lines = forward_lines(child.stderr.take().expect("stderr is piped"));
-    let address = loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server reports its address within a minute");
-        if let Some(rest) = line.split("address=").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string();
-        }
-    };
-    (child, address)
-}
-
-fn forward_lines(pipe: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    rx
-}
 
 /// One HTTP/1.1 POST of JSON; the status code and the body, or `None` on any I/O failure.
 fn post(address: &str, path: &str, auth: &str, body: &Value) -> Option<(u16, Value)> {
@@ -132,7 +97,8 @@ fn serve_connection(stream: TcpStream, seen: &Mutex<HashSet<String>>) {
 fn every_acknowledged_event_is_delivered_after_sigkill() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let (hook, seen) = receiver();
-    let (mut child, address) = start(dir.path());
+    let mut server = start(dir.path(), Some(TOKEN));
+    let address = server.address.clone();
     let bearer = format!("Bearer {TOKEN}");
     let (status, body) = post(
         &address,
@@ -184,8 +150,8 @@ fn every_acknowledged_event_is_delivered_after_sigkill() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(1500));
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         client.join().expect("client thread");
@@ -197,7 +163,7 @@ fn every_acknowledged_event_is_delivered_after_sigkill() {
     );
 
     eprintln!("{} events acknowledged before SIGKILL", acked.len());
-    let (mut child, _address) = start(dir.path());
+    let mut server = start(dir.path(), Some(TOKEN));
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let missing = {
@@ -214,8 +180,8 @@ fn every_acknowledged_event_is_delivered_after_sigkill() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    let _ = server.child.kill();
+    let _ = server.child.wait();
 }
 
 /// base64 of `"<key>:"` (HTTP Basic with an empty password).
