@@ -1,0 +1,243 @@
+//! The data plane end to end: batches of the sample events through ingestion (durable
+//! acknowledgement), the `pii-filter` insert function and delivery to a local webhook
+//! receiver; next to an axum handler that only reads the body (the HTTP ceiling).
+//!
+//! Run: `scripts/build-components && cargo bench -p sluice-tests --bench dataplane`
+//! (`SLUICE_BENCH_EVENTS`, default 50,000, sets how many events the throughput run sends).
+
+#[path = "../tests/api_support/mod.rs"]
+mod api_support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use api_support::Server;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use sluice_runtime::api::Config;
+use sluice_runtime::topology::DataPlaneConfig;
+use sluice_tests::{component, sample_events};
+
+const BATCH: usize = 100;
+const CLIENTS: usize = 8;
+
+/// A receiver that counts what it gets: the webhook (events) or the ceiling (requests).
+async fn counter() -> (String, Arc<AtomicU64>) {
+    let count = Arc::new(AtomicU64::new(0));
+    let shared = count.clone();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let shared = shared.clone();
+            async move {
+                let _ = body.len();
+                shared.fetch_add(1, Ordering::Relaxed);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, count)
+}
+
+/// The batch bodies: every event gets a fresh `messageId`, so none is deduplicated.
+fn batches(events: &[Value], total: usize, round: &str) -> Vec<String> {
+    (0..total)
+        .map(|i| {
+            let mut event = events[i % events.len()].clone();
+            event["messageId"] = json!(format!("{round}-{i}"));
+            event
+        })
+        .collect::<Vec<_>>()
+        .chunks(BATCH)
+        .map(|chunk| json!({"batch": chunk}).to_string())
+        .collect()
+}
+
+/// Sends every body from `CLIENTS` concurrent clients, each waiting for its answer; with
+/// `interval`, each client paces itself to one request per interval. Returns each request's
+/// latency and the wall time.
+async fn send(
+    url: &str,
+    auth: &str,
+    bodies: Vec<String>,
+    interval: Option<Duration>,
+) -> (Vec<Duration>, Duration) {
+    let client = reqwest::Client::new();
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (client, bodies, next, url, auth) = (
+            client.clone(),
+            bodies.clone(),
+            next.clone(),
+            url.to_string(),
+            auth.to_string(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut tick = interval.map(tokio::time::interval);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(body) = bodies.get(i) else { break };
+                if let Some(tick) = tick.as_mut() {
+                    tick.tick().await;
+                }
+                let sent = Instant::now();
+                let response = client
+                    .post(&url)
+                    .header("Authorization", &auth)
+                    .header("Content-Type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .expect("the request is answered");
+                assert!(response.status().is_success(), "{}", response.status());
+                latencies.push(sent.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("client task"));
+    }
+    (latencies, started.elapsed())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() {
+    let total: usize = std::env::var("SLUICE_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
+    let events: Vec<Value> = sample_events()
+        .iter()
+        .map(|e| serde_json::from_str(e).expect("JSON"))
+        .collect();
+
+    // The ceiling: the same clients and bodies against a handler that only reads the body.
+    let (ceiling_url, ceiling_count) = counter().await;
+    let (_, ceiling_time) = send(&ceiling_url, "-", batches(&events, total, "ceiling"), None).await;
+    assert_eq!(
+        ceiling_count.load(Ordering::Relaxed) as usize,
+        total.div_ceil(BATCH)
+    );
+
+    // sluice: a source with the pii-filter attached and a webhook to a counting receiver.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = Config {
+        data_plane: DataPlaneConfig {
+            queue_bound: 10_000_000,
+            ..DataPlaneConfig::default()
+        },
+        ..Config::default()
+    };
+    let server = Server::start_with(dir.path(), config).await;
+    let source = server.source("bench").await;
+    let key = server.get(&format!("/sources/{source}")).await.data()["source"]["writeKeys"][0]
+        .as_str()
+        .expect("a write key")
+        .to_string();
+    let wasm = STANDARD.encode(component("pii-filter"));
+    let function = server
+        .post(
+            "/functions",
+            json!({"displayName": "pii", "resourceType": "INSERT_SOURCE", "wasm": wasm}),
+        )
+        .await;
+    let function = function.data()["function"]["id"]
+        .as_str()
+        .expect("function id")
+        .to_string();
+    server
+        .post(&format!("/functions/{function}/deploy"), json!({}))
+        .await;
+    server
+        .post(
+            "/insert-function-instances",
+            json!({"functionId": function, "integrationId": source, "settings": {}}),
+        )
+        .await;
+    let (hook_url, delivered) = counter().await;
+    server
+        .post(
+            "/destinations",
+            json!({"sourceId": source, "metadataId": "webhook", "name": "bench", "settings": {"url": hook_url}}),
+        )
+        .await;
+    let ingest = format!("{}/v1/batch", server.url);
+    let auth = format!("Basic {}", STANDARD.encode(format!("{key}:")));
+
+    // Throughput: as fast as the clients can go, until the receiver has every event.
+    let started = Instant::now();
+    let (mut acks, ack_time) = send(&ingest, &auth, batches(&events, total, "max"), None).await;
+    while (delivered.load(Ordering::Relaxed) as usize) < total {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "deliveries stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let end_to_end = started.elapsed();
+    acks.sort();
+
+    // Latency at half the acknowledged rate, after the backlog is delivered.
+    let ack_rate = total as f64 / ack_time.as_secs_f64();
+    let half_rate_batches = ack_rate / 2.0 / BATCH as f64;
+    let interval = Duration::from_secs_f64(CLIENTS as f64 / half_rate_batches);
+    let half_total = (ack_rate / 2.0 * 5.0) as usize; // about five seconds of traffic
+    let (mut half, _) = send(
+        &ingest,
+        &auth,
+        batches(&events, half_total.max(BATCH), "half"),
+        Some(interval),
+    )
+    .await;
+    half.sort();
+
+    let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
+    println!("{total} events in batches of {BATCH} from {CLIENTS} concurrent clients\n");
+    println!("| measure | result | target |");
+    println!("|---|---:|---|");
+    println!(
+        "| HTTP ceiling (axum handler that reads the body), events/s | {:.0} | - |",
+        rate(total, ceiling_time)
+    );
+    println!(
+        "| acknowledged (durable) by sluice, events/s | {:.0} | - |",
+        rate(total, ack_time)
+    );
+    println!(
+        "| delivered end to end (ingest, pii-filter, webhook), events/s | {:.0} | >= 20,000 |",
+        rate(total, end_to_end)
+    );
+    println!(
+        "| ack latency per batch at full load, p50 / p99 | {:.1} / {:.1} ms | - |",
+        ms(percentile(&acks, 0.5)),
+        ms(percentile(&acks, 0.99))
+    );
+    println!(
+        "| ack latency per batch at half load ({:.0} events/s), p50 / p99 | {:.1} / {:.1} ms | p99 <= 10 ms |",
+        ack_rate / 2.0,
+        ms(percentile(&half, 0.5)),
+        ms(percentile(&half, 0.99))
+    );
+    server.stop().await;
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
