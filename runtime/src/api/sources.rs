@@ -230,6 +230,24 @@ fn write_key() -> Result<String, ApiError> {
     Ok(secret.trim_start_matches("sl_").chars().take(32).collect())
 }
 
+/// The sources among `ids` that still exist and that `caller` may see, in the order given:
+/// what a tracking plan or a warehouse lists as its connected sources.
+pub fn visible_sources(
+    state: &AppState,
+    caller: &Caller,
+    ids: &[String],
+) -> Result<Vec<Source>, ApiError> {
+    let mut sources = Vec::new();
+    for id in ids {
+        if caller.sees(Area::Sources, id)
+            && let Some(source) = state.store.get::<Source>(Kind::Source, id)?
+        {
+            sources.push(source);
+        }
+    }
+    Ok(sources)
+}
+
 /// A source the caller may read, else 404 (or 403).
 pub fn load(state: &AppState, caller: &Caller, id: &str, write: bool) -> Result<Source, ApiError> {
     caller.require(Area::Sources, write, Some(id), "source")?;

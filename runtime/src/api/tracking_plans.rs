@@ -11,7 +11,7 @@ use super::error::{ApiError, CommonErrors, ErrorBody};
 use super::extract::{Json, Path, Query};
 use super::pagination::{PageQuery, Pagination, page};
 use super::resource::{Created, Deleted, Reply, check_name, deleted};
-use super::sources::Source;
+use super::sources::{Source, visible_sources};
 use super::store::{Kind, Tx, TxResult};
 use super::{AppState, Data, created, new_id, now, ok};
 
@@ -499,14 +499,7 @@ pub async fn list_sources(
     Query(q): Query<PageQuery>,
 ) -> Reply<PlanSources> {
     let plan = load(&state, &caller, &id, false)?;
-    let mut sources = Vec::new();
-    for sid in &plan.source_ids {
-        if caller.sees(Area::Sources, sid)
-            && let Some(source) = state.store.get::<Source>(Kind::Source, sid)?
-        {
-            sources.push(source);
-        }
-    }
+    let sources = visible_sources(&state, &caller, &plan.source_ids)?;
     let (sources, pagination) = page(sources, &q)?;
     Ok(ok(PlanSources {
         sources,

@@ -12,7 +12,7 @@ use super::error::{ApiError, CommonErrors};
 use super::extract::{Json, Path, Query};
 use super::pagination::{PageQuery, Pagination, page};
 use super::resource::{Created, Deleted, MetadataRef, Reply, catalog_entry, check_name, deleted};
-use super::sources::Source;
+use super::sources::{Source, visible_sources};
 use super::store::{Kind, Tx, TxResult};
 use super::{AppState, Data, created, new_id, now, ok};
 
@@ -295,14 +295,7 @@ pub async fn connected_sources(
     Query(q): Query<PageQuery>,
 ) -> Reply<WarehouseSources> {
     let w = load(&state, &caller, &id, false)?;
-    let mut sources = Vec::new();
-    for sid in &w.source_ids {
-        if caller.sees(Area::Sources, sid)
-            && let Some(source) = state.store.get::<Source>(Kind::Source, sid)?
-        {
-            sources.push(source);
-        }
-    }
+    let sources = visible_sources(&state, &caller, &w.source_ids)?;
     let (sources, pagination) = page(sources, &q)?;
     Ok(ok(WarehouseSources {
         sources,
