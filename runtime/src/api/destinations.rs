@@ -104,10 +104,7 @@ pub fn load(
     id: &str,
     write: bool,
 ) -> Result<Destination, ApiError> {
-    let destination: Destination = state
-        .store
-        .get(Kind::Destination, id)?
-        .ok_or_else(|| ApiError::not_found("destination", id))?;
+    let destination: Destination = state.store.find(Kind::Destination, id)?;
     match caller.require(
         Area::Sources,
         write,
@@ -228,9 +225,7 @@ pub async fn update(
         check_name(name, "name")?;
     }
     let destination = state.store.transact(&caller.actor, |tx| {
-        let mut d: Destination = tx
-            .get(Kind::Destination, &id)?
-            .ok_or_else(|| ApiError::not_found("destination", &id))?;
+        let mut d: Destination = tx.find(Kind::Destination, &id)?;
         if let Some(name) = &input.name {
             d.name = name.clone();
         }
@@ -266,9 +261,7 @@ pub async fn delete(
         .filter(|i| i.integration_id == id)
         .collect();
     state.store.transact(&caller.actor, |tx| {
-        let d: Destination = tx
-            .get(Kind::Destination, &id)?
-            .ok_or_else(|| ApiError::not_found("destination", &id))?;
+        let d: Destination = tx.find(Kind::Destination, &id)?;
         for instance in &attached {
             if tx.remove(Kind::InsertFunction, &instance.id)? {
                 tx.audit(

@@ -308,16 +308,7 @@ pub fn load(
     write: bool,
 ) -> Result<Function, ApiError> {
     caller.require(Area::Functions, write, Some(id), "function")?;
-    state
-        .store
-        .get(Kind::Function, id)?
-        .ok_or_else(|| ApiError::not_found("function", id))
-}
-
-fn tx_function(tx: &Tx<'_>, id: &str) -> TxResult<Function> {
-    Ok(tx
-        .get(Kind::Function, id)?
-        .ok_or_else(|| ApiError::not_found("function", id))?)
+    state.store.find(Kind::Function, id)
 }
 
 fn version_key(function_id: &str, version_id: &str) -> String {
@@ -489,7 +480,7 @@ pub async fn update(
     }
     let code = store_code(&state, input.code, input.wasm).await?;
     let function = state.store.transact(&caller.actor, |tx| {
-        let mut f = tx_function(tx, &id)?;
+        let mut f = tx.find::<Function>(Kind::Function, &id)?;
         if let Some(name) = &input.display_name {
             f.display_name = name.clone();
         }
@@ -534,7 +525,7 @@ pub async fn delete(
     }
     let versions: Vec<Version> = state.store.list(Kind::FunctionVersion, &format!("{id}/"))?;
     state.store.transact(&caller.actor, |tx| {
-        let f = tx_function(tx, &id)?;
+        let f = tx.find::<Function>(Kind::Function, &id)?;
         for v in &versions {
             tx.remove(Kind::FunctionVersion, &version_key(&id, &v.id))?;
         }
@@ -600,7 +591,7 @@ pub async fn restore_version(
         ApiError::invalid("versionId", format!("no version `{}`", input.version_id))
     })?;
     let function = state.store.transact(&caller.actor, |tx| {
-        let mut f = tx_function(tx, &id)?;
+        let mut f = tx.find::<Function>(Kind::Function, &id)?;
         f.settings = old.settings.clone();
         new_version(tx, &mut f, old.runtime, &old.digest, old.code.clone())?;
         tx.put(Kind::Function, &id, &f)?;
@@ -636,7 +627,7 @@ pub async fn deploy(
         ));
     }
     let function = state.store.transact(&caller.actor, |tx| {
-        let mut f = tx_function(tx, &id)?;
+        let mut f = tx.find::<Function>(Kind::Function, &id)?;
         f.deployed_version_id = Some(vid.clone());
         f.deployed_at = Some(now());
         f.is_latest_version = f.version_id == vid;

@@ -161,10 +161,7 @@ pub async fn get_user(
     Path(id): Path<String>,
 ) -> Reply<UserData> {
     owner(&caller, false)?;
-    let user = state
-        .store
-        .get(Kind::User, &id)?
-        .ok_or_else(|| ApiError::not_found("user", &id))?;
+    let user = state.store.find(Kind::User, &id)?;
     Ok(ok(UserData { user }))
 }
 
@@ -180,9 +177,7 @@ pub async fn delete_user(
 ) -> Reply<Deleted> {
     owner(&caller, true)?;
     state.store.transact(&caller.actor, |tx| {
-        let user: User = tx
-            .get(Kind::User, &id)?
-            .ok_or_else(|| ApiError::not_found("user", &id))?;
+        let user: User = tx.find(Kind::User, &id)?;
         tx.unset_index(&format!("email:{}", user.email))?;
         tx.remove(Kind::User, &id)?;
         tx.audit("User Deleted", "user", &id, &user.email)
@@ -200,9 +195,7 @@ fn set_permissions(
     owner(caller, true)?;
     let permissions = normalise(permissions, "permissions")?;
     let user = state.store.transact(&caller.actor, |tx| {
-        let mut user: User = tx
-            .get(Kind::User, id)?
-            .ok_or_else(|| ApiError::not_found("user", id))?;
+        let mut user: User = tx.find(Kind::User, id)?;
         if replace {
             user.permissions.clear();
         }
@@ -386,9 +379,7 @@ pub async fn delete_token(
         ));
     }
     state.store.transact(&caller.actor, |tx| {
-        let token: StoredToken = tx
-            .get(Kind::Token, &id)?
-            .ok_or_else(|| ApiError::not_found("token", &id))?;
+        let token: StoredToken = tx.find(Kind::Token, &id)?;
         tx.unset_index(&format!("token:{}", token.hash))?;
         tx.remove(Kind::Token, &id)?;
         tx.audit("Access Token Deleted", "token", &id, &token.description)

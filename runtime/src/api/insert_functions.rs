@@ -142,10 +142,7 @@ fn load(
     id: &str,
     write: bool,
 ) -> Result<InsertFunctionInstance, ApiError> {
-    let instance: InsertFunctionInstance = state
-        .store
-        .get(Kind::InsertFunction, id)?
-        .ok_or_else(|| ApiError::not_found("insert function instance", id))?;
+    let instance: InsertFunctionInstance = state.store.find(Kind::InsertFunction, id)?;
     match caller.require(
         Area::Sources,
         write,
@@ -347,9 +344,7 @@ pub async fn update(
         check_values(&decls, &settings, "settings")?;
     }
     let instance = state.store.transact(&caller.actor, |tx| {
-        let mut i: InsertFunctionInstance = tx
-            .get(Kind::InsertFunction, &id)?
-            .ok_or_else(|| ApiError::not_found("insert function instance", &id))?;
+        let mut i: InsertFunctionInstance = tx.find(Kind::InsertFunction, &id)?;
         if let Some(name) = &input.name {
             i.name = name.clone();
         }
@@ -387,9 +382,7 @@ pub async fn delete(
 ) -> Reply<Deleted> {
     load(&state, &caller, &id, true)?;
     state.store.transact(&caller.actor, |tx| {
-        let i: InsertFunctionInstance = tx
-            .get(Kind::InsertFunction, &id)?
-            .ok_or_else(|| ApiError::not_found("insert function instance", &id))?;
+        let i: InsertFunctionInstance = tx.find(Kind::InsertFunction, &id)?;
         tx.remove(Kind::InsertFunction, &id)?;
         tx.audit(
             "Insert Function Instance Deleted",

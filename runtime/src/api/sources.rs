@@ -16,7 +16,7 @@ use super::pagination::{PageQuery, Pagination, page};
 use super::resource::{
     Created, Deleted, Label, MetadataRef, Reply, catalog_entry, check_name, check_slug, deleted,
 };
-use super::store::{Kind, Tx, TxResult};
+use super::store::Kind;
 use super::tracking_plans::TrackingPlan;
 use super::warehouses::Warehouse;
 use super::{AppState, Data, created, new_id, now, ok};
@@ -251,16 +251,7 @@ pub fn visible_sources(
 /// A source the caller may read, else 404 (or 403).
 pub fn load(state: &AppState, caller: &Caller, id: &str, write: bool) -> Result<Source, ApiError> {
     caller.require(Area::Sources, write, Some(id), "source")?;
-    state
-        .store
-        .get(Kind::Source, id)?
-        .ok_or_else(|| ApiError::not_found("source", id))
-}
-
-fn tx_source(tx: &Tx<'_>, id: &str) -> TxResult<Source> {
-    Ok(tx
-        .get(Kind::Source, id)?
-        .ok_or_else(|| ApiError::not_found("source", id))?)
+    state.store.find(Kind::Source, id)
 }
 
 /// List sources.
@@ -374,7 +365,7 @@ pub async fn update(
         check_name(name, "name")?;
     }
     let source = state.store.transact(&caller.actor, |tx| {
-        let mut source = tx_source(tx, &id)?;
+        let mut source = tx.find::<Source>(Kind::Source, &id)?;
         if let Some(slug) = &input.slug
             && *slug != source.slug
         {
@@ -439,7 +430,7 @@ pub async fn delete(
         .map(|w| w.id)
         .collect();
     state.store.transact(&caller.actor, |tx| {
-        let source = tx_source(tx, &id)?;
+        let source = tx.find::<Source>(Kind::Source, &id)?;
         tx.unset_index(&format!("slug:source:{}", source.slug))?;
         for key in &source.write_keys {
             tx.unset_index(&format!("writekey:{key}"))?;
@@ -611,7 +602,7 @@ pub async fn patch_settings(
         }
     }
     let settings = state.store.transact(&caller.actor, |tx| {
-        let mut source = tx_source(tx, &id)?;
+        let mut source = tx.find::<Source>(Kind::Source, &id)?;
         source.schema_settings = settings.clone();
         source.updated_at = now();
         tx.put(Kind::Source, &id, &source)?;
@@ -638,7 +629,7 @@ fn change_labels(
         }
     }
     let source = state.store.transact(&caller.actor, |tx| {
-        let mut source = tx_source(tx, id)?;
+        let mut source = tx.find::<Source>(Kind::Source, id)?;
         if replace {
             source.labels.clear();
         }
@@ -695,7 +686,7 @@ pub async fn create_write_key(
     load(&state, &caller, &id, true)?;
     let key = write_key()?;
     let source = state.store.transact(&caller.actor, |tx| {
-        let mut source = tx_source(tx, &id)?;
+        let mut source = tx.find::<Source>(Kind::Source, &id)?;
         source.write_keys.push(key.clone());
         source.updated_at = now();
         tx.set_index(&format!("writekey:{key}"), &id)?;
@@ -719,7 +710,7 @@ pub async fn remove_write_key(
 ) -> Reply<SourceData> {
     load(&state, &caller, &id, true)?;
     let source = state.store.transact(&caller.actor, |tx| {
-        let mut source = tx_source(tx, &id)?;
+        let mut source = tx.find::<Source>(Kind::Source, &id)?;
         if !source.write_keys.contains(&key) {
             return Err(ApiError::not_found("write key", &key).into());
         }

@@ -106,10 +106,7 @@ pub async fn create(
 }
 
 fn load(state: &AppState, id: &str) -> Result<Space, ApiError> {
-    state
-        .store
-        .get(Kind::Space, id)?
-        .ok_or_else(|| ApiError::not_found("space", id))
+    state.store.find(Kind::Space, id)
 }
 
 /// Get a space.
@@ -148,9 +145,7 @@ pub async fn update(
         check_name(name, "name")?;
     }
     let space = state.store.transact(&caller.actor, |tx| {
-        let mut space: Space = tx
-            .get(Kind::Space, &id)?
-            .ok_or_else(|| ApiError::not_found("space", &id))?;
+        let mut space: Space = tx.find(Kind::Space, &id)?;
         if let Some(slug) = &input.slug
             && *slug != space.slug
         {
@@ -188,9 +183,7 @@ pub async fn delete(
     caller.require(Area::Workspace, true, None, "space")?;
     load(&state, &id)?;
     state.store.transact(&caller.actor, |tx| {
-        let space: Space = tx
-            .get(Kind::Space, &id)?
-            .ok_or_else(|| ApiError::not_found("space", &id))?;
+        let space: Space = tx.find(Kind::Space, &id)?;
         tx.unset_index(&format!("slug:space:{}", space.slug))?;
         tx.remove(Kind::Space, &id)?;
         tx.audit("Space Deleted", "space", &id, &space.name)

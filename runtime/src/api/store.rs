@@ -44,6 +44,28 @@ pub enum Kind {
     Audit,
 }
 
+impl Kind {
+    /// What one record is called in messages: "source `x` not found".
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Source => "source",
+            Kind::Destination => "destination",
+            Kind::TrackingPlan => "tracking plan",
+            Kind::Rules => "rules",
+            Kind::Warehouse => "warehouse",
+            Kind::Function => "function",
+            Kind::FunctionVersion => "version",
+            Kind::InsertFunction => "insert function instance",
+            Kind::Space => "space",
+            Kind::User => "user",
+            Kind::Invite => "invite",
+            Kind::Token => "token",
+            Kind::Index => "index entry",
+            Kind::Audit => "audit event",
+        }
+    }
+}
+
 const KINDS: [(Kind, &str); 14] = [
     (Kind::Source, "api.sources"),
     (Kind::Destination, "api.destinations"),
@@ -104,6 +126,15 @@ impl Store {
             Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
             None => Ok(None),
         }
+    }
+
+    /// One record that must exist: a 404 naming the kind and id when it does not.
+    ///
+    /// # Errors
+    /// [`ApiError::NotFound`], a database failure, or a record that no longer parses.
+    pub fn find<T: DeserializeOwned>(&self, kind: Kind, id: &str) -> Result<T, ApiError> {
+        self.get(kind, id)?
+            .ok_or_else(|| ApiError::not_found(kind.noun(), id))
     }
 
     /// Every record of a kind whose key starts with `prefix`, in key (creation) order.
@@ -185,6 +216,13 @@ impl Tx<'_> {
             )),
             None => Ok(None),
         }
+    }
+
+    /// One record that must exist: a 404 naming the kind and id when it does not.
+    pub fn find<T: DeserializeOwned>(&self, kind: Kind, id: &str) -> TxResult<T> {
+        Ok(self
+            .get(kind, id)?
+            .ok_or_else(|| ApiError::not_found(kind.noun(), id))?)
     }
 
     /// Writes a record.

@@ -12,7 +12,7 @@ use super::extract::{Json, Path, Query};
 use super::pagination::{PageQuery, Pagination, page};
 use super::resource::{Created, Deleted, Reply, check_name, deleted};
 use super::sources::{Source, visible_sources};
-use super::store::{Kind, Tx, TxResult};
+use super::store::Kind;
 use super::{AppState, Data, created, new_id, now, ok};
 
 /// Most rules one call may send, as in Segment.
@@ -198,16 +198,7 @@ fn load(
     write: bool,
 ) -> Result<TrackingPlan, ApiError> {
     caller.require(Area::TrackingPlans, write, Some(id), "tracking plan")?;
-    state
-        .store
-        .get(Kind::TrackingPlan, id)?
-        .ok_or_else(|| ApiError::not_found("tracking plan", id))
-}
-
-fn tx_plan(tx: &Tx<'_>, id: &str) -> TxResult<TrackingPlan> {
-    Ok(tx
-        .get(Kind::TrackingPlan, id)?
-        .ok_or_else(|| ApiError::not_found("tracking plan", id))?)
+    state.store.find(Kind::TrackingPlan, id)
 }
 
 /// Checks rules: at most 200, TRACK rules have a key, every schema compiles.
@@ -340,7 +331,7 @@ pub async fn update(
         check_name(name, "name")?;
     }
     let plan = state.store.transact(&caller.actor, |tx| {
-        let mut plan = tx_plan(tx, &id)?;
+        let mut plan = tx.find::<TrackingPlan>(Kind::TrackingPlan, &id)?;
         if let Some(name) = &input.name {
             plan.name = name.clone();
         }
@@ -369,7 +360,7 @@ pub async fn delete(
 ) -> Reply<Deleted> {
     load(&state, &caller, &id, true)?;
     state.store.transact(&caller.actor, |tx| {
-        let plan = tx_plan(tx, &id)?;
+        let plan = tx.find::<TrackingPlan>(Kind::TrackingPlan, &id)?;
         for source in &plan.source_ids {
             tx.unset_index(&format!("plan:{source}"))?;
         }
@@ -405,7 +396,7 @@ fn change_rules(
     change: impl Fn(&mut Vec<Rule>),
 ) -> Reply<RulesPage> {
     let rules = state.store.transact(&caller.actor, |tx| {
-        let mut plan = tx_plan(tx, id)?;
+        let mut plan = tx.find::<TrackingPlan>(Kind::TrackingPlan, id)?;
         let mut rules: Vec<Rule> = tx.get(Kind::Rules, id)?.unwrap_or_default();
         change(&mut rules);
         plan.updated_at = now();
@@ -527,7 +518,7 @@ pub async fn connect_source(
         return Err(missing());
     }
     let plan = state.store.transact(&caller.actor, |tx| {
-        let mut plan = tx_plan(tx, &id)?;
+        let mut plan = tx.find::<TrackingPlan>(Kind::TrackingPlan, &id)?;
         let source: Source = tx.get(Kind::Source, &sid)?.ok_or_else(missing)?;
         match tx.index(&format!("plan:{sid}"))? {
             Some(current) if current == id => return Ok(plan),
@@ -568,7 +559,7 @@ pub async fn disconnect_source(
         .source_id
         .ok_or_else(|| ApiError::invalid("sourceId", "`sourceId` is required"))?;
     let plan = state.store.transact(&caller.actor, |tx| {
-        let mut plan = tx_plan(tx, &id)?;
+        let mut plan = tx.find::<TrackingPlan>(Kind::TrackingPlan, &id)?;
         if !plan.source_ids.contains(&sid) {
             return Err(ApiError::not_found("connected source", &sid).into());
         }

@@ -13,7 +13,7 @@ use super::extract::{Json, Path, Query};
 use super::pagination::{PageQuery, Pagination, page};
 use super::resource::{Created, Deleted, MetadataRef, Reply, catalog_entry, check_name, deleted};
 use super::sources::{Source, visible_sources};
-use super::store::{Kind, Tx, TxResult};
+use super::store::Kind;
 use super::{AppState, Data, created, new_id, now, ok};
 
 /// A warehouse.
@@ -105,16 +105,7 @@ pub struct WarehouseSources {
 
 fn load(state: &AppState, caller: &Caller, id: &str, write: bool) -> Result<Warehouse, ApiError> {
     caller.require(Area::Warehouses, write, Some(id), "warehouse")?;
-    state
-        .store
-        .get(Kind::Warehouse, id)?
-        .ok_or_else(|| ApiError::not_found("warehouse", id))
-}
-
-fn tx_warehouse(tx: &Tx<'_>, id: &str) -> TxResult<Warehouse> {
-    Ok(tx
-        .get(Kind::Warehouse, id)?
-        .ok_or_else(|| ApiError::not_found("warehouse", id))?)
+    state.store.find(Kind::Warehouse, id)
 }
 
 /// List warehouses.
@@ -219,7 +210,7 @@ pub async fn update(
         check_name(name, "name")?;
     }
     let warehouse = state.store.transact(&caller.actor, |tx| {
-        let mut w = tx_warehouse(tx, &id)?;
+        let mut w = tx.find::<Warehouse>(Kind::Warehouse, &id)?;
         if let Some(name) = &input.name {
             w.name = name.clone();
         }
@@ -249,7 +240,7 @@ pub async fn delete(
 ) -> Reply<Deleted> {
     load(&state, &caller, &id, true)?;
     state.store.transact(&caller.actor, |tx| {
-        let w = tx_warehouse(tx, &id)?;
+        let w = tx.find::<Warehouse>(Kind::Warehouse, &id)?;
         tx.remove(Kind::Warehouse, &id)?;
         tx.audit("Storage Destination Deleted", "warehouse", &id, &w.name)
     })?;
@@ -343,10 +334,8 @@ fn link(
         return Err(ApiError::not_found("source", sid));
     }
     let warehouse = state.store.transact(&caller.actor, |tx| {
-        let mut w = tx_warehouse(tx, id)?;
-        let source: Source = tx
-            .get(Kind::Source, sid)?
-            .ok_or_else(|| ApiError::not_found("source", sid))?;
+        let mut w = tx.find::<Warehouse>(Kind::Warehouse, id)?;
+        let source: Source = tx.find(Kind::Source, sid)?;
         let connected = w.source_ids.iter().any(|s| s == sid);
         if connect == connected {
             if connect {
