@@ -285,6 +285,25 @@ impl Caller {
         self.grants(area, false, Some(id))
     }
 
+    /// Requires reading or changing `what` `id`, a record owned by source `source_id` (a
+    /// destination, an insert function instance): it inherits the source's scope, and one the
+    /// caller cannot see is a 404 under its own name, never the source's.
+    ///
+    /// # Errors
+    /// 404 or 403 as for [`Caller::require`].
+    pub fn require_through_source(
+        &self,
+        write: bool,
+        source_id: &str,
+        what: &str,
+        id: &str,
+    ) -> Result<(), ApiError> {
+        match self.require(Area::Sources, write, Some(source_id), what) {
+            Err(ApiError::NotFound(_)) => Err(ApiError::not_found(what, id)),
+            other => other,
+        }
+    }
+
     /// Requires reading (`write == false`) or changing `area`, or resource `id` of it (`what` names
     /// it in errors). A resource the caller cannot even see is a 404, so that scoped tokens learn
     /// nothing about other resources; otherwise a refusal is a 403.

@@ -105,15 +105,8 @@ pub fn load(
     write: bool,
 ) -> Result<Destination, ApiError> {
     let destination: Destination = state.store.find(Kind::Destination, id)?;
-    match caller.require(
-        Area::Sources,
-        write,
-        Some(&destination.source_id),
-        "destination",
-    ) {
-        Err(ApiError::NotFound(_)) => Err(ApiError::not_found("destination", id)),
-        other => other.map(|()| destination),
-    }
+    caller.require_through_source(write, &destination.source_id, "destination", id)?;
+    Ok(destination)
 }
 
 /// List destinations.

@@ -143,15 +143,8 @@ fn load(
     write: bool,
 ) -> Result<InsertFunctionInstance, ApiError> {
     let instance: InsertFunctionInstance = state.store.find(Kind::InsertFunction, id)?;
-    match caller.require(
-        Area::Sources,
-        write,
-        Some(&instance.source_id),
-        "insert function instance",
-    ) {
-        Err(ApiError::NotFound(_)) => Err(ApiError::not_found("insert function instance", id)),
-        other => other.map(|()| instance),
-    }
+    caller.require_through_source(write, &instance.source_id, "insert function instance", id)?;
+    Ok(instance)
 }
 
 /// List insert function instances.
