@@ -194,13 +194,7 @@ async fn users_and_permissions() {
         server.get(&format!("/users/{id}")).await.data()["user"]["permissions"][0]["roleName"],
         "Function Admin"
     );
-    assert_eq!(
-        server.get("/users").await.data()["users"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(server.count("/users", "users").await, 1);
     assert_eq!(
         server
             .put("/users/ghost/permissions", json!({"permissions": []}))

@@ -179,12 +179,8 @@ async fn functions_are_uploaded_versioned_deployed_and_deduplicated() {
     assert_eq!(r.data()["function"]["digest"], digest.as_str());
     assert_eq!(
         server
-            .get(&format!("/functions/{id}/versions"))
-            .await
-            .data()["versions"]
-            .as_array()
-            .unwrap()
-            .len(),
+            .count(&format!("/functions/{id}/versions"), "versions")
+            .await,
         3
     );
     assert_eq!(
@@ -204,13 +200,7 @@ async fn functions_are_uploaded_versioned_deployed_and_deduplicated() {
     let list = r.data()["functions"].as_array().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["id"], copy.as_str());
-    assert_eq!(
-        server.get("/functions").await.data()["functions"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(server.count("/functions", "functions").await, 2);
 
     assert_eq!(
         server.delete(&format!("/functions/{copy}")).await.status,
@@ -759,10 +749,9 @@ async fn functions_and_instances_survive_a_restart_and_still_run() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.data()["function"]["deployedVersionId"].is_string());
     assert_eq!(
-        server.get(&format!("/functions/{f}/versions")).await.data()["versions"]
-            .as_array()
-            .unwrap()
-            .len(),
+        server
+            .count(&format!("/functions/{f}/versions"), "versions")
+            .await,
         1
     );
     let r = server

@@ -349,13 +349,7 @@ async fn destinations_belong_to_a_source_and_are_validated() {
     let list = r.data()["destinations"].as_array().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["id"], hook.as_str());
-    assert_eq!(
-        server.get("/destinations").await.data()["destinations"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(server.count("/destinations", "destinations").await, 2);
     let r = server
         .get(&format!("/sources/{a}/connected-destinations"))
         .await;
@@ -613,13 +607,7 @@ async fn tracking_plans_rules_and_sources() {
         )
         .await;
     assert_eq!(r.data()["trackingPlan"]["name"], "Checkout v2");
-    assert_eq!(
-        server.get("/tracking-plans").await.data()["trackingPlans"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(server.count("/tracking-plans", "trackingPlans").await, 2);
     // Deleting a plan frees its sources.
     assert_eq!(
         server
@@ -701,22 +689,14 @@ async fn warehouses_connect_many_sources_and_spaces_have_unique_slugs() {
     }
     assert_eq!(
         server
-            .get(&format!("/warehouses/{pg}/connected-sources"))
-            .await
-            .data()["sources"]
-            .as_array()
-            .unwrap()
-            .len(),
+            .count(&format!("/warehouses/{pg}/connected-sources"), "sources")
+            .await,
         2
     );
     assert_eq!(
         server
-            .get(&format!("/sources/{a}/connected-warehouses"))
-            .await
-            .data()["warehouses"]
-            .as_array()
-            .unwrap()
-            .len(),
+            .count(&format!("/sources/{a}/connected-warehouses"), "warehouses")
+            .await,
         2
     );
     assert_eq!(
@@ -756,13 +736,7 @@ async fn warehouses_connect_many_sources_and_spaces_have_unique_slugs() {
         )
         .await;
     assert_eq!(r.data()["warehouse"]["enabled"], false);
-    assert_eq!(
-        server.get("/warehouses").await.data()["warehouses"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(server.count("/warehouses", "warehouses").await, 2);
     assert_eq!(
         server.delete(&format!("/warehouses/{pg}")).await.status,
         StatusCode::OK
@@ -813,13 +787,7 @@ async fn warehouses_connect_many_sources_and_spaces_have_unique_slugs() {
         server.get(&format!("/spaces/{space}")).await.data()["space"]["slug"],
         "main"
     );
-    assert_eq!(
-        server.get("/spaces").await.data()["spaces"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(server.count("/spaces", "spaces").await, 1);
     assert_eq!(
         server.delete(&format!("/spaces/{space}")).await.status,
         StatusCode::OK
@@ -959,10 +927,7 @@ async fn everything_survives_a_restart() {
         )
         .await;
     let token = server.token(json!([{"roleId": "source-read-only"}])).await;
-    let audit_before = server.get("/audit-events").await.data()["auditEvents"]
-        .as_array()
-        .unwrap()
-        .len();
+    let audit_before = server.count("/audit-events", "auditEvents").await;
     server.stop().await;
 
     let server = Server::start(dir.path()).await;
@@ -975,12 +940,8 @@ async fn everything_survives_a_restart() {
     );
     assert_eq!(
         server
-            .get(&format!("/tracking-plans/{plan}/rules"))
-            .await
-            .data()["rules"]
-            .as_array()
-            .unwrap()
-            .len(),
+            .count(&format!("/tracking-plans/{plan}/rules"), "rules")
+            .await,
         1
     );
     let r = server
@@ -988,10 +949,7 @@ async fn everything_survives_a_restart() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "tokens survive");
     assert_eq!(
-        server.get("/audit-events").await.data()["auditEvents"]
-            .as_array()
-            .unwrap()
-            .len(),
+        server.count("/audit-events", "auditEvents").await,
         audit_before
     );
     // Slugs stay unique across restarts.
@@ -1055,13 +1013,7 @@ async fn concurrent_writers_lose_nothing() {
         16,
         "no label update is lost"
     );
-    assert_eq!(
-        server.get("/sources").await.data()["sources"]
-            .as_array()
-            .unwrap()
-            .len(),
-        18
-    );
+    assert_eq!(server.count("/sources", "sources").await, 18);
     assert_eq!(
         server.audit_types(&src).await.len(),
         17,

@@ -88,6 +88,18 @@ impl Server {
         }
     }
 
+    /// How many items `GET path` lists under `data.<field>`.
+    ///
+    /// # Panics
+    /// When the answer has no such list (an error, say), so that a count of 0 is never assumed.
+    pub async fn count(&self, path: &str, field: &str) -> usize {
+        let reply = self.get(path).await;
+        match reply.data()[field].as_array() {
+            Some(items) => items.len(),
+            None => panic!("GET {path}: no `{field}` list in {}", reply.body),
+        }
+    }
+
     /// A request with `token` (none when `None`) and an optional JSON body.
     pub async fn call(
         &self,
