@@ -1,0 +1,86 @@
+//! The JavaScript globals: the prelude (`prelude.js`) and the native functions it wraps.
+//!
+//! The native functions are handed to the prelude as one object argument, never made global;
+//! the prelude gives back the engine's internal helpers (see [`Prelude`]).
+
+use rquickjs::{Ctx, Exception, Function, Object, Persistent, Result};
+
+use crate::bindings::sluice::function::host::{self, Level};
+use crate::codec;
+use crate::eval;
+
+/// The prelude's source; its value is a function of the native helpers.
+const PRELUDE: &str = include_str!("prelude.js");
+
+/// What the engine keeps from the prelude.
+pub struct Prelude {
+    /// `describeError(thrown) -> [kind, message]`, kinds numbered as in `prelude.js`.
+    pub describe_error: Persistent<Function<'static>>,
+}
+
+/// Evaluates the prelude in `ctx`, defining the globals.
+pub fn install(ctx: &Ctx<'_>) -> Result<Prelude> {
+    let native = native_object(ctx)?;
+    let prelude: Function = eval::eval(ctx, PRELUDE, "sluice:prelude")?.get()?;
+    let helpers: Object = prelude.call((native,))?;
+    let describe_error: Function = helpers.get("describeError")?;
+    Ok(Prelude {
+        describe_error: Persistent::save(ctx, describe_error),
+    })
+}
+
+fn native_object<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
+    let native = Object::new(ctx.clone())?;
+    native.set(
+        "log",
+        Function::new(ctx.clone(), |level: i32, message: String| {
+            host::log(level_of(level), &message)
+        })?,
+    )?;
+    native.set(
+        "sha256",
+        Function::new(ctx.clone(), |text: String| codec::sha256_hex(&text))?,
+    )?;
+    native.set(
+        "randomUUID",
+        Function::new(ctx.clone(), |ctx: Ctx<'_>| match random_bytes() {
+            Some(bytes) => Ok(codec::uuid_v4(bytes)),
+            None => Err(Exception::throw_internal(
+                &ctx,
+                "crypto.randomUUID: no random source",
+            )),
+        })?,
+    )?;
+    native.set(
+        "btoa",
+        Function::new(ctx.clone(), |text: String| codec::btoa(&text))?,
+    )?;
+    native.set(
+        "atob",
+        Function::new(ctx.clone(), |text: String| codec::atob(&text))?,
+    )?;
+    Ok(native)
+}
+
+fn level_of(level: i32) -> Level {
+    match level {
+        0 => Level::Trace,
+        1 => Level::Debug,
+        3 => Level::Warn,
+        4 => Level::Error,
+        _ => Level::Info,
+    }
+}
+
+unsafe extern "C" {
+    // wasi-libc: fills from `wasi:random` (at most 256 bytes per call).
+    fn getentropy(buffer: *mut u8, len: usize) -> i32;
+}
+
+/// 16 bytes from the host's secure random source (`wasi:random`).
+fn random_bytes() -> Option<[u8; 16]> {
+    let mut bytes = [0u8; 16];
+    // SAFETY: writes exactly `bytes.len()` (<= 256) bytes into `bytes`.
+    let status = unsafe { getentropy(bytes.as_mut_ptr(), bytes.len()) };
+    (status == 0).then_some(bytes)
+}
