@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::auth::Caller;
 use super::error::{ApiError, CommonErrors};
 use super::extract::{Json, Path};
-use super::functions::{Runtime, SettingDecl, SettingType, load, version};
+use super::functions::{SettingDecl, SettingType, load, version};
 use super::resource::Reply;
 use super::{AppState, Data, ok};
 use crate::engine::{Invocation, Isolation, Limits, Outcome};
@@ -272,12 +272,6 @@ pub async fn test(
         .unwrap_or_else(|| f.version_id.clone());
     let v = version(&state, &f, &vid)
         .map_err(|_| ApiError::invalid("versionId", format!("no version `{vid}`")))?;
-    if v.runtime == Runtime::Javascript {
-        return Err(ApiError::invalid(
-            "versionId",
-            "this version is JavaScript, which sluice stores but cannot run yet; upload a component (`wasm`) to test",
-        ));
-    }
     if input.events.is_empty() || input.events.len() > MAX_EVENTS {
         return Err(ApiError::invalid(
             "events",

@@ -1,6 +1,7 @@
 //! Functions: code that transforms events in flight. A function is either a WebAssembly
 //! component (`wasm`, base64: validated, compiled and stored content-addressed by the engine)
-//! or JavaScript source (`code`: stored, not yet runnable). Every create or update makes a
+//! or JavaScript source (`code`: checked by the built-in JavaScript engine, stored
+//! content-addressed, run on that engine). Every create or update makes a
 //! version; one version is deployed; `POST /functions/{id}/test` runs any version on sample
 //! events without touching a pipeline.
 
@@ -17,6 +18,7 @@ use super::pagination::{PageQuery, Pagination, page};
 use super::resource::{Created, Deleted, Reply, check_name, deleted};
 use super::store::{Kind, Tx, TxResult};
 use super::{AppState, Data, created, new_id, now, ok};
+use crate::engine::JsCodeError;
 use crate::storage::StorageError;
 
 /// The kinds of function, as in Segment.
@@ -74,9 +76,9 @@ pub struct SettingDecl {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Runtime {
-    /// A WebAssembly component: runnable.
+    /// A WebAssembly component.
     Wasm,
-    /// JavaScript source: stored, not runnable until the JavaScript runtime lands.
+    /// JavaScript source, run by the built-in JavaScript engine component.
     Javascript,
 }
 
@@ -100,7 +102,8 @@ pub struct Function {
     pub code: Option<String>,
     /// The latest version's code digest (blake3 hex): identical code has the same digest.
     pub digest: String,
-    /// Whether the latest version can run (components can; JavaScript cannot yet).
+    /// Whether the latest version can run (always, since both runtimes exist; kept for
+    /// clients that check it).
     pub runnable: bool,
     /// The latest version.
     pub version_id: String,
@@ -256,12 +259,23 @@ async fn store_code(
             if code.trim().is_empty() {
                 return Err(ApiError::invalid("code", "`code` is empty"));
             }
-            let digest = blake3::hash(code.as_bytes()).to_hex().to_string();
-            Ok(Some(Code {
-                runtime: Runtime::Javascript,
-                digest,
-                code: Some(code),
-            }))
+            let components = state.components.clone();
+            let checked = code.clone();
+            // The check runs the code's top level in a fresh sandbox: CPU-bound, off the workers.
+            match tokio::task::spawn_blocking(move || components.put_script(&checked)).await? {
+                Ok(stored) => Ok(Some(Code {
+                    runtime: Runtime::Javascript,
+                    digest: stored.digest,
+                    code: Some(code),
+                })),
+                Err(StorageError::Script(err @ JsCodeError::Syntax { .. })) => Err(
+                    ApiError::invalid("code", format!("the code does not compile: {err}")),
+                ),
+                Err(StorageError::Script(err @ JsCodeError::Invoke(_))) => {
+                    Err(ApiError::invalid("code", err.to_string()))
+                }
+                Err(err) => Err(ApiError::Internal(err.to_string())),
+            }
         }
         (None, Some(wasm)) => {
             let bytes = STANDARD
@@ -363,7 +377,7 @@ fn new_version(
     f.runtime = runtime;
     f.digest = digest.to_string();
     f.code = code;
-    f.runnable = runtime == Runtime::Wasm;
+    f.runnable = true;
     f.version_id = v.id.clone();
     f.is_latest_version = f.deployed_version_id.as_deref() == Some(&v.id);
     tx.put(Kind::FunctionVersion, &version_key(&f.id, &v.id), &v)
@@ -395,10 +409,11 @@ pub async fn list(
 
 /// Create a function.
 ///
-/// Uploads a function with exactly one of `code` (JavaScript source, stored but not yet
-/// runnable) or `wasm` (a base64 WebAssembly component for the `sluice:function` world, built
-/// for wasm32-wasip2). The component is validated and compiled now: a bad upload is a 422 with
-/// the engine's reason. Creates the first version; deploy it with `POST /functions/{id}/deploy`.
+/// Uploads a function with exactly one of `code` (Segment-style JavaScript: `onTrack(event,
+/// settings)` and friends) or `wasm` (a base64 WebAssembly component for the `sluice:function`
+/// world, built for wasm32-wasip2). Code is parsed and its top level run now, a component
+/// validated and compiled now: a bad upload is a 422 naming the line and column of a syntax
+/// error, or the engine's reason. Creates the first version; deploy it with `POST /functions/{id}/deploy`.
 #[utoipa::path(post, path = "/functions", tag = "Functions", request_body = CreateFunction,
     responses((status = 201, body = Data<FunctionData>), CommonErrors))]
 pub async fn create(
@@ -426,7 +441,7 @@ pub async fn create(
         runtime: code.runtime,
         code: None,
         digest: String::new(),
-        runnable: false,
+        runnable: true,
         version_id: String::new(),
         deployed_version_id: None,
         is_latest_version: false,
@@ -618,14 +633,8 @@ pub async fn deploy(
     let vid = input
         .and_then(|d| d.version_id)
         .unwrap_or_else(|| f.version_id.clone());
-    let v = version(&state, &f, &vid)
+    version(&state, &f, &vid)
         .map_err(|_| ApiError::invalid("versionId", format!("no version `{vid}`")))?;
-    if v.runtime == Runtime::Javascript {
-        return Err(ApiError::invalid(
-            "versionId",
-            "JavaScript functions are stored but not runnable yet; upload a component (`wasm`) to deploy",
-        ));
-    }
     let function = state.store.transact(&caller.actor, |tx| {
         let mut f = tx.find::<Function>(Kind::Function, &id)?;
         f.deployed_version_id = Some(vid.clone());

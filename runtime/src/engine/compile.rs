@@ -5,7 +5,8 @@
 use std::hash::{Hash, Hasher};
 
 use sluice_host_api::InsertFunctionPre;
-use wasmtime::component::Component;
+use sluice_host_api::js::JsEnginePre;
+use wasmtime::component::{Component, InstancePre};
 
 use super::{Engine, HostState, UploadError};
 
@@ -50,21 +51,48 @@ impl Engine {
     /// # Errors
     /// [`UploadError::UnknownImports`] or [`UploadError::WrongWorld`].
     pub fn link(&self, component: &Component) -> Result<InsertFunctionPre<HostState>, UploadError> {
+        let pre = self.instantiate_pre(component, is_allowed_import)?;
+        InsertFunctionPre::new(pre).map_err(|e| UploadError::WrongWorld(format!("{e:#}")))
+    }
+
+    /// Like [`Engine::link`], for the JavaScript engine component, which may also import the
+    /// `script` interface.
+    ///
+    /// # Errors
+    /// [`UploadError::UnknownImports`] or [`UploadError::WrongWorld`].
+    pub(crate) fn link_js(
+        &self,
+        component: &Component,
+    ) -> Result<JsEnginePre<HostState>, UploadError> {
+        let pre = self.instantiate_pre(component, |name| {
+            is_allowed_import(name) || is_script_import(name)
+        })?;
+        JsEnginePre::new(pre).map_err(|e| UploadError::WrongWorld(format!("{e:#}")))
+    }
+
+    fn instantiate_pre(
+        &self,
+        component: &Component,
+        allowed: impl Fn(&str) -> bool,
+    ) -> Result<InstancePre<HostState>, UploadError> {
         let unknown: Vec<String> = component
             .component_type()
             .imports(self.wasmtime())
             .map(|(name, _)| name.to_string())
-            .filter(|name| !is_allowed_import(name))
+            .filter(|name| !allowed(name))
             .collect();
         if !unknown.is_empty() {
             return Err(UploadError::UnknownImports(unknown));
         }
-        let pre = self
-            .linker()
+        self.linker()
             .instantiate_pre(component)
-            .map_err(|e| UploadError::WrongWorld(format!("{e:#}")))?;
-        InsertFunctionPre::new(pre).map_err(|e| UploadError::WrongWorld(format!("{e:#}")))
+            .map_err(|e| UploadError::WrongWorld(format!("{e:#}")))
     }
+}
+
+fn is_script_import(name: &str) -> bool {
+    name.strip_prefix("sluice:function/script@")
+        .is_some_and(|version| version.starts_with("0.1."))
 }
 
 fn is_allowed_import(name: &str) -> bool {
@@ -133,5 +161,7 @@ mod tests {
         assert!(!is_allowed_import("wasi:http/outgoing-handler@0.2.0"));
         assert!(!is_allowed_import("acme:secrets/vault@1.0.0"));
         assert!(!is_allowed_import("sluice:function/host@0.2.0"));
+        assert!(!is_allowed_import("sluice:function/script@0.1.0"));
+        assert!(is_script_import("sluice:function/script@0.1.0"));
     }
 }

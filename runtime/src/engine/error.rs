@@ -55,6 +55,12 @@ pub enum InvokeError {
         /// The WASI call it made.
         call: String,
     },
+    /// A JavaScript handler's promise can never settle: it awaits something nothing will do
+    /// (insert functions have no timers or I/O to wait for).
+    #[error(
+        "promise never settles: the handler's promise is still pending and nothing is left that could settle it"
+    )]
+    NeverSettles,
     /// The function's call stack overflowed (typically unbounded recursion).
     #[error("stack overflow: the function exhausted its call stack")]
     StackOverflow,
@@ -95,6 +101,7 @@ impl InvokeError {
             InvokeError::MemoryLimit { .. } => "memory-limit",
             InvokeError::Blocked { .. } => "blocked",
             InvokeError::StackOverflow => "stack-overflow",
+            InvokeError::NeverSettles => "promise-never-settles",
             InvokeError::OutputTooLarge { .. } => "output-too-large",
             InvokeError::Contract(_) => "contract-violation",
             InvokeError::Trap { .. } => "trap",

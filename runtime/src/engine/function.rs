@@ -5,10 +5,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use sluice_host_api::js::sluice::function::script::AbortReason;
+use sluice_host_api::js::{JsEngine as JsBindings, JsEnginePre};
 use sluice_host_api::sluice::function::types::{self as wit, ErrorKind};
 use sluice_host_api::{InsertFunction, InsertFunctionPre};
 use wasmtime::{Store, Trap, WasmBacktrace};
 
+use super::sandbox::ScriptAbort;
 use super::{EPOCH_TICK, Engine, HostState, InvokeError, Isolation, Limits, LogLine};
 
 /// Warm instances kept per function; more than the cores that can use them at once is waste.
@@ -96,9 +99,46 @@ pub struct BatchInvocation {
     pub logs: Vec<LogLine>,
 }
 
+/// What instances of a function are made from.
+enum Pre {
+    /// A component of the insert-function world.
+    Component(InsertFunctionPre<HostState>),
+    /// The JavaScript engine component, given `code` through the `script` interface.
+    Script {
+        pre: JsEnginePre<HostState>,
+        code: Arc<str>,
+    },
+}
+
+/// One instance's exports; both worlds export the same `handle` and `handle-batch`.
+enum Bindings {
+    Component(InsertFunction),
+    Script(JsBindings),
+}
+
+impl Bindings {
+    fn handle(&self, store: &mut Store<HostState>, event: &str) -> wasmtime::Result<wit::Outcome> {
+        match self {
+            Bindings::Component(b) => b.call_handle(store, event),
+            Bindings::Script(b) => b.call_handle(store, event),
+        }
+    }
+
+    fn handle_batch(
+        &self,
+        store: &mut Store<HostState>,
+        events: &[String],
+    ) -> wasmtime::Result<Vec<wit::Outcome>> {
+        match self {
+            Bindings::Component(b) => b.call_handle_batch(store, events),
+            Bindings::Script(b) => b.call_handle_batch(store, events),
+        }
+    }
+}
+
 struct Warm {
     store: Store<HostState>,
-    bindings: InsertFunction,
+    bindings: Bindings,
     uses: u32,
 }
 
@@ -107,7 +147,7 @@ struct Warm {
 pub struct Function {
     engine: Arc<Engine>,
     digest: String,
-    pre: InsertFunctionPre<HostState>,
+    pre: Pre,
     warm: Mutex<Vec<Warm>>,
 }
 
@@ -124,7 +164,23 @@ impl Function {
         Function {
             engine,
             digest,
-            pre,
+            pre: Pre::Component(pre),
+            warm: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A JavaScript function: the shared engine component running `code` (whose digest is
+    /// `digest`). The code is compiled by the engine once per instance, when it is created.
+    pub(crate) fn script(
+        engine: Arc<Engine>,
+        digest: String,
+        pre: JsEnginePre<HostState>,
+        code: Arc<str>,
+    ) -> Function {
+        Function {
+            engine,
+            digest,
+            pre: Pre::Script { pre, code },
             warm: Mutex::new(Vec::new()),
         }
     }
@@ -144,7 +200,7 @@ impl Function {
         isolation: Isolation,
     ) -> Invocation {
         let run = self.run(settings, limits, isolation, |bindings, store| {
-            bindings.call_handle(store, event).map(Outcome::from_wit)
+            bindings.handle(store, event).map(Outcome::from_wit)
         });
         let result = run.result.and_then(|outcome| {
             let bytes = outcome.output_bytes();
@@ -176,7 +232,7 @@ impl Function {
         isolation: Isolation,
     ) -> BatchInvocation {
         let run = self.run(settings, limits, isolation, |bindings, store| {
-            bindings.call_handle_batch(store, events).map(|outcomes| {
+            bindings.handle_batch(store, events).map(|outcomes| {
                 outcomes
                     .into_iter()
                     .map(Outcome::from_wit)
@@ -250,11 +306,11 @@ impl Function {
         settings: &str,
         limits: &Limits,
         isolation: Isolation,
-        call: impl FnOnce(&InsertFunction, &mut Store<HostState>) -> wasmtime::Result<R>,
+        call: impl FnOnce(&Bindings, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Run<R> {
         let start = Instant::now();
         let ticks = limits.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
-        let mut warm = match self.acquire(isolation, limits.fuel, ticks.max(1)) {
+        let mut warm = match self.acquire(isolation, limits, ticks.max(1)) {
             Ok(warm) => warm,
             Err(err) => {
                 return Run {
@@ -292,23 +348,44 @@ impl Function {
         }
     }
 
-    /// A warm instance of this function, or a new one instantiated under `fuel` and `ticks`
-    /// (a guest's start-up code runs during instantiation and must be bounded too).
-    fn acquire(&self, isolation: Isolation, fuel: u64, ticks: u64) -> Result<Warm, InvokeError> {
+    /// A warm instance of this function, or a new one instantiated under the invocation's fuel
+    /// and `ticks` (a guest's start-up code, and a JavaScript function's compilation of its
+    /// code, run before the event and must be bounded too).
+    fn acquire(
+        &self,
+        isolation: Isolation,
+        limits: &Limits,
+        ticks: u64,
+    ) -> Result<Warm, InvokeError> {
         if let Isolation::Pooled { .. } = isolation
             && let Some(warm) = self.warm.lock().ok().and_then(|mut pool| pool.pop())
         {
             return Ok(warm);
         }
-        let mut store = Store::new(self.engine.wasmtime(), HostState::new());
-        store.limiter(|state| state);
-        store.epoch_deadline_trap();
-        let _ = store.set_fuel(fuel);
-        store.set_epoch_deadline(ticks);
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| InvokeError::Instantiate(format!("{e:#}")))?;
+        let instantiate = |e: wasmtime::Error| InvokeError::Instantiate(format!("{e:#}"));
+        let (store, bindings) = match &self.pre {
+            Pre::Component(pre) => {
+                let mut store = new_store(&self.engine, HostState::new(), limits, ticks);
+                let bindings = pre.instantiate(&mut store).map_err(instantiate)?;
+                (store, Bindings::Component(bindings))
+            }
+            Pre::Script { pre, code } => {
+                let state = HostState::with_script(code.clone());
+                let mut store = new_store(&self.engine, state, limits, ticks);
+                let bindings = pre.instantiate(&mut store).map_err(instantiate)?;
+                match bindings.call_check(&mut store) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(syntax)) => {
+                        return Err(InvokeError::Contract(format!(
+                            "the function's code does not compile: {} (line {}, column {})",
+                            syntax.message, syntax.line, syntax.column
+                        )));
+                    }
+                    Err(err) => return Err(classify(&err, store.data(), limits)),
+                }
+                (store, Bindings::Script(bindings))
+            }
+        };
         Ok(Warm {
             store,
             bindings,
@@ -331,8 +408,25 @@ impl Function {
     }
 }
 
+/// A store for one new instance, bounded by `limits` (memory, fuel) and `ticks` (deadline).
+pub(crate) fn new_store(
+    engine: &Engine,
+    state: HostState,
+    limits: &Limits,
+    ticks: u64,
+) -> Store<HostState> {
+    let mut store = Store::new(engine.wasmtime(), state);
+    store.data_mut().begin("{}", limits);
+    store.limiter(|state| state);
+    store.epoch_deadline_trap();
+    // `set_fuel` only fails on an engine without fuel metering, which ours never is.
+    let _ = store.set_fuel(limits.fuel);
+    store.set_epoch_deadline(ticks);
+    store
+}
+
 /// Names what went wrong in a failed call.
-fn classify(err: &wasmtime::Error, state: &HostState, limits: &Limits) -> InvokeError {
+pub(crate) fn classify(err: &wasmtime::Error, state: &HostState, limits: &Limits) -> InvokeError {
     let trap = err.downcast_ref::<Trap>().copied();
     match trap {
         Some(Trap::OutOfFuel) => {
@@ -347,6 +441,15 @@ fn classify(err: &wasmtime::Error, state: &HostState, limits: &Limits) -> Invoke
         }
         Some(Trap::StackOverflow) => return InvokeError::StackOverflow,
         _ => {}
+    }
+    if let Some(ScriptAbort(reason)) = err.downcast_ref::<ScriptAbort>() {
+        return match reason {
+            AbortReason::StackOverflow => InvokeError::StackOverflow,
+            AbortReason::OutOfMemory => InvokeError::MemoryLimit {
+                limit_bytes: limits.memory_bytes,
+            },
+            AbortReason::PromiseNeverSettles => InvokeError::NeverSettles,
+        };
     }
     if let Some(blocked) = err.downcast_ref::<super::wasi::BlockingForbidden>() {
         return InvokeError::Blocked {

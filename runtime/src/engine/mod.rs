@@ -9,6 +9,7 @@
 mod compile;
 mod error;
 mod function;
+mod javascript;
 mod limits;
 mod sandbox;
 mod wasi;
@@ -24,6 +25,7 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 pub use compile::digest_hex;
 pub use error::{EngineError, InvokeError, UploadError};
 pub use function::{BatchInvocation, Function, Invocation, Outcome};
+pub use javascript::{JsCodeError, JsEngine};
 pub use limits::{Isolation, Limits};
 pub use sandbox::{HostState, LogLine};
 
@@ -106,6 +108,13 @@ impl Engine {
             |state| state,
         )
         .map_err(|e| EngineError(format!("linking the host interface: {e}")))?;
+        // Linked for every component, but only the JavaScript engine may import it (see
+        // `Engine::link`): a stranger's component has no use for another function's code.
+        sluice_host_api::js::sluice::function::script::add_to_linker::<
+            _,
+            wasmtime::component::HasSelf<HostState>,
+        >(&mut linker, |state| state)
+        .map_err(|e| EngineError(format!("linking the script interface: {e}")))?;
         let compat = compile::compatibility_hash(&wasmtime);
         let ticker = Ticker::start(wasmtime.clone());
         Ok(Arc::new(Engine {

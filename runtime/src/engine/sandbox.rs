@@ -1,9 +1,11 @@
 //! The state a function's store carries: WASI with nothing granted, the host interface, the
 //! bounded log and the memory limiter.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+use sluice_host_api::js::sluice::function::script::{self, AbortReason};
 use sluice_host_api::sluice::function::host::{self, Level};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -30,6 +32,8 @@ pub struct HostState {
     log_byte_cap: usize,
     last_error_line: Option<String>,
     memory_cap: usize,
+    /// The JavaScript code a JavaScript function's engine instance runs; `None` for components.
+    script: Option<Arc<str>>,
     /// Set when the limiter refused a growth, so that the trap that usually follows (a Rust
     /// allocation failure aborts) is reported as what it is: the memory limit.
     pub(crate) memory_refused: bool,
@@ -55,7 +59,16 @@ impl HostState {
             log_byte_cap: 0,
             last_error_line: None,
             memory_cap: usize::MAX,
+            script: None,
             memory_refused: false,
+        }
+    }
+
+    /// A state for an instance of the JavaScript engine that runs `code`.
+    pub(crate) fn with_script(code: Arc<str>) -> HostState {
+        HostState {
+            script: Some(code),
+            ..HostState::new()
         }
     }
 
@@ -176,6 +189,22 @@ impl wasmtime::ResourceLimiter for HostState {
     ) -> wasmtime::Result<bool> {
         // Tables hold function references; a transform needs a few thousand at most.
         Ok(desired <= 100_000)
+    }
+}
+
+/// The JavaScript engine gave up on an invocation (see the `script.abort` import); carried as
+/// the trap's error so that the invocation is reported under its own name.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the JavaScript engine aborted: {0:?}")]
+pub(crate) struct ScriptAbort(pub(crate) AbortReason);
+
+impl script::Host for HostState {
+    fn source(&mut self) -> String {
+        self.script.as_deref().unwrap_or_default().to_string()
+    }
+
+    fn abort(&mut self, reason: AbortReason) -> wasmtime::Result<()> {
+        Err(wasmtime::Error::new(ScriptAbort(reason)))
     }
 }
 

@@ -1,12 +1,12 @@
-//! Content-addressed storage of components and their compiled artifacts, and the cache of
-//! loaded [`Function`]s.
+//! Content-addressed storage of components, JavaScript code and compiled artifacts, and the
+//! cache of loaded [`Function`]s.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use wasmtime::component::Component;
 
-use crate::engine::{Engine, Function, UploadError, digest_hex};
+use crate::engine::{Engine, Function, JsCodeError, JsEngine, UploadError, digest_hex};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -14,7 +14,10 @@ pub enum StorageError {
     /// The component was refused.
     #[error(transparent)]
     Upload(#[from] UploadError),
-    /// No component is stored under this digest.
+    /// The JavaScript code was refused (or cannot run in this build).
+    #[error(transparent)]
+    Script(#[from] JsCodeError),
+    /// No component or code is stored under this digest.
     #[error("no component with digest {0}")]
     NotFound(String),
     /// The database failed.
@@ -41,8 +44,11 @@ pub struct ComponentStore {
     engine: Arc<Engine>,
     db: sled::Db,
     components: sled::Tree,
+    scripts: sled::Tree,
     artifacts: sled::Tree,
     loaded: Mutex<HashMap<String, Arc<Function>>>,
+    /// The JavaScript engine, compiled (or loaded from its artifact) on first use.
+    js: OnceLock<Result<Arc<JsEngine>, String>>,
 }
 
 impl ComponentStore {
@@ -55,8 +61,10 @@ impl ComponentStore {
             engine,
             db: db.clone(),
             components: db.open_tree("components")?,
+            scripts: db.open_tree("scripts")?,
             artifacts: db.open_tree("artifacts")?,
             loaded: Mutex::new(HashMap::new()),
+            js: OnceLock::new(),
         })
     }
 
@@ -85,6 +93,61 @@ impl ComponentStore {
         Ok(Stored { digest, new: true })
     }
 
+    /// Checks JavaScript code with the engine and stores it, durably, under the blake3 digest
+    /// of its bytes. Costs one fresh engine instance (about a millisecond), plus loading the
+    /// engine's artifact the first time (or compiling it, over a second, the very first time).
+    ///
+    /// # Errors
+    /// [`StorageError::Script`] naming the line and column of a syntax error, or a database
+    /// failure.
+    pub fn put_script(&self, code: &str) -> Result<Stored, StorageError> {
+        let js = self.js_engine()?;
+        let function = Arc::new(js.function(code)?);
+        let digest = function.digest().to_string();
+        if self.scripts.contains_key(digest.as_bytes())? {
+            return Ok(Stored { digest, new: false });
+        }
+        self.scripts.insert(digest.as_bytes(), code.as_bytes())?;
+        self.db.flush()?;
+        self.cache(function);
+        Ok(Stored { digest, new: true })
+    }
+
+    /// The JavaScript engine, from memory, from its stored artifact, or compiled now.
+    ///
+    /// # Errors
+    /// [`JsCodeError::Unavailable`] in a build without the engine, or a refused engine.
+    pub fn js_engine(&self) -> Result<Arc<JsEngine>, StorageError> {
+        let loaded = self
+            .js
+            .get_or_init(|| self.load_js_engine().map_err(|e| e.to_string()));
+        match loaded {
+            Ok(js) => Ok(js.clone()),
+            Err(_) if JsEngine::builtin_wasm().is_none() => {
+                Err(StorageError::Script(JsCodeError::Unavailable))
+            }
+            Err(message) => Err(StorageError::Io(message.clone())),
+        }
+    }
+
+    fn load_js_engine(&self) -> Result<Arc<JsEngine>, StorageError> {
+        let wasm = JsEngine::builtin_wasm().ok_or(JsCodeError::Unavailable)?;
+        let digest = digest_hex(wasm);
+        if let Some(component) = self.load_artifact(&digest)? {
+            return Ok(Arc::new(JsEngine::from_component(
+                self.engine.clone(),
+                digest,
+                &component,
+            )?));
+        }
+        let component = Component::new(self.engine.wasmtime(), wasm)
+            .map_err(|e| UploadError::Invalid(format!("{e:#}")))?;
+        self.engine.count_compile();
+        let js = JsEngine::from_component(self.engine.clone(), digest.clone(), &component)?;
+        self.write_artifact(&digest, &component)?;
+        Ok(Arc::new(js))
+    }
+
     /// Whether a component with this digest is stored.
     ///
     /// # Errors
@@ -104,9 +167,9 @@ impl ComponentStore {
             .ok_or_else(|| StorageError::NotFound(digest.to_string()))
     }
 
-    /// The function for a stored component: from memory if loaded, else from its verified
-    /// artifact, else compiled again from its bytes (when the artifact is missing, corrupt, or
-    /// from another wasmtime version or configuration).
+    /// The function for a stored component or JavaScript code: from memory if loaded, else
+    /// from its verified artifact, else compiled again from its bytes (when the artifact is
+    /// missing, corrupt, or from another wasmtime version or configuration).
     ///
     /// # Errors
     /// [`StorageError::NotFound`], a component that no longer passes the upload checks, or a
@@ -114,6 +177,11 @@ impl ComponentStore {
     pub fn function(&self, digest: &str) -> Result<Arc<Function>, StorageError> {
         if let Some(function) = self.loaded.lock().ok().and_then(|l| l.get(digest).cloned()) {
             return Ok(function);
+        }
+        if let Some(code) = self.scripts.get(digest.as_bytes())? {
+            let code = String::from_utf8_lossy(&code);
+            let function = self.js_engine()?.function(&code)?;
+            return Ok(self.cache(Arc::new(function)));
         }
         let pre = match self.load_artifact(digest)? {
             Some(component) => self.engine.link(&component)?,

@@ -3,6 +3,8 @@
 //! Layout (sled trees):
 //! - `components`: `<blake3 hex>` -> the component's WebAssembly bytes, stored once however
 //!   many functions or versions use them;
+//! - `scripts`: `<blake3 hex of the code>` -> a JavaScript function's code (UTF-8); it runs on
+//!   the built-in JavaScript engine component, whose artifact is kept in `artifacts` like any;
 //! - `artifacts`: `<blake3 hex>:<engine compatibility hex>` -> `<blake3 of artifact (32 bytes)>`
 //!   followed by the Cranelift-compiled artifact, verified before it is ever deserialized.
 

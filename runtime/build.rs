@@ -1,0 +1,41 @@
+//! Embeds the JavaScript engine component (`js-engine/`, built for `wasm32-wasip2` by
+//! `scripts/build-components`) into the `sluice` binary, so that JavaScript functions need no
+//! file beside it. Without the component the binary still builds and says so when JavaScript
+//! code is uploaded.
+
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(sluice_js_engine)");
+    println!("cargo::rerun-if-env-changed=SLUICE_JS_ENGINE_WASM");
+    let Some(path) = engine_path() else { return };
+    // Watching a file that does not exist yet re-runs this script on every build, which is
+    // what lets the engine appear after a first build without it.
+    println!("cargo::rerun-if-changed={}", path.display());
+    if path.is_file() {
+        println!("cargo::rustc-cfg=sluice_js_engine");
+        println!("cargo::rustc-env=SLUICE_JS_ENGINE_WASM={}", path.display());
+    } else {
+        println!(
+            "cargo::warning=no JavaScript engine at {}: JavaScript functions are unavailable in this build (run scripts/build-components first)",
+            path.display()
+        );
+    }
+}
+
+/// `$SLUICE_JS_ENGINE_WASM`, else where `scripts/build-components` puts it in this build's
+/// target directory.
+fn engine_path() -> Option<PathBuf> {
+    const BUILT: &str = "wasm32-wasip2/wasm/sluice_js_engine.wasm";
+    if let Some(path) = std::env::var_os("SLUICE_JS_ENGINE_WASM") {
+        return Some(PathBuf::from(path));
+    }
+    // OUT_DIR is <target>[/<triple>]/<profile>/build/<package>-<hash>/out.
+    let out = PathBuf::from(std::env::var_os("OUT_DIR")?);
+    let found = out
+        .ancestors()
+        .skip(3)
+        .find(|dir| dir.join(BUILT).is_file());
+    let target = found.or_else(|| out.ancestors().nth(4))?;
+    Some(target.join(BUILT))
+}
