@@ -129,6 +129,14 @@ pub fn destination_types() -> Vec<Metadata> {
                     false,
                     "Signs each request (HMAC) so the receiver can verify it.",
                 ),
+                opt(
+                    "batchSize",
+                    "number",
+                    false,
+                    "Events per request, 1 to 1000 (default 1: the event itself is the body). Above 1, \
+                     the body is `{\"batch\": [events]}` holding up to this many events that are due \
+                     together; sluice never waits to fill a batch.",
+                ),
             ],
         ),
         meta(
@@ -172,8 +180,12 @@ pub fn warehouse_types() -> Vec<Metadata> {
     ]
 }
 
+/// The most events one webhook request may carry.
+pub const MAX_BATCH_SIZE: u64 = 1000;
+
 /// Checks `settings` against a type's options: required options present, types right, no
-/// unknown keys; `url` options must be http(s) URLs. `field` is the input's path.
+/// unknown keys; `url` options must be http(s) URLs, `batchSize` 1 to [`MAX_BATCH_SIZE`].
+/// `field` is the input's path.
 ///
 /// # Errors
 /// 422 naming the setting.
@@ -203,6 +215,16 @@ pub fn validate_settings(
                     return Err(ApiError::invalid(
                         path,
                         format!("`{}` must be a {}", option.name, option.kind),
+                    ));
+                }
+                if option.name == "batchSize"
+                    && !value
+                        .as_u64()
+                        .is_some_and(|n| (1..=MAX_BATCH_SIZE).contains(&n))
+                {
+                    return Err(ApiError::invalid(
+                        path,
+                        format!("`batchSize` must be a whole number from 1 to {MAX_BATCH_SIZE}"),
                     ));
                 }
                 if option.name == "url" && !is_http_url(value.as_str().unwrap_or_default()) {

@@ -26,7 +26,7 @@ fn resolve(data_dir: &Path, path: &str) -> Option<PathBuf> {
     Some(data_dir.join(relative))
 }
 
-fn append(file: &Path, line: &[u8], rotate_at: u64) -> std::io::Result<()> {
+fn append(file: &Path, lines: &[u8], rotate_at: u64) -> std::io::Result<()> {
     let _guard = WRITING.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(parent) = file.parent() {
         std::fs::create_dir_all(parent)?;
@@ -40,15 +40,15 @@ fn append(file: &Path, line: &[u8], rotate_at: u64) -> std::io::Result<()> {
         .create(true)
         .append(true)
         .open(file)?;
-    f.write_all(line)?;
+    f.write_all(lines)?;
     f.sync_data()
 }
 
-/// Appends `event` to the file named by `settings.path`.
+/// Appends `events`, a line each, to the file named by `settings.path`, with one `fsync`.
 pub async fn send(
     plane: &DataPlane,
     settings: &Map<String, Value>,
-    event: &Value,
+    events: &[&Value],
 ) -> (Verdict, Option<String>) {
     let path = settings.get("path").and_then(Value::as_str).unwrap_or("");
     let Some(file) = resolve(&plane.data_dir, path) else {
@@ -59,13 +59,15 @@ pub async fn send(
             )),
         );
     };
-    let mut line = match serde_json::to_vec(event) {
-        Ok(l) => l,
-        Err(e) => return (Verdict::GiveUp, Some(e.to_string())),
-    };
-    line.push(b'\n');
+    let mut lines = Vec::new();
+    for event in events {
+        if let Err(e) = serde_json::to_writer(&mut lines, event) {
+            return (Verdict::GiveUp, Some(e.to_string()));
+        }
+        lines.push(b'\n');
+    }
     let rotate_at = plane.config.file_rotate_bytes;
-    match tokio::task::spawn_blocking(move || append(&file, &line, rotate_at)).await {
+    match tokio::task::spawn_blocking(move || append(&file, &lines, rotate_at)).await {
         Ok(Ok(())) => (Verdict::Success, None),
         Ok(Err(e)) => (
             Verdict::Retry { after: None },

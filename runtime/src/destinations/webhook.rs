@@ -1,6 +1,7 @@
-//! The `webhook` destination: POSTs each event as JSON to the configured `url`, with the
-//! configured `headers`, and, when a `sharedSecret` is set, an `X-Signature` header holding
-//! the lowercase hex HMAC-SHA256 of the exact body bytes under that secret.
+//! The `webhook` destination: POSTs each event as JSON to the configured `url` (or, with
+//! `batchSize` above 1, `{"batch": [events]}`, Segment's batch shape), with the configured
+//! `headers`, and, when a `sharedSecret` is set, an `X-Signature` header holding the
+//! lowercase hex HMAC-SHA256 of the exact body bytes under that secret.
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -32,16 +33,24 @@ pub fn sign(key: &[u8], message: &[u8]) -> String {
         .collect()
 }
 
-/// One POST of `event` with `settings` (`url`, `headers`, `sharedSecret`).
+/// One POST of `events` with `settings` (`url`, `headers`, `sharedSecret`, `batchSize`).
 pub async fn send(
     client: &reqwest::Client,
     settings: &Map<String, Value>,
-    event: &Value,
+    events: &[&Value],
 ) -> (Verdict, Option<String>) {
     let Some(url) = settings.get("url").and_then(Value::as_str) else {
         return (Verdict::GiveUp, Some("the destination has no `url`".into()));
     };
-    let body = match serde_json::to_vec(event) {
+    let batched = settings
+        .get("batchSize")
+        .and_then(Value::as_u64)
+        .is_some_and(|n| n > 1);
+    let body = match events {
+        [event] if !batched => serde_json::to_vec(event),
+        _ => serde_json::to_vec(&serde_json::json!({ "batch": events })),
+    };
+    let body = match body {
         Ok(b) => b,
         Err(e) => return (Verdict::GiveUp, Some(e.to_string())),
     };
