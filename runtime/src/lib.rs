@@ -9,10 +9,12 @@
 //!   (durable, sled, group commit) -> [`pipeline`] (`enforce`, `functions`, `route`) ->
 //!   [`deliver`] (retries, dead letters) to [`destinations`] (`webhook`, `file`), wired by
 //!   [`topology`]; [`observe`] keeps what the debugger, metrics and function logs show;
+//! - [`config`]: `sluice serve`'s settings from `sluice.toml`, the environment and flags;
 //! - [`cli`]: the `sluice` command line (`sluice run` runs a function over a file of events).
 
 pub mod api;
 pub mod cli;
+pub mod config;
 pub mod deliver;
 pub mod destinations;
 pub mod engine;

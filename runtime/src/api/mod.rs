@@ -8,6 +8,7 @@
 //! - one module per resource: [`workspace`], [`catalog`], [`sources`], [`destinations`],
 //!   [`tracking_plans`], [`warehouses`], [`functions`] (and [`function_test`]), [`insert_functions`], [`spaces`], [`iam`] (and [`invites`]);
 //! - [`data_plane`]: the event debugger, delivery metrics, dead letters and function logs;
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics` (no token) and the per-request metrics layer;
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers' annotations.
 
 pub mod audit;
@@ -23,6 +24,7 @@ pub mod iam;
 pub mod insert_functions;
 pub mod invites;
 pub mod openapi;
+pub mod ops;
 pub mod pagination;
 pub mod rate_limit;
 pub mod resource;
@@ -71,6 +73,8 @@ pub struct Config {
     pub workspace_name: String,
     /// The data plane's knobs (see [`DataPlaneConfig`] for their defaults).
     pub data_plane: DataPlaneConfig,
+    /// The WebAssembly engine's settings (see [`EngineConfig`] for their defaults).
+    pub engine: EngineConfig,
 }
 
 impl Default for Config {
@@ -79,6 +83,7 @@ impl Default for Config {
             rate_limit_per_minute: 600,
             workspace_name: "sluice".into(),
             data_plane: DataPlaneConfig::default(),
+            engine: EngineConfig::default(),
         }
     }
 }
@@ -105,7 +110,7 @@ impl AppState {
     /// The directory or the database cannot be opened, or the engine cannot start.
     pub fn open(data_dir: &Path, config: Config) -> anyhow::Result<AppState> {
         let db = open_db(data_dir)?;
-        let engine = Engine::new(&EngineConfig::default())?;
+        let engine = Engine::new(&config.engine)?;
         let components = Arc::new(ComponentStore::open(&db, engine)?);
         let data_plane = Arc::new(DataPlane::open(&db, data_dir, config.data_plane.clone())?);
         Ok(AppState {
@@ -147,11 +152,22 @@ pub fn now() -> String {
         .unwrap_or_default()
 }
 
-/// The whole application: the ingestion routes (authenticated by write key), then the control
-/// plane's routes, auth, limits, request ids, content negotiation, fallbacks.
+/// The whole application: the ingestion routes (authenticated by write key), the operator's
+/// endpoints (no token), then the control plane's routes, auth, limits, request ids, content
+/// negotiation, fallbacks; every request counted in the metrics.
 pub fn app(state: AppState) -> Router {
     let ingest = crate::ingest::router().with_state(state.clone());
-    ingest.merge(control(state))
+    let routes = ingest
+        .merge(ops::router(state.clone()))
+        .merge(control(state.clone()));
+    counted(routes, state)
+}
+
+/// `router` with every request counted under its route template. Applied last, so that it
+/// wraps each route after routing (the template is known) and sees every answer, the 401s
+/// and 429s of the auth layer and the fallbacks' 404s included.
+fn counted(router: Router, state: AppState) -> Router {
+    router.layer(from_fn_with_state(state, ops::count_requests))
 }
 
 fn control(state: AppState) -> Router {
@@ -210,6 +226,7 @@ pub async fn run_split(
 ) -> anyhow::Result<()> {
     let store = state.store.clone();
     let running = crate::topology::start(&state);
+    let upkeep = tokio::spawn(metrics_upkeep(state.data_plane.clone()));
     // The shutdown signal runs in its own task so that a panic in it (logging to a closed
     // stderr panics) still shuts down: its end, however it ends, closes everything.
     let trigger = tokio::spawn(shutdown);
@@ -230,13 +247,18 @@ pub async fn run_split(
                 .await
         }
         Some(ingest) => {
-            let control =
-                control(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+            let control = counted(
+                ops::router(state.clone()).merge(control(state.clone())),
+                state.clone(),
+            )
+            .into_make_service_with_connect_info::<SocketAddr>();
             let tracking = crate::ingest::router()
                 .fallback(|| async {
                     ApiError::NotFound("this listener serves the tracking API (/v1/*) only".into())
                 })
                 .with_state(state.clone())
+                .merge(ops::probes(state.clone()));
+            let tracking = counted(tracking, state.clone())
                 .into_make_service_with_connect_info::<SocketAddr>();
             let control = axum::serve(listener, control).with_graceful_shutdown(fire);
             let tracking = axum::serve(ingest, tracking)
@@ -246,9 +268,23 @@ pub async fn run_split(
     };
     drop(state);
     running.stop().await;
+    // Aborted and awaited, so that its hold on the database is gone when this returns (a
+    // restart in the same process reopens the directory).
+    upkeep.abort();
+    let _ = upkeep.await;
     served?;
     store.flush()?;
     Ok(())
+}
+
+/// Drains histogram samples into their buckets every few seconds, so that memory stays flat
+/// however long nobody scrapes `/metrics`.
+async fn metrics_upkeep(plane: Arc<DataPlane>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        plane.observe.prometheus.upkeep();
+    }
 }
 
 const VERSIONED: [&str; 3] = [
@@ -258,12 +294,15 @@ const VERSIONED: [&str; 3] = [
 ];
 
 /// Segment's content negotiation: JSON, or one of its versioned JSON media types (echoed back
-/// as the response's type); anything else is a 406.
+/// as the response's type); `text/event-stream` for the live debugger; anything else is a 406.
 async fn negotiate(req: Request, next: Next) -> Response {
     let accept = req
         .headers()
         .get(header::ACCEPT)
         .map(|v| v.to_str().unwrap_or("invalid").to_ascii_lowercase());
+    // The live debugger answers Server-Sent Events, which clients (a browser's EventSource
+    // included) ask for by name.
+    let streams = req.uri().path().ends_with("/events/live");
     let mut versioned = None;
     if let Some(accept) = accept {
         let mut acceptable = false;
@@ -274,7 +313,9 @@ async fn negotiate(req: Request, next: Next) -> Response {
             if let Some(v) = VERSIONED.iter().find(|v| **v == media) {
                 versioned.get_or_insert(*v);
                 acceptable = true;
-            } else if matches!(media, "*/*" | "application/*" | "application/json" | "") {
+            } else if matches!(media, "*/*" | "application/*" | "application/json" | "")
+                || (streams && media == "text/event-stream")
+            {
                 acceptable = true;
             }
         }

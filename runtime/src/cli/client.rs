@@ -95,6 +95,61 @@ impl Client {
         }
     }
 
+    /// `GET path`, whose body is read as it arrives (a Server-Sent Events stream): `opened`
+    /// runs once the server accepted the request, then `chunk` gets each piece of the body
+    /// until it returns `false` or the body ends.
+    ///
+    /// # Errors
+    /// The server cannot be reached, answers an error, the connection breaks, or `chunk` fails.
+    pub fn stream(
+        &self,
+        path: &str,
+        opened: impl FnOnce(),
+        mut chunk: impl FnMut(&[u8]) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<()> {
+        let url = format!("{}{path}", self.base);
+        let request = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        self.runtime.block_on(async {
+            let mut response = request
+                .send()
+                .await
+                .map_err(|e| self.unreachable(&url, e))?;
+            let status = response.status();
+            if !status.is_success() {
+                let bytes = response.bytes().await.unwrap_or_default();
+                let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                return Err(anyhow!("{}", server_error(status.as_u16(), &json)));
+            }
+            opened();
+            while let Some(piece) = response
+                .chunk()
+                .await
+                .map_err(|e| anyhow!("the stream from {url} broke: {e}"))?
+            {
+                if !chunk(&piece)? {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// A request error in words: an unreachable server says so.
+    fn unreachable(&self, url: &str, e: reqwest::Error) -> anyhow::Error {
+        if e.is_connect() {
+            anyhow!(
+                "cannot reach sluice at {}: is `sluice serve` running there?",
+                self.base
+            )
+        } else {
+            anyhow!("{url}: {e}")
+        }
+    }
+
     fn send(
         &self,
         method: reqwest::Method,
@@ -138,7 +193,7 @@ impl Client {
 }
 
 /// The server's error envelope as one line: `422: `url` must be ... (field settings.url)`.
-fn server_error(status: u16, body: &Value) -> String {
+pub(super) fn server_error(status: u16, body: &Value) -> String {
     let errors: Vec<String> = body
         .get("errors")
         .and_then(Value::as_array)

@@ -1,5 +1,5 @@
 //! `sluice functions ...`: deploy a function from a `.wasm`, a `.js` or a Rust crate directory,
-//! list functions, and test one on a file of events.
+//! list functions, test one on a file of events, and show its logs (in `logs`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,6 +53,15 @@ pub enum FunctionsCmd {
         #[arg(long = "setting", value_name = "NAME:TYPE")]
         settings: Vec<String>,
     },
+    /// Show what a function logged while processing real events (oldest first; one JSON
+    /// object per line with --json).
+    Logs {
+        /// Function id.
+        id: String,
+        /// Keep printing new lines as they come (polls every second) until interrupted.
+        #[arg(long, short)]
+        follow: bool,
+    },
     /// Run a function on sample events without touching any pipeline.
     Test {
         /// Function id.
@@ -82,6 +91,7 @@ pub(super) fn functions(cmd: FunctionsCmd, args: &ClientArgs) -> anyhow::Result<
             events,
             settings,
         } => test(&client, &id, &events, &settings, args.json),
+        FunctionsCmd::Logs { id, follow } => super::logs::logs(&client, &id, follow, args.json),
     }
 }
 

@@ -2,14 +2,7 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// For people.
-    Text,
-    /// One JSON object per line, for machines.
-    Json,
-}
+pub use crate::config::LogFormat;
 
 /// Installs the global subscriber, writing to stderr at `default_level` unless `RUST_LOG` says
 /// otherwise. Called once, by the command that runs.

@@ -1,12 +1,18 @@
 //! The `sluice` command line: argument parsing and one module per command.
 
 mod client;
+mod dead_letters;
+mod events;
+mod expect;
 mod functions;
 mod logging;
+mod logs;
 mod new;
 mod resources;
 mod run;
+mod send;
 mod serve;
+mod sse;
 mod table;
 
 pub use logging::LogFormat;
@@ -62,7 +68,7 @@ pub enum Command {
         #[command(flatten)]
         client: client::ClientArgs,
     },
-    /// Deploy, list and test functions on a running server.
+    /// Deploy, list, test functions and read their logs on a running server.
     Functions {
         /// What to do.
         #[command(subcommand)]
@@ -71,6 +77,18 @@ pub enum Command {
         #[command(flatten)]
         client: client::ClientArgs,
     },
+    /// Watch a source's events in the debugger of a running server: recent ones, or live.
+    Events {
+        /// What to do.
+        #[command(subcommand)]
+        action: events::EventsCmd,
+        /// The server.
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// Send a file of events to a source through the tracking API (`POST /v1/batch`), in
+    /// batches within Segment's limits; prints a summary.
+    Send(send::SendArgs),
     /// Manage API tokens on a running server.
     Tokens {
         /// What to do.
@@ -80,7 +98,8 @@ pub enum Command {
         #[command(flatten)]
         client: client::ClientArgs,
     },
-    /// Serve the HTTP API (control plane) until SIGINT or SIGTERM.
+    /// Serve the control plane, the tracking API and the pipeline until SIGINT or SIGTERM;
+    /// configured by `sluice.toml`, `SLUICE_*` variables and flags (see --print-config).
     Serve(serve::ServeArgs),
 }
 
@@ -89,13 +108,15 @@ pub enum Command {
 pub struct NewArgs {
     /// The function's name (letters, digits, `-`, `_`); also the directory created.
     pub name: String,
-    /// The language: only `rust` for now (JavaScript functions come with `POST /functions`).
-    #[arg(long, default_value = "rust", value_parser = ["rust"])]
+    /// The language: `rust` (a crate built into a component) or `js` (an `index.js` in
+    /// Segment's style, run by sluice's JavaScript engine).
+    #[arg(long, default_value = "rust", value_parser = ["rust", "js"])]
     pub lang: String,
     /// Create the project here instead of `./<name>`.
     #[arg(long)]
     pub path: Option<PathBuf>,
-    /// The guest SDK to depend on (default: the one in the sluice tree this binary came from).
+    /// The guest SDK to depend on (default: the one in the sluice tree this binary came from;
+    /// Rust only).
     #[arg(long)]
     pub sdk: Option<PathBuf>,
 }
@@ -103,12 +124,21 @@ pub struct NewArgs {
 /// Arguments of `sluice run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// A component (`.wasm`), or the name of an example built into the target directory
-    /// (`pii-filter`, `router`, `enrich`).
+    /// A component (`.wasm`), JavaScript code (`.js`, Segment style: `async function
+    /// onTrack(event, settings)` ...), or the name of an example built into the target
+    /// directory (`pii-filter`, `router`, `enrich`).
     pub function: String,
+    /// A file of events, one JSON object per line (`-` for stdin); or give it as --events.
+    #[arg(value_name = "EVENTS", required_unless_present = "events")]
+    pub events_file: Option<PathBuf>,
     /// A file of events, one JSON object per line (`-` for stdin).
-    #[arg(long)]
-    pub events: PathBuf,
+    #[arg(long, conflicts_with = "events_file")]
+    pub events: Option<PathBuf>,
+    /// Check the output against this file instead of printing it: one JSON line per output
+    /// line, each listing fields the output must have (others are not compared). Fails with
+    /// the differences.
+    #[arg(long, value_name = "FILE")]
+    pub expect: Option<PathBuf>,
     /// The function instance's settings, a JSON object.
     #[arg(long, default_value = "{}")]
     pub settings: String,
@@ -160,6 +190,8 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             client_command(|| functions::functions(action, &client))
         }
         Command::Tokens { action, client } => client_command(|| resources::tokens(action, &client)),
+        Command::Events { action, client } => client_command(|| events::events(action, &client)),
+        Command::Send(args) => client_command(|| send::send(args)),
     }
 }
 

@@ -1,4 +1,5 @@
-//! `sluice new`: scaffolds a function project that builds, and passes its own test, as is.
+//! `sluice new`: scaffolds a function project that builds, and passes its own test, as is: a
+//! Rust crate (the default) or a JavaScript `index.js` (`--lang js`).
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,18 @@ use super::NewArgs;
 const CARGO_TOML: &str = include_str!("templates/rust/Cargo.toml.tmpl");
 const LIB_RS: &str = include_str!("templates/rust/lib.rs.tmpl");
 const EVENTS: &str = include_str!("templates/rust/events.jsonl");
+
+/// The JavaScript project: file name and template.
+const JS_FILES: &[(&str, &str)] = &[
+    ("index.js", include_str!("templates/js/index.js")),
+    ("events.jsonl", include_str!("templates/js/events.jsonl")),
+    (
+        "expected.jsonl",
+        include_str!("templates/js/expected.jsonl"),
+    ),
+    ("package.json", include_str!("templates/js/package.json")),
+    ("README.md", include_str!("templates/js/README.md")),
+];
 
 pub(super) fn new(args: NewArgs) -> anyhow::Result<()> {
     let name = args.name.trim();
@@ -28,6 +41,9 @@ pub(super) fn new(args: NewArgs) -> anyhow::Result<()> {
             "{} already exists; choose another name or --path",
             dir.display()
         );
+    }
+    if args.lang == "js" {
+        return new_js(name, &dir);
     }
     let sdk = match &args.sdk {
         Some(path) => path.clone(),
@@ -53,6 +69,22 @@ pub(super) fn new(args: NewArgs) -> anyhow::Result<()> {
         "  sluice run target/wasm32-wasip2/release/{}.wasm --events events.jsonl",
         name.replace('-', "_")
     );
+    Ok(())
+}
+
+fn new_js(name: &str, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (file, template) in JS_FILES {
+        write(&dir.join(file), &template.replace("{{name}}", name))?;
+    }
+    println!(
+        "Created {} (a JavaScript insert function). Next:",
+        dir.display()
+    );
+    println!("  cd {}", dir.display());
+    println!("  sluice run index.js events.jsonl                            # try it");
+    println!("  sluice run index.js events.jsonl --expect expected.jsonl    # its own test");
+    println!("  sluice functions deploy index.js --name {name}              # on a server");
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! `sluice sources|destinations|tracking-plans|tokens ...`: the control plane's resources from
-//! the command line, one subcommand per API operation.
+//! the command line, one subcommand per API operation (a destination's dead letters are in
+//! `dead_letters`).
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
@@ -133,6 +134,19 @@ pub enum DestinationsCmd {
         /// Destination id.
         id: String,
     },
+    /// List a destination's failed events (dead letters), oldest first, with their last error.
+    FailedEvents {
+        /// Destination id.
+        id: String,
+    },
+    /// Put a destination's failed events back on its delivery queue, with fresh retries.
+    Replay {
+        /// Destination id.
+        id: String,
+        /// Wait until every replayed event is delivered or failed again, showing progress.
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 /// `sluice tracking-plans ...`.
@@ -229,6 +243,12 @@ pub(super) fn destinations(cmd: DestinationsCmd, args: &ClientArgs) -> anyhow::R
         }
         DestinationsCmd::Get { id } => get(&client, &DESTINATIONS, &id, args.json),
         DestinationsCmd::Delete { id } => delete(&client, &DESTINATIONS, &id),
+        DestinationsCmd::FailedEvents { id } => {
+            super::dead_letters::failed_events(&client, &id, args.json)
+        }
+        DestinationsCmd::Replay { id, wait } => {
+            super::dead_letters::replay(&client, &id, wait, args.json)
+        }
     }
 }
 

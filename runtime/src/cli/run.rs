@@ -1,4 +1,5 @@
-//! `sluice run`: a local runner for function authors, the same engine and limits as the server.
+//! `sluice run`: a local runner for function authors, the same engine and limits as the server,
+//! for components (`.wasm`) and JavaScript (`.js`); `--expect` turns a run into a test.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -9,8 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use super::RunArgs;
+use super::expect;
 use crate::engine::{
-    Engine, EngineConfig, Function, Invocation, InvokeError, Isolation, Limits, Outcome, digest_hex,
+    Engine, EngineConfig, Function, Invocation, InvokeError, Isolation, JsEngine, Limits, Outcome,
+    digest_hex,
 };
 
 pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -34,16 +37,7 @@ fn run_events(args: RunArgs) -> anyhow::Result<()> {
         bail!("--settings must be a JSON object, like '{{\"hashUserId\": true}}'");
     }
     let settings = settings.to_string();
-    let path = resolve_component(&args.function)?;
-    let wasm = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-
-    let engine = Engine::new(&EngineConfig::default())?;
-    let started = Instant::now();
-    let (_, pre) = engine
-        .compile(&wasm)
-        .with_context(|| format!("{} was refused", path.display()))?;
-    eprintln!("compiled {} in {:?}", path.display(), started.elapsed());
-    let function = Function::new(Arc::clone(&engine), digest_hex(&wasm), pre);
+    let function = load(&args.function)?;
 
     let mut limits = Limits::default();
     if let Some(fuel) = args.fuel {
@@ -61,48 +55,117 @@ fn run_events(args: RunArgs) -> anyhow::Result<()> {
         Isolation::default()
     };
 
-    let input: Box<dyn BufRead> = if args.events.as_os_str() == "-" {
+    let Some(events) = args.events_file.as_ref().or(args.events.as_ref()) else {
+        bail!("no events: give a file of events (`sluice run <function> events.jsonl`)");
+    };
+    let input: Box<dyn BufRead> = if events.as_os_str() == "-" {
         Box::new(BufReader::new(std::io::stdin()))
     } else {
-        let file = std::fs::File::open(&args.events)
-            .with_context(|| format!("cannot open events file {}", args.events.display()))?;
+        let file = std::fs::File::open(events)
+            .with_context(|| format!("cannot open events file {}", events.display()))?;
         Box::new(BufReader::new(file))
     };
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    let mut summary = Summary::default();
-    let mut batch: Vec<(usize, String)> = Vec::new();
-    for (index, line) in input.lines().enumerate() {
-        let line = line.context("cannot read the events file")?;
-        if line.trim().is_empty() {
-            continue;
+    let run = Run {
+        function: &function,
+        settings: &settings,
+        limits: &limits,
+        isolation,
+        batch: args.batch,
+        quiet: args.quiet,
+    };
+    match &args.expect {
+        None => {
+            let mut out = BufWriter::new(std::io::stdout().lock());
+            run.events(input, &mut out)?;
+            out.flush()?;
         }
-        batch.push((index + 1, line));
-        if batch.len() >= args.batch.max(1) {
-            flush(
-                &function,
-                &mut batch,
-                &settings,
-                &limits,
-                isolation,
-                &mut summary,
-                &mut out,
-                args.quiet,
-            )?;
+        Some(expected) => {
+            let mut out = Vec::new();
+            run.events(input, &mut out)?;
+            expect::check(&out, expected)?;
         }
     }
-    flush(
-        &function,
-        &mut batch,
-        &settings,
-        &limits,
-        isolation,
-        &mut summary,
-        &mut out,
-        args.quiet,
-    )?;
-    out.flush()?;
-    summary.print();
     Ok(())
+}
+
+/// A function and how to run it.
+struct Run<'a> {
+    function: &'a Function,
+    settings: &'a str,
+    limits: &'a Limits,
+    isolation: Isolation,
+    batch: usize,
+    quiet: bool,
+}
+
+impl Run<'_> {
+    /// Runs every event of `input`, writes what comes out to `out`, and the summary to stderr.
+    fn events(&self, input: Box<dyn BufRead>, out: &mut impl Write) -> anyhow::Result<()> {
+        let (function, settings, limits, isolation) =
+            (self.function, self.settings, self.limits, self.isolation);
+        let mut summary = Summary::default();
+        let mut batch: Vec<(usize, String)> = Vec::new();
+        for (index, line) in input.lines().enumerate() {
+            let line = line.context("cannot read the events file")?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            batch.push((index + 1, line));
+            if batch.len() >= self.batch.max(1) {
+                flush(
+                    function,
+                    &mut batch,
+                    settings,
+                    limits,
+                    isolation,
+                    &mut summary,
+                    out,
+                    self.quiet,
+                )?;
+            }
+        }
+        flush(
+            function,
+            &mut batch,
+            settings,
+            limits,
+            isolation,
+            &mut summary,
+            out,
+            self.quiet,
+        )?;
+        summary.print();
+        Ok(())
+    }
+}
+
+/// The function to run: JavaScript code (`.js`, `.mjs`) on the built-in JavaScript engine, or
+/// a component (a path, or an example's name).
+fn load(name: &str) -> anyhow::Result<Function> {
+    let engine = Engine::new(&EngineConfig::default())?;
+    let started = Instant::now();
+    let path = Path::new(name);
+    let javascript = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("js" | "mjs")
+    );
+    if javascript {
+        let code = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let js = JsEngine::builtin(Arc::clone(&engine))?;
+        let function = js
+            .function(&code)
+            .with_context(|| format!("{} was refused", path.display()))?;
+        eprintln!("loaded {} in {:?}", path.display(), started.elapsed());
+        return Ok(function);
+    }
+    let path = resolve_component(name)?;
+    let wasm = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (_, pre) = engine
+        .compile(&wasm)
+        .with_context(|| format!("{} was refused", path.display()))?;
+    eprintln!("compiled {} in {:?}", path.display(), started.elapsed());
+    Ok(Function::new(Arc::clone(&engine), digest_hex(&wasm), pre))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,75 +1,128 @@
-//! `sluice serve`: runs the HTTP control plane and the data plane (ingestion on the same
-//! listener, the pipeline and deliveries) until SIGINT or SIGTERM.
+//! `sluice serve`: reads the configuration (file, environment, flags), then runs the HTTP
+//! control plane and the data plane (ingestion on the same listener, the pipeline and
+//! deliveries) until SIGINT or SIGTERM.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context as _;
+use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 
-use super::logging::{self, LogFormat};
-use crate::api::{self, AppState, Config};
-use crate::topology::DataPlaneConfig;
+use super::logging;
+use crate::api::{self, AppState};
+use crate::config::{self, ConfigFile, KEYS, Settings};
 
-/// Arguments of `sluice serve`.
-#[derive(Debug, clap::Args)]
+/// Arguments of `sluice serve`: `--config`, `--print-config`, and one flag per setting of
+/// [`config::KEYS`] (built from that list, so a new setting gets its flag, its environment
+/// variable and its file key at once).
+#[derive(Debug, Clone, Default)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Serve the tracking API (`/v1/*`) on this address instead of on `--listen` (which then
-    /// serves the control plane only).
-    #[arg(long, env = "SLUICE_INGEST_LISTEN")]
-    pub ingest_listen: Option<SocketAddr>,
-    /// Where all state lives (created if missing).
-    #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
-    pub data_dir: PathBuf,
-    /// Log format.
-    #[arg(long, value_enum, default_value = "text")]
-    pub log_format: LogFormat,
-    /// Requests per minute allowed to each token.
-    #[arg(long, env = "SLUICE_RATE_LIMIT", default_value_t = 600)]
-    pub rate_limit: u32,
-    /// Use this secret as a Workspace Owner token (for scripts, CI and agents) instead of
-    /// generating one.
-    #[arg(long, env = "SLUICE_BOOTSTRAP_TOKEN", hide_env_values = true)]
-    pub bootstrap_token: Option<String>,
-    /// Events pending per source (queued for the pipeline or for delivery) past which
-    /// ingestion answers 429 with `Retry-After`.
-    #[arg(long, env = "SLUICE_QUEUE_BOUND", default_value_t = 100_000)]
-    pub queue_bound: usize,
-    /// Seconds in which a repeated `messageId` from the same source is dropped.
-    #[arg(long, env = "SLUICE_DEDUP_WINDOW_SECS", default_value_t = 24 * 3600)]
-    pub dedup_window_secs: u64,
-    /// First delay before retrying a failed delivery, in milliseconds (doubles per attempt, with
-    /// jitter, up to 10 minutes).
-    #[arg(long, env = "SLUICE_RETRY_BACKOFF_MS", default_value_t = 1000)]
-    pub retry_backoff_ms: u64,
-    /// Seconds a failing delivery is retried before it becomes a dead letter.
-    #[arg(long, env = "SLUICE_RETRY_MAX_AGE_SECS", default_value_t = 4 * 3600)]
-    pub retry_max_age_secs: u64,
-    /// Timeout of one webhook request, in milliseconds.
-    #[arg(long, env = "SLUICE_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
-    pub webhook_timeout_ms: u64,
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--print-config`.
+    pub print_config: bool,
+    /// The settings given as flags: `(key path, text)`.
+    pub flags: Vec<(&'static str, String)>,
+}
+
+impl clap::FromArgMatches for ServeArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<ServeArgs, clap::Error> {
+        Ok(ServeArgs {
+            config: matches.get_one::<PathBuf>("config").cloned(),
+            print_config: matches.get_flag("print-config"),
+            flags: KEYS
+                .iter()
+                .filter_map(|k| {
+                    matches
+                        .get_one::<String>(k.flag)
+                        .map(|v| (k.path, v.clone()))
+                })
+                .collect(),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = ServeArgs::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for ServeArgs {
+    fn augment_args(command: Command) -> Command {
+        let defaults = toml::Table::try_from(Settings::default()).unwrap_or_default();
+        let command = command
+            .arg(
+                Arg::new("config")
+                    .long("config")
+                    .env("SLUICE_CONFIG")
+                    .value_name("PATH")
+                    .value_parser(value_parser!(PathBuf))
+                    .help(format!(
+                        "Configuration file (TOML; default ./{} if it exists). Precedence: \
+                         flags > environment > file > defaults; see docs/configuration.md",
+                        config::DEFAULT_FILE
+                    )),
+            )
+            .arg(
+                Arg::new("print-config")
+                    .long("print-config")
+                    .action(ArgAction::SetTrue)
+                    .help("Print the effective configuration (TOML, with where each value came from) and exit"),
+            );
+        KEYS.iter().fold(command, |command, key| {
+            let (section, name) = key.parts();
+            let default = defaults
+                .get(section)
+                .and_then(|s| s.get(name))
+                .map_or_else(|| "none".to_string(), ToString::to_string);
+            command.arg(
+                Arg::new(key.flag)
+                    .long(key.flag)
+                    .value_name("VALUE")
+                    .help(format!(
+                        "{} [env: {}] [file: {}] [default: {default}]",
+                        key.help, key.env, key.path
+                    )),
+            )
+        })
+    }
+
+    fn augment_args_for_update(command: Command) -> Command {
+        ServeArgs::augment_args(command)
+    }
+}
+
+/// The effective configuration of `args`, with the process's environment.
+fn load(args: &ServeArgs) -> anyhow::Result<config::Loaded> {
+    let file = match &args.config {
+        Some(path) => ConfigFile::Given(path.clone()),
+        None => ConfigFile::IfPresent(PathBuf::from(config::DEFAULT_FILE)),
+    };
+    Ok(config::load(
+        &file,
+        |name| std::env::var(name).ok(),
+        &args.flags,
+    )?)
 }
 
 pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    logging::init("info", args.log_format);
-    let config = Config {
-        rate_limit_per_minute: args.rate_limit,
-        data_plane: DataPlaneConfig {
-            queue_bound: args.queue_bound,
-            dedup_window: Duration::from_secs(args.dedup_window_secs),
-            backoff_base: Duration::from_millis(args.retry_backoff_ms),
-            max_age: Duration::from_secs(args.retry_max_age_secs),
-            webhook_timeout: Duration::from_millis(args.webhook_timeout_ms),
-            ..DataPlaneConfig::default()
-        },
-        ..Config::default()
-    };
-    let state = AppState::open(&args.data_dir, config)
-        .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
-    if let Some(secret) = api::auth::bootstrap(&state.store, args.bootstrap_token.as_deref())? {
+    let loaded = load(&args)?;
+    if args.print_config {
+        print!("{}", loaded.to_toml());
+        return Ok(());
+    }
+    let settings = loaded.settings;
+    let server = &settings.server;
+    logging::init("info", server.log_format);
+    if let Some(file) = &loaded.file {
+        tracing::info!(file = %file.display(), "configuration file read");
+    }
+    let state = AppState::open(&server.data_dir, settings.api_config()).with_context(|| {
+        format!(
+            "cannot open the data directory {}",
+            server.data_dir.display()
+        )
+    })?;
+    if let Some(secret) = api::auth::bootstrap(&state.store, server.bootstrap_token.as_deref())? {
         println!(
             "No API token existed, so sluice created a Workspace Owner token. It is shown only this once:"
         );
@@ -79,14 +132,16 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let (listen, ingest_listen, data_dir) =
+        (server.listen, server.ingest_listen, server.data_dir.clone());
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+            .with_context(|| format!("cannot listen on {listen}"))?;
         // The bound address, not the requested one: `--listen 127.0.0.1:0` picks a free port.
-        let address = listener.local_addr().unwrap_or(args.listen);
-        tracing::info!(%address, data_dir = %args.data_dir.display(), "sluice control plane listening");
-        let ingest = match args.ingest_listen {
+        let address = listener.local_addr().unwrap_or(listen);
+        tracing::info!(%address, data_dir = %data_dir.display(), "sluice control plane listening");
+        let ingest = match ingest_listen {
             Some(at) => {
                 let ingest = tokio::net::TcpListener::bind(at)
                     .await

@@ -2,6 +2,14 @@
 //! with what each stage did, plus a live feed), delivery metrics per destination per minute,
 //! and function logs from real runs. Nothing here is needed to deliver an event, so it is not
 //! persisted: a restart starts these views afresh.
+//!
+//! - [`metrics`]: the Prometheus metrics. The stages report to the debugger, and the
+//!   debugger's vocabulary (stage `enforce` status `blocked`, stage `deliver` status
+//!   `delivered`...) is what the event counters are derived from, so the stages need no second
+//!   set of calls and the two views cannot disagree. Only function invocations (outcome, fuel,
+//!   time) are reported on their own, through [`Observe::invoked`].
+
+pub mod metrics;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
@@ -11,7 +19,9 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 use utoipa::ToSchema;
 
+use crate::engine::{Invocation, Outcome};
 use crate::queue::now_ms;
+use metrics::Metrics;
 
 /// What one stage did to one event.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -117,6 +127,8 @@ pub struct Observe {
     logs: Mutex<HashMap<String, VecDeque<FunctionLog>>>,
     /// Events discarded by source insert functions, by reason, per source.
     discarded: Mutex<HashMap<String, BTreeMap<String, u64>>>,
+    /// The Prometheus metrics (`GET /metrics`).
+    pub prometheus: Metrics,
 }
 
 /// Minutes of delivery metrics kept per destination.
@@ -135,11 +147,13 @@ impl Observe {
             metrics: Mutex::new(HashMap::new()),
             logs: Mutex::new(HashMap::new()),
             discarded: Mutex::new(HashMap::new()),
+            prometheus: Metrics::new(),
         }
     }
 
     /// Records that `event` was accepted by `source_id`.
     pub fn ingested(&self, source_id: &str, event: &Value) {
+        self.prometheus.ingested(source_id);
         let message_id = event["messageId"].as_str().unwrap_or_default().to_string();
         let stage = stage("ingest", "accepted", Value::Null);
         if let Ok(mut events) = self.events.lock() {
@@ -185,6 +199,14 @@ impl Observe {
         status: &str,
         detail: Value,
     ) {
+        match name {
+            "enforce" if status == "blocked" => self.prometheus.blocked(source_id),
+            "deliver" => {
+                let destination_id = detail["destinationId"].as_str().unwrap_or_default();
+                self.prometheus.delivery(source_id, destination_id, status);
+            }
+            _ => {}
+        }
         let stage = stage(name, status, detail);
         if let Ok(mut events) = self.events.lock() {
             let list = events.entry(source_id.to_string()).or_default();
@@ -295,6 +317,7 @@ impl Observe {
 
     /// Counts an event a source's insert function discarded, under its reason.
     pub fn discarded(&self, source_id: &str, reason: &str) {
+        self.prometheus.discarded(source_id, reason);
         if let Ok(mut d) = self.discarded.lock() {
             *d.entry(source_id.to_string())
                 .or_default()
@@ -310,6 +333,24 @@ impl Observe {
             .ok()
             .and_then(|d| d.get(source_id).cloned())
             .unwrap_or_default()
+    }
+
+    /// Records one pipeline invocation of `function_id` in the metrics: its outcome, fuel and
+    /// time.
+    pub fn invoked(&self, function_id: &str, invocation: &Invocation) {
+        let outcome = match &invocation.result {
+            Ok(Outcome::Forward { .. }) => "forward",
+            Ok(Outcome::Drop) => "drop",
+            Ok(Outcome::FanOut { .. }) => "fan-out",
+            Ok(Outcome::Error { kind, .. }) => kind,
+            Err(err) => err.code(),
+        };
+        self.prometheus.invoked(
+            function_id,
+            outcome,
+            invocation.fuel_used,
+            invocation.duration,
+        );
     }
 }
 

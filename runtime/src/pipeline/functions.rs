@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::api::AppState;
-use crate::api::functions::{Function as FunctionRecord, Runtime, Version};
+use crate::api::functions::{Function as FunctionRecord, Version};
 use crate::api::insert_functions::InsertFunctionInstance;
 use crate::api::store::Kind;
 use crate::engine::{Function, Isolation, Limits, Outcome};
@@ -68,9 +68,6 @@ async fn load(state: &AppState, function_id: &str) -> Result<Arc<Function>, Stri
         )
         .map_err(|e| format!("{e:?}"))?
         .ok_or("the deployed version is missing")?;
-    if version.runtime != Runtime::Wasm {
-        return Err("JavaScript functions cannot run yet".into());
-    }
     let components = state.components.clone();
     tokio::task::spawn_blocking(move || components.function(&version.digest))
         .await
@@ -128,6 +125,9 @@ pub async fn run(
                     Ok(i) => i,
                     Err(e) => break Err(("unknown".to_string(), e.to_string())),
                 };
+                plane
+                    .observe
+                    .invoked(&ready.instance.function_id, &invocation);
                 let at = crate::api::now();
                 plane.observe.log(
                     &ready.instance.function_id,
