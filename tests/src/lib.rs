@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sluice_runtime::engine::{Engine, EngineConfig, Function, digest_hex};
+use sluice_runtime::engine::{Engine, EngineConfig, Function, JsEngine, digest_hex};
 
 /// The workspace's root directory.
 pub fn workspace_root() -> PathBuf {
@@ -61,4 +61,24 @@ pub fn function(engine: &Arc<Engine>, example: &str) -> Function {
     let wasm = component(example);
     let (_, pre) = engine.compile(&wasm).expect("the example compiles");
     Function::new(engine.clone(), digest_hex(&wasm), pre)
+}
+
+/// The code of a JavaScript example (`examples/<name>/index.js`).
+///
+/// # Panics
+/// When the file is missing.
+pub fn example_js(name: &str) -> String {
+    let path = workspace_root()
+        .join("examples")
+        .join(name)
+        .join("index.js");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// The JavaScript engine built into the runtime, compiled on `engine`.
+///
+/// # Panics
+/// When the runtime was built without it (run scripts/build-components first).
+pub fn js_engine(engine: &Arc<Engine>) -> JsEngine {
+    JsEngine::builtin(engine.clone()).unwrap_or_else(|e| panic!("{e}"))
 }

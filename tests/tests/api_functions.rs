@@ -224,56 +224,6 @@ async fn functions_are_uploaded_versioned_deployed_and_deduplicated() {
 }
 
 #[tokio::test]
-async fn javascript_is_stored_but_not_runnable_yet() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path()).await;
-    let code = "async function onTrack(event) { return event }";
-    let r = server
-        .post(
-            "/functions",
-            json!({"displayName": "js", "resourceType": "INSERT_SOURCE", "code": code}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    let f = &r.data()["function"];
-    assert_eq!(
-        (
-            f["runtime"].as_str(),
-            f["runnable"].as_bool(),
-            f["code"].as_str()
-        ),
-        (Some("javascript"), Some(false), Some(code))
-    );
-    let id = f["id"].as_str().unwrap();
-    let r = server
-        .post(&format!("/functions/{id}/deploy"), json!({}))
-        .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        r.body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("not runnable")
-    );
-    let r = server
-        .post(
-            &format!("/functions/{id}/test"),
-            json!({"events": [{"type": "track"}]}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    // The same source in another function has the same digest.
-    let again = server
-        .post(
-            "/functions",
-            json!({"displayName": "js2", "resourceType": "SOURCE", "code": code}),
-        )
-        .await;
-    assert_eq!(again.data()["function"]["digest"], f["digest"]);
-    server.stop().await;
-}
-
-#[tokio::test]
 async fn testing_a_function_reports_each_event() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path()).await;
