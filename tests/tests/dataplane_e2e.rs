@@ -454,3 +454,64 @@ async fn disabled_sources_accept_nothing_and_full_queues_push_back() {
     let _ = OWNER;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn webhooks_with_a_batch_size_get_signed_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), fast()).await;
+    let (source, key) = source(&server, "batched").await;
+    let r = server
+        .post(
+            "/destinations",
+            json!({"sourceId": source, "metadataId": "webhook", "name": "Hook",
+                   "settings": {"url": "http://127.0.0.1:9/hook", "batchSize": 0}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.to_string().contains("batchSize"), "{}", r.body);
+
+    // The first request is refused with a 503: the whole batch is retried, none is lost.
+    let (url, received) = receiver(vec![503]).await;
+    let r = server
+        .post(
+            "/destinations",
+            json!({"sourceId": source, "metadataId": "webhook", "name": "Hook",
+                   "settings": {"url": url, "sharedSecret": "hook-secret", "batchSize": 10}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let batch: Vec<Value> = (0..25)
+        .map(|i| json!({"type": "track", "event": "Batched", "userId": "u", "messageId": format!("b-{i}")}))
+        .collect();
+    let (status, _) = send(&server, "/v1/batch", &key, json!({"batch": batch})).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let count = |r: &Received| {
+        r.requests
+            .iter()
+            .map(|(body, _)| body["batch"].as_array().map_or(0, Vec::len))
+            .sum::<usize>()
+    };
+    eventually("25 events in batches", || {
+        count(&received.lock().unwrap()) >= 25
+    })
+    .await;
+    {
+        let r = received.lock().unwrap();
+        let mut ids: Vec<&str> = Vec::new();
+        for (body, signature) in &r.requests {
+            let events = body["batch"].as_array().expect("a batch body");
+            assert!((1..=10).contains(&events.len()), "{} events", events.len());
+            assert!(signature.is_some(), "batches are signed");
+            ids.extend(events.iter().map(|e| e["messageId"].as_str().unwrap()));
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 25, "every event exactly once");
+        assert!(
+            r.attempts > r.requests.len(),
+            "the refused batch was retried"
+        );
+    }
+    server.stop().await;
+}
