@@ -4,52 +4,11 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use serde_json::Value;
-use support::{start, stop};
+use support::{Cli, start, stop};
 
 const TOKEN: &str = "cli-test-owner-token-0123";
-
-struct Cli {
-    url: String,
-}
-
-impl Cli {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(args)
-            .env("SLUICE_URL", &self.url)
-            .env("SLUICE_TOKEN", TOKEN)
-            .output()
-            .expect("sluice runs")
-    }
-
-    /// Runs a command that must succeed; returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "sluice {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Runs a command with `--json`; returns the parsed output.
-    fn json(&self, args: &[&str]) -> Value {
-        let mut args = args.to_vec();
-        args.push("--json");
-        serde_json::from_str(&self.ok(&args)).expect("--json prints JSON")
-    }
-
-    /// Runs a command that must fail; returns its stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(!out.status.success(), "sluice {args:?} should fail");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-}
 
 fn pii_filter_wasm() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -62,9 +21,7 @@ fn pii_filter_wasm() -> PathBuf {
 fn the_cli_manages_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(&dir.path().join("data"), Some(TOKEN));
-    let cli = Cli {
-        url: format!("http://{}", server.address),
-    };
+    let cli = Cli::of(&server, TOKEN);
 
     // Sources: a table by default, JSON on request.
     let table = cli.ok(&[

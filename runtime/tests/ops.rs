@@ -9,59 +9,19 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Server, forward_lines, get, start, stop};
+use support::{Cli, Server, forward_lines, get, start, stop};
 
 const TOKEN: &str = "ops-test-owner-token-0123";
 
-/// `sluice` as a client of `server`.
-struct Cli {
-    url: String,
-}
-
+/// What only these tests ask of the client.
 impl Cli {
-    fn of(server: &Server) -> Cli {
-        Cli {
-            url: format!("http://{}", server.address),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
-        command
-            .args(args)
-            .env("SLUICE_URL", &self.url)
-            .env("SLUICE_TOKEN", TOKEN)
-            .env_remove("SLUICE_WRITE_KEY");
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("sluice runs")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "sluice {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut args = args.to_vec();
-        args.push("--json");
-        serde_json::from_str(&self.ok(&args)).expect("--json prints JSON")
-    }
-
     /// A long-running command, its stdout and stderr as line channels.
     fn spawn(&self, args: &[&str]) -> Running {
         let mut child = self
@@ -213,7 +173,7 @@ fn component(name: &str) -> PathBuf {
 fn probes_and_metrics_need_no_token_and_count_what_was_sent() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(&dir.path().join("data"), Some(TOKEN));
-    let cli = Cli::of(&server);
+    let cli = Cli::of(&server, TOKEN);
 
     let (status, body) = get(&server.address, "/healthz", None);
     assert!(
@@ -429,7 +389,7 @@ fn receiver() -> (String, Arc<AtomicU16>, Arc<AtomicUsize>) {
 fn function_logs_dead_letters_and_replay_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(&dir.path().join("data"), Some(TOKEN));
-    let cli = Cli::of(&server);
+    let cli = Cli::of(&server, TOKEN);
     let (source, key) = cli.source("shop");
     let (url, status, accepted) = receiver();
     let destination = cli.json(&[

@@ -11,18 +11,10 @@ use serde_json::json;
 use sluice_guest::{Context, Output, handle_json};
 use sluice_runtime::engine::{Function, Isolation, Limits, Outcome, digest_hex};
 use sluice_runtime::storage::{ComponentStore, open_db};
-use sluice_tests::{component, engine, sample_events};
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
+use sluice_tests::{bench_passes, component, engine, median, sample_events};
 
 fn main() {
-    let passes: usize = std::env::var("SLUICE_BENCH_PASSES")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(3);
+    let passes = bench_passes();
     let events = sample_events();
     let n = events.len();
     let bytes: usize = events.iter().map(String::len).sum();

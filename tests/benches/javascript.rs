@@ -9,18 +9,10 @@ use std::time::{Duration, Instant};
 
 use sluice_runtime::engine::{Isolation, JsEngine, Limits, Outcome};
 use sluice_runtime::storage::{ComponentStore, open_db};
-use sluice_tests::{engine, example_js, function, sample_events};
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
+use sluice_tests::{bench_passes, engine, example_js, function, median, sample_events};
 
 fn main() {
-    let passes: usize = std::env::var("SLUICE_BENCH_PASSES")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(3);
+    let passes = bench_passes();
     let events = sample_events();
     let n = events.len();
     let bytes: usize = events.iter().map(String::len).sum();

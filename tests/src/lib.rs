@@ -82,3 +82,21 @@ pub fn example_js(name: &str) -> String {
 pub fn js_engine(engine: &Arc<Engine>) -> JsEngine {
     JsEngine::builtin(engine.clone()).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// The median of `samples` (for benchmarks).
+///
+/// # Panics
+/// When `samples` is empty.
+pub fn median(mut samples: Vec<std::time::Duration>) -> std::time::Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// How many passes a benchmark makes: `$SLUICE_BENCH_PASSES`, default 3 (each mode keeps its
+/// best pass, so a slow moment on a shared machine does not decide the result).
+pub fn bench_passes() -> usize {
+    std::env::var("SLUICE_BENCH_PASSES")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3)
+}

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
@@ -115,4 +115,63 @@ pub fn stop(mut server: Server) -> Vec<String> {
     let status = server.child.wait().expect("the server exits");
     assert!(status.success(), "a clean exit on SIGTERM, got {status}");
     server.stderr.try_iter().collect()
+}
+
+/// `sluice` as a client of a running server, with `token`.
+pub struct Cli {
+    /// The server's URL.
+    pub url: String,
+    /// The bearer token the commands send.
+    pub token: String,
+}
+
+impl Cli {
+    /// A client of `server` with `token`.
+    pub fn of(server: &Server, token: &str) -> Cli {
+        Cli {
+            url: format!("http://{}", server.address),
+            token: token.to_string(),
+        }
+    }
+
+    /// The command, not yet run.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        command
+            .args(args)
+            .env("SLUICE_URL", &self.url)
+            .env("SLUICE_TOKEN", &self.token)
+            .env_remove("SLUICE_WRITE_KEY");
+        command
+    }
+
+    /// Runs a command to its end.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("sluice runs")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "sluice {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a command with `--json`; returns the parsed output.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        serde_json::from_str(&self.ok(&args)).expect("--json prints JSON")
+    }
+
+    /// Runs a command that must fail; returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "sluice {args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
 }
