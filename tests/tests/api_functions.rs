@@ -564,7 +564,7 @@ async fn insert_function_instances_attach_with_masked_secrets() {
     let r = server
         .post(
             "/functions",
-            json!({"displayName": "d", "resourceType": "INSERT_DESTINATION", "code": "x"}),
+            json!({"displayName": "d", "resourceType": "INSERT_DESTINATION", "code": "function onTrack(e) { return e }"}),
         )
         .await;
     let df = r.data()["function"]["id"].as_str().unwrap().to_string();
