@@ -4,11 +4,24 @@ use clap::Parser;
 use sluice_runtime::cli::{Cli, execute};
 
 fn main() -> std::process::ExitCode {
+    quiet_on_closed_pipe();
     match execute(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// `sluice events list | head -1` must end quietly when `head` closes the pipe, as other Unix
+/// tools do, rather than panic in `println!`: restore the default SIGPIPE action that the Rust
+/// runtime replaces with "ignore".
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -92,8 +92,8 @@ fn the_cli_manages_a_running_server() {
         "--setting",
         "hashUserId:BOOLEAN",
     ]);
-    let function = first[0]["id"].as_str().unwrap().to_string();
-    assert_eq!(first[0]["deployedVersionId"], first[0]["versionId"]);
+    let function = first["id"].as_str().unwrap().to_string();
+    assert_eq!(first["deployedVersionId"], first["versionId"]);
     let second = cli.json(&[
         "functions",
         "deploy",
@@ -103,9 +103,9 @@ fn the_cli_manages_a_running_server() {
         "--setting",
         "hashUserId:BOOLEAN",
     ]);
-    assert_eq!(second[0]["id"], first[0]["id"], "same name, same function");
+    assert_eq!(second["id"], first["id"], "same name, same function");
     assert_ne!(
-        second[0]["versionId"], first[0]["versionId"],
+        second["versionId"], first["versionId"],
         "a new version"
     );
     let events = dir.path().join("events.jsonl");

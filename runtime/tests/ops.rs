@@ -47,30 +47,6 @@ impl Cli {
             source["writeKeys"][0].as_str().unwrap().to_string(),
         )
     }
-
-    /// `POST path` with the owner token.
-    fn post(&self, path: &str, body: &Value) -> Value {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let response = reqwest::Client::new()
-                .post(format!("{}{path}", self.url))
-                .bearer_auth(TOKEN)
-                .header("content-type", "application/json")
-                .body(body.to_string())
-                .send()
-                .await
-                .unwrap();
-            assert!(
-                response.status().is_success(),
-                "POST {path}: {}",
-                response.status()
-            );
-            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
-        })
-    }
 }
 
 /// A command left running; killed when dropped.
@@ -406,6 +382,8 @@ fn function_logs_dead_letters_and_replay_from_the_command_line() {
     ]);
     let destination = destination["id"].as_str().unwrap().to_string();
     let router = component("router");
+    // Deployed and attached in one command.
+    let instance_settings = json!({"routes": {"Order Completed": destination}}).to_string();
     let function = cli.json(&[
         "functions",
         "deploy",
@@ -414,12 +392,12 @@ fn function_logs_dead_letters_and_replay_from_the_command_line() {
         "router",
         "--setting",
         "routes:TEXT_MAP",
+        "--attach",
+        &source,
+        "--instance-settings",
+        &instance_settings,
     ]);
-    let function = function[0]["id"].as_str().unwrap().to_string();
-    cli.post(
-        "/insert-function-instances",
-        &json!({"functionId": function, "integrationId": source, "settings": {"routes": {"Order Completed": destination}}}),
-    );
+    let function = function["id"].as_str().unwrap().to_string();
 
     let events = |name: &str, ids: &[&str]| {
         let path = dir.path().join(format!("{name}.jsonl"));

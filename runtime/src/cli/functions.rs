@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::client::{Client, ClientArgs};
 use super::resources::{Kind, cell_str, get, list};
-use super::table::print_rows;
+use super::table::{print_object, print_rows};
 
 const FUNCTIONS: Kind = Kind {
     path: "/functions",
@@ -52,6 +52,13 @@ pub enum FunctionsCmd {
         /// A declared setting, `name:TYPE` (STRING, BOOLEAN, ARRAY, TEXT_MAP); repeatable.
         #[arg(long = "setting", value_name = "NAME:TYPE")]
         settings: Vec<String>,
+        /// Attach the function to this source (or, for INSERT_DESTINATION, destination) so that
+        /// it runs on its events; nothing happens if it is attached there already.
+        #[arg(long, value_name = "ID")]
+        attach: Option<String>,
+        /// The attached instance's settings, a JSON object (with --attach).
+        #[arg(long, value_name = "JSON", default_value = "{}", requires = "attach")]
+        instance_settings: String,
     },
     /// Show what a function logged while processing real events (oldest first; one JSON
     /// object per line with --json).
@@ -85,7 +92,20 @@ pub(super) fn functions(cmd: FunctionsCmd, args: &ClientArgs) -> anyhow::Result<
             name,
             kind,
             settings,
-        } => deploy(&client, &path, name, &kind, &settings, args.json),
+            attach,
+            instance_settings,
+        } => {
+            let deployed = deploy(&client, &path, name, &kind, &settings)?;
+            if let Some(integration) = attach {
+                attach_to(&client, &deployed, &integration, &instance_settings)?;
+            }
+            if args.json {
+                print_object(&deployed, true);
+            } else {
+                print_rows(std::slice::from_ref(&deployed), FUNCTIONS.columns, false);
+            }
+            Ok(())
+        }
         FunctionsCmd::Test {
             id,
             events,
@@ -95,14 +115,14 @@ pub(super) fn functions(cmd: FunctionsCmd, args: &ClientArgs) -> anyhow::Result<
     }
 }
 
+/// Uploads (or updates) and deploys the function at `path`; returns the deployed function.
 fn deploy(
     client: &Client,
     path: &Path,
     name: Option<String>,
     kind: &str,
     settings: &[String],
-    json: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Value> {
     let (source, default_name) = load_source(path)?;
     let name = name.unwrap_or(default_name);
     let declared = settings
@@ -142,14 +162,37 @@ fn deploy(
         .cloned()
         .context("the server's answer has no function")?;
     let id = cell_str(&function, "id");
-    let deployed = if function.get("runnable").and_then(Value::as_bool) == Some(false) {
-        eprintln!("stored, but not deployed: JavaScript functions are not runnable yet");
-        function
-    } else {
-        let data = client.post(&format!("{}/{id}/deploy", FUNCTIONS.path), &json!({}))?;
-        data.get(FUNCTIONS.one).cloned().unwrap_or(data)
-    };
-    print_rows(std::slice::from_ref(&deployed), FUNCTIONS.columns, json);
+    let data = client.post(&format!("{}/{id}/deploy", FUNCTIONS.path), &json!({}))?;
+    Ok(data.get(FUNCTIONS.one).cloned().unwrap_or(data))
+}
+
+/// Attaches `function` to `integration` (a source or destination id) unless an instance of it
+/// is attached there already.
+fn attach_to(
+    client: &Client,
+    function: &Value,
+    integration: &str,
+    settings: &str,
+) -> anyhow::Result<()> {
+    let settings: Value =
+        serde_json::from_str(settings).context("--instance-settings is not valid JSON")?;
+    let id = cell_str(function, "id");
+    let attached = client
+        .list_all("/insert-function-instances", "insertFunctionInstances")?
+        .into_iter()
+        .any(|i| {
+            i.get("functionId").and_then(Value::as_str) == Some(id.as_str())
+                && i.get("integrationId").and_then(Value::as_str) == Some(integration)
+        });
+    if attached {
+        eprintln!("already attached to {integration}");
+        return Ok(());
+    }
+    client.post(
+        "/insert-function-instances",
+        &json!({"functionId": id, "integrationId": integration, "settings": settings}),
+    )?;
+    eprintln!("attached to {integration}");
     Ok(())
 }
 
