@@ -2,6 +2,8 @@
 //! (`sluice run index.js events.jsonl --expect expected.jsonl`) passes as created, and fails
 //! when the function stops doing what the expectations say.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -127,4 +129,68 @@ fn a_new_javascript_project_passes_its_own_test() {
         "{}",
         text(&broken.stderr)
     );
+}
+
+#[test]
+fn a_new_javascript_function_deploys_and_runs_on_a_server() {
+    const TOKEN: &str = "new-js-test-owner-token-01";
+    let dir = tempfile::tempdir().unwrap();
+    let created = sluice(dir.path(), &["new", "mask-js", "--lang", "js"]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let server = support::start(&dir.path().join("data"), Some(TOKEN));
+    let cli = support::Cli::of(&server, TOKEN);
+    let source = cli.json(&["sources", "create", "web"]);
+    let (source, key) = (
+        source["id"].as_str().unwrap().to_string(),
+        source["writeKeys"][0].as_str().unwrap().to_string(),
+    );
+    cli.ok(&[
+        "destinations",
+        "create",
+        "--source",
+        &source,
+        "--type",
+        "file",
+        "--setting",
+        "path=out.jsonl",
+    ]);
+    let project = dir.path().join("mask-js");
+    let index = project.join("index.js");
+    let deployed = cli.json(&[
+        "functions",
+        "deploy",
+        index.to_str().unwrap(),
+        "--name",
+        "mask-js",
+        "--attach",
+        &source,
+    ]);
+    assert_eq!(deployed["runtime"], "javascript");
+    // The scaffold's own sample events: a masked sign-up is delivered, the test event is
+    // dropped, the anonymous one refused at ingestion, the identify not supported.
+    let events = project.join("events.jsonl");
+    let sent = cli.run(&["send", "--write-key", &key, events.to_str().unwrap()]);
+    assert!(
+        !sent.status.success(),
+        "one sample line is refused at ingestion"
+    );
+    let out = dir.path().join("data/out.jsonl");
+    let mut delivered = String::new();
+    for _ in 0..100 {
+        delivered = std::fs::read_to_string(&out).unwrap_or_default();
+        if !delivered.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let delivered = std::fs::read_to_string(&out).unwrap_or(delivered);
+    let lines: Vec<serde_json::Value> = delivered
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{delivered}");
+    assert_eq!(lines[0]["properties"]["email"], "[EMAIL]");
+    assert_eq!(lines[0]["properties"]["note"], "cc [EMAIL]");
+    support::stop(server);
 }

@@ -277,3 +277,28 @@ fn the_engine_is_compiled_once_for_many_functions() {
         .unwrap();
     assert_eq!(again.compile_count(), 0, "the stored artifact was reused");
 }
+
+#[test]
+fn on_batch_takes_a_whole_batch_in_order() {
+    let engine = engine();
+    let code = r#"
+        async function onBatch(events, settings) {
+            return events.map((e, i) => i === 1 ? null : { ...e, position: i, size: events.length });
+        }
+    "#;
+    let f = js_engine(&engine).function(code).expect("compiles");
+    let events: Vec<String> = (0..3)
+        .map(|i| json!({"type": "track", "event": format!("e{i}")}).to_string())
+        .collect();
+    let batch = f.invoke_batch(&events, "{}", &Limits::default(), Isolation::default());
+    let results: Vec<Outcome> = batch.results.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(results[1], Outcome::Drop);
+    for i in [0, 2] {
+        let out = parsed(&results[i]);
+        assert_eq!(
+            (out["position"].as_u64(), out["size"].as_u64()),
+            (Some(i as u64), Some(3))
+        );
+        assert_eq!(out["event"], format!("e{i}"));
+    }
+}
