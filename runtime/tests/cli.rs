@@ -104,10 +104,7 @@ fn the_cli_manages_a_running_server() {
         "hashUserId:BOOLEAN",
     ]);
     assert_eq!(second["id"], first["id"], "same name, same function");
-    assert_ne!(
-        second["versionId"], first["versionId"],
-        "a new version"
-    );
+    assert_ne!(second["versionId"], first["versionId"], "a new version");
     let events = dir.path().join("events.jsonl");
     std::fs::write(
         &events,
