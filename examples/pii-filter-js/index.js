@@ -196,17 +196,20 @@ function isV6(c) {
   return isHex(c) || c === COLON || c === DOT;
 }
 
-const MAY_START = /[0-9+(]/;
+const MAY_START = /[0-9+(]/g;
 
 // Every match in `text`, left to right and non-overlapping: at each position the kinds are
 // tried in the order email, ssn, card, phone, ipv6, ipv4 and the first that matches wins.
 function findPii(text) {
   const found = [];
   const hasAt = text.includes('@');
-  const hasColon = text.includes(':');
-  // Without these, no character below can start a match. The regex runs in the engine's
-  // native code, so most text (names, plans, labels) costs one call instead of a JS loop.
-  if (!hasAt && !hasColon && !MAY_START.test(text)) return found;
+  // An IPv6 address has at least two colons; a URL's one colon must not make every hex
+  // letter a candidate.
+  const firstColon = text.indexOf(':');
+  const hasColon = firstColon >= 0 && text.indexOf(':', firstColon + 1) >= 0;
+  // Without '@' or two colons only [0-9+(] can start a match: the engine's native regex finds
+  // the next such character instead of a JavaScript loop testing each one.
+  const digitsOnly = !hasAt && !hasColon;
   let lastEnd = 0;
   // A failed e-mail local part fails the same way from any later start inside it, so it is
   // not tried again (this keeps long runs of local characters linear).
@@ -236,6 +239,12 @@ function findPii(text) {
 
   let pos = 0;
   while (pos < text.length) {
+    if (digitsOnly) {
+      MAY_START.lastIndex = pos;
+      const next = MAY_START.exec(text);
+      if (next === null) break;
+      pos = next.index;
+    }
     const c = text.charCodeAt(pos);
     // Cheap filter so characters that start nothing (most prose) cost one test.
     const mayStart = isDigit(c) || c === PLUS || c === OPEN || (hasAt && isLocal(c)) ||
