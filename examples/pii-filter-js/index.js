@@ -37,7 +37,10 @@ async function onAlias(event, settings) {
   return filter(event, settings);
 }
 
-// No onDelete, as in the Rust version: a delete event is refused with EventNotSupported.
+// A user-deletion request must reach the destinations, so that they delete the user too.
+async function onDelete(event, settings) {
+  return filter(event, settings);
+}
 
 // ---------------------------------------------------------------------------------------------
 // The filter

@@ -42,8 +42,25 @@ async function onPage(event) {
   return writtenLikeRust(event);
 }
 
-// Like the Rust router, no onScreen, onGroup, onAlias or onDelete: those events are refused
-// with EventNotSupported (a missing handler means exactly that).
+async function onScreen(event) {
+  checkShape(event);
+  return writtenLikeRust(event);
+}
+
+async function onGroup(event) {
+  checkShape(event);
+  return writtenLikeRust(event);
+}
+
+async function onAlias(event) {
+  checkShape(event);
+  return writtenLikeRust(event);
+}
+
+async function onDelete(event) {
+  checkShape(event);
+  return writtenLikeRust(event);
+}
 
 // ---------------------------------------------------------------------------------------------
 // The event as the Rust SDK reads and writes it (guest-sdk/src/event.rs)

@@ -423,9 +423,7 @@ fn function_logs_dead_letters_and_replay_from_the_command_line() {
     assert_eq!(lines.len(), 3, "{logs}");
     for (line, id) in lines.iter().zip(["o-1", "o-2", "o-3"]) {
         assert!(
-            line.contains(&format!(
-                "routing Some(\"Order Completed\") to {destination}"
-            )),
+            line.contains(&format!("routing \"Order Completed\" to {destination}")),
             "{line}"
         );
         assert!(

@@ -83,6 +83,10 @@ impl InsertFunction for PiiFilter {
     fn on_alias(event: Event, ctx: &Context) -> Result<Outcome, FunctionError> {
         Ok(Self::filter(event, ctx).into())
     }
+    // A user-deletion request must reach the destinations, so that they delete the user too.
+    fn on_delete(event: Event, ctx: &Context) -> Result<Outcome, FunctionError> {
+        Ok(Self::filter(event, ctx).into())
+    }
 }
 
 sluice_guest::export!(PiiFilter);

@@ -21,7 +21,10 @@ impl InsertFunction for Router {
         match destination {
             Some(destination) => {
                 let destination = destination.to_string();
-                ctx.info(format_args!("routing {:?} to {destination}", event.event));
+                ctx.info(format_args!(
+                    "routing {:?} to {destination}",
+                    event.event.as_deref().unwrap_or_default()
+                ));
                 event.route_only_to(&destination);
                 Ok(event.into())
             }
@@ -35,6 +38,18 @@ impl InsertFunction for Router {
     }
 
     fn on_page(event: Event, _ctx: &Context) -> Result<Outcome, FunctionError> {
+        Ok(event.into())
+    }
+    fn on_screen(event: Event, _ctx: &Context) -> Result<Outcome, FunctionError> {
+        Ok(event.into())
+    }
+    fn on_group(event: Event, _ctx: &Context) -> Result<Outcome, FunctionError> {
+        Ok(event.into())
+    }
+    fn on_alias(event: Event, _ctx: &Context) -> Result<Outcome, FunctionError> {
+        Ok(event.into())
+    }
+    fn on_delete(event: Event, _ctx: &Context) -> Result<Outcome, FunctionError> {
         Ok(event.into())
     }
 }
