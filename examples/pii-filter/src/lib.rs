@@ -135,11 +135,13 @@ mod tests {
     }
 
     #[test]
-    fn delete_events_are_not_supported() {
-        let ctx = Context::local(json!({}), 0);
-        let out = handle_json::<PiiFilter>(r#"{"type":"delete","userId":"u1"}"#, &ctx);
-        assert!(
-            matches!(out, Output::Error(e) if e.kind == sluice_guest::ErrorKind::EventNotSupported)
+    fn delete_events_pass_filtered() {
+        let out = run(
+            json!({"type": "delete", "userId": "u1", "context": {"ip": "10.0.0.1"}}),
+            json!({"hashUserId": true}),
         );
+        assert_eq!(out["type"], "delete");
+        assert_eq!(out["userId"], pii::hash_hex("u1"));
+        assert_eq!(out["context"]["ip"], "[IP]");
     }
 }
