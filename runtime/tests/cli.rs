@@ -109,7 +109,7 @@ fn the_cli_manages_a_running_server() {
     std::fs::write(
         &events,
         "{\"type\":\"track\",\"event\":\"x\",\"userId\":\"u\",\"properties\":{\"email\":\"a@b.example.com\"}}\n\
-         {\"type\":\"delete\",\"userId\":\"u\"}\n",
+         {\"type\":\"flush\",\"userId\":\"u\"}\n",
     )
     .unwrap();
     let events = events.to_str().unwrap();
