@@ -156,6 +156,15 @@ fn a_bad_configuration_stops_the_server_naming_file_key_and_problem() {
         stderr.contains("`server.rate_limit` (from --rate-limit): must be at least 1"),
         "{stderr}"
     );
+    // A short bootstrap token is refused before anything is written.
+    let (out, _, stderr) = output(&mut serve(
+        dir.path(),
+        &["--data-dir", "fresh-data", "--bootstrap-token", "short"],
+        &[],
+    ));
+    assert!(!out.status.success());
+    assert!(stderr.contains("at least 16 characters"), "{stderr}");
+    assert!(!dir.path().join("fresh-data").exists(), "no data directory");
 }
 
 #[test]

@@ -443,6 +443,22 @@ fn authenticate(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Cal
     })
 }
 
+/// Refuses a bootstrap secret too short to grant everything with.
+///
+/// # Errors
+/// A 422 naming `SLUICE_BOOTSTRAP_TOKEN`.
+pub fn check_bootstrap(secret: &str) -> Result<(), ApiError> {
+    if secret.trim().len() < MIN_SECRET_LEN {
+        return Err(ApiError::invalid(
+            "SLUICE_BOOTSTRAP_TOKEN",
+            format!(
+                "the bootstrap token must be at least {MIN_SECRET_LEN} characters: it grants everything"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Makes sure an owner token exists: when the store has no token, creates one (with `secret`
 /// when given, else a random one, which is returned so the caller can print it once); when
 /// `secret` is given and unknown, adds it as an owner token.
@@ -453,15 +469,8 @@ pub fn bootstrap(
     store: &super::store::Store,
     secret: Option<&str>,
 ) -> Result<Option<String>, ApiError> {
-    if let Some(s) = secret
-        && s.trim().len() < MIN_SECRET_LEN
-    {
-        return Err(ApiError::invalid(
-            "SLUICE_BOOTSTRAP_TOKEN",
-            format!(
-                "the bootstrap token must be at least {MIN_SECRET_LEN} characters: it grants everything"
-            ),
-        ));
+    if let Some(s) = secret {
+        check_bootstrap(s)?;
     }
     let empty = store.is_empty(Kind::Token)?;
     let (secret, generated) = match secret {

@@ -116,6 +116,10 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(file) = &loaded.file {
         tracing::info!(file = %file.display(), "configuration file read");
     }
+    // Refused before the data directory is created, so a typo leaves nothing behind.
+    if let Some(secret) = &server.bootstrap_token {
+        api::auth::check_bootstrap(secret)?;
+    }
     let state = AppState::open(&server.data_dir, settings.api_config()).with_context(|| {
         format!(
             "cannot open the data directory {}",
