@@ -12,7 +12,7 @@ use sluice_host_api::{InsertFunction, InsertFunctionPre};
 use wasmtime::{Store, Trap, WasmBacktrace};
 
 use super::sandbox::ScriptAbort;
-use super::{EPOCH_TICK, Engine, HostState, InvokeError, Isolation, Limits, LogLine};
+use super::{EPOCH_TICK, Engine, HostState, InvokeError, Isolation, JsCodeError, Limits, LogLine};
 
 /// Warm instances kept per function; more than the cores that can use them at once is waste.
 const WARM_PER_FUNCTION: usize = 4;
@@ -370,20 +370,21 @@ impl Function {
                 (store, Bindings::Component(bindings))
             }
             Pre::Script { pre, code } => {
-                let state = HostState::with_script(code.clone());
-                let mut store = new_store(&self.engine, state, limits, ticks);
-                let bindings = pre.instantiate(&mut store).map_err(instantiate)?;
-                match bindings.call_check(&mut store) {
-                    Ok(Ok(())) => {}
-                    Ok(Err(syntax)) => {
+                match super::javascript::start(&self.engine, pre, code.clone(), limits, ticks) {
+                    Ok((store, bindings)) => (store, Bindings::Script(bindings)),
+                    // Checked at upload, so only a different engine build can get here.
+                    Err(JsCodeError::Syntax {
+                        line,
+                        column,
+                        message,
+                    }) => {
                         return Err(InvokeError::Contract(format!(
-                            "the function's code does not compile: {} (line {}, column {})",
-                            syntax.message, syntax.line, syntax.column
+                            "the function's code does not compile: {message} (line {line}, column {column})"
                         )));
                     }
-                    Err(err) => return Err(classify(&err, store.data(), limits)),
+                    Err(JsCodeError::Invoke(err)) => return Err(err),
+                    Err(other) => return Err(InvokeError::Instantiate(other.to_string())),
                 }
-                (store, Bindings::Script(bindings))
             }
         };
         Ok(Warm {

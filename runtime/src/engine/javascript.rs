@@ -9,7 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_host_api::js::JsEnginePre;
+use sluice_host_api::js::{JsEngine as JsBindings, JsEnginePre};
+use wasmtime::Store;
 use wasmtime::component::Component;
 
 use super::function::{classify, new_store};
@@ -138,21 +139,35 @@ impl JsEngine {
     pub fn check(&self, code: &str) -> Result<(), JsCodeError> {
         let limits = check_limits();
         let ticks = limits.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
-        let state = HostState::with_script(Arc::from(code));
-        let mut store = new_store(&self.engine, state, &limits, ticks);
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| InvokeError::Instantiate(format!("{e:#}")))?;
-        match bindings.call_check(&mut store) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(syntax)) => Err(JsCodeError::Syntax {
-                line: syntax.line,
-                column: syntax.column,
-                message: syntax.message,
-            }),
-            Err(err) => Err(classify(&err, store.data(), &limits).into()),
-        }
+        start(&self.engine, &self.pre, Arc::from(code), &limits, ticks).map(|_| ())
+    }
+}
+
+/// A new engine instance running `code`, started: its code parsed and its top level run (the
+/// `check` export), under `limits` and `ticks`.
+///
+/// # Errors
+/// [`JsCodeError::Syntax`] for code that does not compile, [`JsCodeError::Invoke`] for a
+/// failed instantiation or a trap while starting.
+pub(crate) fn start(
+    engine: &Engine,
+    pre: &JsEnginePre<HostState>,
+    code: Arc<str>,
+    limits: &Limits,
+    ticks: u64,
+) -> Result<(Store<HostState>, JsBindings), JsCodeError> {
+    let mut store = new_store(engine, HostState::with_script(code), limits, ticks);
+    let bindings = pre
+        .instantiate(&mut store)
+        .map_err(|e| InvokeError::Instantiate(format!("{e:#}")))?;
+    match bindings.call_check(&mut store) {
+        Ok(Ok(())) => Ok((store, bindings)),
+        Ok(Err(syntax)) => Err(JsCodeError::Syntax {
+            line: syntax.line,
+            column: syntax.column,
+            message: syntax.message,
+        }),
+        Err(err) => Err(classify(&err, store.data(), limits).into()),
     }
 }
 

@@ -25,7 +25,7 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 pub use compile::digest_hex;
 pub use error::{EngineError, InvokeError, UploadError};
 pub use function::{BatchInvocation, Function, Invocation, Outcome};
-pub use javascript::{JsCodeError, JsEngine};
+pub use javascript::{JsCodeError, JsEngine, digest_of as js_digest};
 pub use limits::{Isolation, Limits};
 pub use sandbox::{HostState, LogLine};
 

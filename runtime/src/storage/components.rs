@@ -101,12 +101,13 @@ impl ComponentStore {
     /// [`StorageError::Script`] naming the line and column of a syntax error, or a database
     /// failure.
     pub fn put_script(&self, code: &str) -> Result<Stored, StorageError> {
-        let js = self.js_engine()?;
-        let function = Arc::new(js.function(code)?);
-        let digest = function.digest().to_string();
+        let digest = crate::engine::js_digest(code);
         if self.scripts.contains_key(digest.as_bytes())? {
+            // Checked when it was stored: identical code is not parsed again.
+            self.function(&digest)?;
             return Ok(Stored { digest, new: false });
         }
+        let function = Arc::new(self.js_engine()?.function(code)?);
         self.scripts.insert(digest.as_bytes(), code.as_bytes())?;
         self.db.flush()?;
         self.cache(function);
