@@ -101,8 +101,6 @@ struct Run<'a> {
 impl Run<'_> {
     /// Runs every event of `input`, writes what comes out to `out`, and the summary to stderr.
     fn events(&self, input: Box<dyn BufRead>, out: &mut impl Write) -> anyhow::Result<()> {
-        let (function, settings, limits, isolation) =
-            (self.function, self.settings, self.limits, self.isolation);
         let mut summary = Summary::default();
         let mut batch: Vec<(usize, String)> = Vec::new();
         for (index, line) in input.lines().enumerate() {
@@ -112,28 +110,10 @@ impl Run<'_> {
             }
             batch.push((index + 1, line));
             if batch.len() >= self.batch.max(1) {
-                flush(
-                    function,
-                    &mut batch,
-                    settings,
-                    limits,
-                    isolation,
-                    &mut summary,
-                    out,
-                    self.quiet,
-                )?;
+                self.flush(&mut batch, &mut summary, out)?;
             }
         }
-        flush(
-            function,
-            &mut batch,
-            settings,
-            limits,
-            isolation,
-            &mut summary,
-            out,
-            self.quiet,
-        )?;
+        self.flush(&mut batch, &mut summary, out)?;
         summary.print();
         Ok(())
     }
@@ -168,80 +148,86 @@ fn load(name: &str) -> anyhow::Result<Function> {
     Ok(Function::new(Arc::clone(&engine), digest_hex(&wasm), pre))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn flush(
-    function: &Function,
-    batch: &mut Vec<(usize, String)>,
-    settings: &str,
-    limits: &Limits,
-    isolation: Isolation,
-    summary: &mut Summary,
-    out: &mut impl Write,
-    quiet: bool,
-) -> anyhow::Result<()> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let results: Vec<Invocation> = if batch.len() == 1 {
-        vec![function.invoke(&batch[0].1, settings, limits, isolation)]
-    } else {
-        let events: Vec<String> = batch.iter().map(|(_, e)| e.clone()).collect();
-        let run = function.invoke_batch(&events, settings, limits, isolation);
-        let share = run.duration / events.len() as u32;
-        let fuel = run.fuel_used / events.len() as u64;
-        for log in &run.logs {
-            eprintln!("[{}] {}", log.level, log.message);
+impl Run<'_> {
+    /// Runs the events of `batch` (emptying it), records them in `summary` and writes what
+    /// comes out to `out`.
+    fn flush(
+        &self,
+        batch: &mut Vec<(usize, String)>,
+        summary: &mut Summary,
+        out: &mut impl Write,
+    ) -> anyhow::Result<()> {
+        let (function, settings, limits, isolation, quiet) = (
+            self.function,
+            self.settings,
+            self.limits,
+            self.isolation,
+            self.quiet,
+        );
+        if batch.is_empty() {
+            return Ok(());
         }
-        run.results
-            .into_iter()
-            .map(|result| Invocation {
-                result,
-                fuel_used: fuel,
-                duration: share,
-                logs: Vec::new(),
-            })
-            .collect()
-    };
-    for ((line, _), invocation) in batch.drain(..).zip(results) {
-        summary.record(&invocation);
-        for log in &invocation.logs {
-            eprintln!("line {line}: [{}] {}", log.level, log.message);
-        }
-        if quiet {
-            continue;
-        }
-        match &invocation.result {
-            Ok(Outcome::Forward { event }) => writeln!(out, "{event}")?,
-            Ok(Outcome::FanOut { events }) => {
-                for event in events {
-                    writeln!(out, "{event}")?;
-                }
+        let results: Vec<Invocation> = if batch.len() == 1 {
+            vec![function.invoke(&batch[0].1, settings, limits, isolation)]
+        } else {
+            let events: Vec<String> = batch.iter().map(|(_, e)| e.clone()).collect();
+            let run = function.invoke_batch(&events, settings, limits, isolation);
+            let share = run.duration / events.len() as u32;
+            let fuel = run.fuel_used / events.len() as u64;
+            for log in &run.logs {
+                eprintln!("[{}] {}", log.level, log.message);
             }
-            Ok(Outcome::Drop) => writeln!(
-                out,
-                "{}",
-                serde_json::json!({"sluice": {"line": line, "outcome": "drop"}})
-            )?,
-            Ok(Outcome::Error { kind, message }) => writeln!(
-                out,
-                "{}",
-                serde_json::json!({"sluice": {"line": line, "outcome": "error", "kind": kind, "message": message}})
-            )?,
-            Err(err) => {
-                let backtrace = match err {
-                    InvokeError::Trap { backtrace, .. } => backtrace.clone(),
-                    _ => None,
-                };
-                writeln!(
+            run.results
+                .into_iter()
+                .map(|result| Invocation {
+                    result,
+                    fuel_used: fuel,
+                    duration: share,
+                    logs: Vec::new(),
+                })
+                .collect()
+        };
+        for ((line, _), invocation) in batch.drain(..).zip(results) {
+            summary.record(&invocation);
+            for log in &invocation.logs {
+                eprintln!("line {line}: [{}] {}", log.level, log.message);
+            }
+            if quiet {
+                continue;
+            }
+            match &invocation.result {
+                Ok(Outcome::Forward { event }) => writeln!(out, "{event}")?,
+                Ok(Outcome::FanOut { events }) => {
+                    for event in events {
+                        writeln!(out, "{event}")?;
+                    }
+                }
+                Ok(Outcome::Drop) => writeln!(
                     out,
                     "{}",
-                    serde_json::json!({"sluice": {"line": line, "outcome": "failed", "error": err.code(),
+                    serde_json::json!({"sluice": {"line": line, "outcome": "drop"}})
+                )?,
+                Ok(Outcome::Error { kind, message }) => writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"sluice": {"line": line, "outcome": "error", "kind": kind, "message": message}})
+                )?,
+                Err(err) => {
+                    let backtrace = match err {
+                        InvokeError::Trap { backtrace, .. } => backtrace.clone(),
+                        _ => None,
+                    };
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({"sluice": {"line": line, "outcome": "failed", "error": err.code(),
                         "message": err.to_string(), "backtrace": backtrace}})
-                )?
+                    )?
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Finds a component: a path as given, or an example's build output in the target directory.
