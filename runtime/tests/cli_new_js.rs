@@ -139,11 +139,7 @@ fn a_new_javascript_function_deploys_and_runs_on_a_server() {
     assert!(created.status.success(), "{}", text(&created.stderr));
     let server = support::start(&dir.path().join("data"), Some(TOKEN));
     let cli = support::Cli::of(&server, TOKEN);
-    let source = cli.json(&["sources", "create", "web"]);
-    let (source, key) = (
-        source["id"].as_str().unwrap().to_string(),
-        source["writeKeys"][0].as_str().unwrap().to_string(),
-    );
+    let (source, key) = cli.source("web");
     cli.ok(&[
         "destinations",
         "create",

@@ -38,15 +38,6 @@ impl Cli {
             stderr,
         }
     }
-
-    /// A source and its write key.
-    fn source(&self, slug: &str) -> (String, String) {
-        let source = self.json(&["sources", "create", slug]);
-        (
-            source["id"].as_str().unwrap().to_string(),
-            source["writeKeys"][0].as_str().unwrap().to_string(),
-        )
-    }
 }
 
 /// A command left running; killed when dropped.

@@ -158,10 +158,7 @@ async fn main() {
     };
     let server = Server::start_with(dir.path(), config).await;
     let source = server.source("bench").await;
-    let key = server.get(&format!("/sources/{source}")).await.data()["source"]["writeKeys"][0]
-        .as_str()
-        .expect("a write key")
-        .to_string();
+    let key = server.write_key(&source).await;
     let wasm = STANDARD.encode(component("pii-filter"));
     let function = server
         .post(

@@ -82,11 +82,7 @@ fn fast() -> Config {
 /// A source with its write key.
 async fn source(server: &Server, slug: &str) -> (String, String) {
     let id = server.source(slug).await;
-    let r = server.get(&format!("/sources/{id}")).await;
-    let key = r.data()["source"]["writeKeys"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = server.write_key(&id).await;
     (id, key)
 }
 

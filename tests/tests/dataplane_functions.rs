@@ -28,10 +28,7 @@ async fn function_outcomes_are_forwarded_fanned_out_retried_or_discarded() {
     };
     let server = Server::start_with(dir.path(), config).await;
     let src = server.source("hostile").await;
-    let key = server.get(&format!("/sources/{src}")).await.data()["source"]["writeKeys"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = server.write_key(&src).await;
     let r = server
         .post(
             "/destinations",
@@ -160,12 +157,7 @@ async fn a_source_retrying_its_function_does_not_hold_up_another() {
     let mut keys = Vec::new();
     for slug in ["slow", "fast"] {
         let src = server.source(slug).await;
-        keys.push(
-            server.get(&format!("/sources/{src}")).await.data()["source"]["writeKeys"][0]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        keys.push(server.write_key(&src).await);
         server
             .post(
                 "/destinations",

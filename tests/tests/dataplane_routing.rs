@@ -16,23 +16,8 @@ use serde_json::{Value, json};
 
 async fn source(server: &Server, slug: &str) -> (String, String) {
     let id = server.source(slug).await;
-    let r = server.get(&format!("/sources/{id}")).await;
-    let key = r.data()["source"]["writeKeys"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = server.write_key(&id).await;
     (id, key)
-}
-
-async fn file_destination(server: &Server, source: &str, name: &str, path: &str) -> String {
-    let r = server
-        .post(
-            "/destinations",
-            json!({"sourceId": source, "metadataId": "file", "name": name, "settings": {"path": path}}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    r.data()["destination"]["id"].as_str().unwrap().to_string()
 }
 
 async fn send(server: &Server, path: &str, key: &str, body: Value) {
@@ -89,8 +74,10 @@ async fn enforcement_omits_fields_records_protocols_and_forwards_violations() {
     let server = Server::start(dir.path()).await;
     let (web, key) = source(&server, "web").await;
     let (audit, _) = source(&server, "violations").await;
-    file_destination(&server, &web, "Out", "web.jsonl").await;
-    file_destination(&server, &audit, "Audit", "violations.jsonl").await;
+    server.file_destination(&web, "Out", "web.jsonl").await;
+    server
+        .file_destination(&audit, "Audit", "violations.jsonl")
+        .await;
 
     let plan = server
         .post("/tracking-plans", json!({"name": "Shop"}))
@@ -164,8 +151,8 @@ async fn router_picks_destinations_logs_and_the_debugger_streams_live() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path()).await;
     let (src, key) = source(&server, "app").await;
-    let a = file_destination(&server, &src, "A", "a.jsonl").await;
-    let b = file_destination(&server, &src, "B", "b.jsonl").await;
+    let a = server.file_destination(&src, "A", "a.jsonl").await;
+    let b = server.file_destination(&src, "B", "b.jsonl").await;
     let router = deploy(
         &server,
         "router",

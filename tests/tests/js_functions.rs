@@ -49,29 +49,8 @@ async fn attach(server: &Server, source: &str, name: &str, code: &str, settings:
     id
 }
 
-/// A file destination named `name` on `source`; returns the file's path.
-async fn file_destination(
-    server: &Server,
-    dir: &std::path::Path,
-    source: &str,
-    name: &str,
-) -> std::path::PathBuf {
-    let path = format!("{name}.jsonl");
-    let r = server
-        .post(
-            "/destinations",
-            json!({"sourceId": source, "metadataId": "file", "name": name, "settings": {"path": path}}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    dir.join(path)
-}
-
 async fn send_batch(server: &Server, source: &str, batch: Vec<Value>) {
-    let key = server.get(&format!("/sources/{source}")).await.data()["source"]["writeKeys"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = server.write_key(source).await;
     let response = reqwest::Client::new()
         .post(format!("{}/v1/batch", server.url))
         .basic_auth(&key, Some(""))
@@ -174,8 +153,9 @@ async fn javascript_functions_transform_drop_fan_out_and_route_in_the_pipeline()
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path()).await;
     let src = server.source("web").await;
-    let a = file_destination(&server, dir.path(), &src, "A").await;
-    let b = file_destination(&server, dir.path(), &src, "B").await;
+    server.file_destination(&src, "A", "A.jsonl").await;
+    server.file_destination(&src, "B", "B.jsonl").await;
+    let (a, b) = (dir.path().join("A.jsonl"), dir.path().join("B.jsonl"));
     attach(
         &server,
         &src,

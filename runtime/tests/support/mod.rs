@@ -168,6 +168,15 @@ impl Cli {
         serde_json::from_str(&self.ok(&args)).expect("--json prints JSON")
     }
 
+    /// Creates a source; returns its id and write key.
+    pub fn source(&self, slug: &str) -> (String, String) {
+        let source = self.json(&["sources", "create", slug]);
+        (
+            source["id"].as_str().unwrap().to_string(),
+            source["writeKeys"][0].as_str().unwrap().to_string(),
+        )
+    }
+
     /// Runs a command that must fail; returns its stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);

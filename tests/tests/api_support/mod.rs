@@ -168,6 +168,33 @@ impl Server {
             .to_string()
     }
 
+    /// Creates a `file` destination `name` on `source_id` writing to `path` (relative to the
+    /// data directory); returns its id.
+    pub async fn file_destination(&self, source_id: &str, name: &str, path: &str) -> String {
+        let r = self
+            .post(
+                "/destinations",
+                serde_json::json!({"sourceId": source_id, "metadataId": "file", "name": name,
+                                   "settings": {"path": path}}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.data()["destination"]["id"]
+            .as_str()
+            .expect("an id")
+            .to_string()
+    }
+
+    /// The first write key of source `source_id`.
+    pub async fn write_key(&self, source_id: &str) -> String {
+        let r = self.get(&format!("/sources/{source_id}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.data()["source"]["writeKeys"][0]
+            .as_str()
+            .expect("a write key")
+            .to_string()
+    }
+
     /// Creates a token with these permissions and returns its secret.
     pub async fn token(&self, permissions: Value) -> String {
         let r = self
