@@ -19,6 +19,7 @@ pub mod deliver;
 pub mod destinations;
 pub mod engine;
 pub mod ingest;
+pub mod log;
 pub mod observe;
 pub mod pipeline;
 pub mod queue;
