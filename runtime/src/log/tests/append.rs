@@ -161,7 +161,9 @@ async fn reopening_recovers_everything_and_appends_continue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_beyond_wakes_when_a_record_is_durable() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = Arc::new(SegmentLog::open(dir.path(), config(1 << 20, &[])).expect("open"));
+    // Behind the trait object, as the data plane holds it.
+    let log: Arc<dyn EventLog> =
+        Arc::new(SegmentLog::open(dir.path(), config(1 << 20, &[])).expect("open"));
     let end = log.end();
     let waiter = {
         let log = log.clone();

@@ -1,0 +1,319 @@
+//! The event log (`sluice_runtime::log`): appends of ~100 KB records (100 sample events of
+//! ~1 KB each) from 8 concurrent tasks with group commit, next to the same workload through
+//! sled with a shared flush per append group (the queue's design before issue 10); then the
+//! time to reopen a log holding ~1 GB, with its files in the page cache and evicted.
+//!
+//! Run: `cargo bench -p sluice-tests --bench log` (`SLUICE_BENCH_APPENDS`, default 2,000: the
+//! appends of each throughput run; `SLUICE_BENCH_REOPEN_RECORDS`, default 10,000: the records
+//! of ~100 KB written before the reopen, a million events).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sluice_runtime::log::{Bytes, EventLog, LogConfig, SegmentLog};
+use sluice_tests::sample_events;
+
+const TASKS: usize = 8;
+const EVENTS_PER_RECORD: usize = 100;
+
+/// What one throughput run measured.
+struct Run {
+    name: &'static str,
+    appends: usize,
+    bytes: u64,
+    wall: Duration,
+    latencies: Vec<Duration>,
+    syncs: u64,
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let events = sample_events();
+    let groups: Vec<Vec<Bytes>> = events
+        .chunks(EVENTS_PER_RECORD)
+        .map(|chunk| chunk.iter().map(|e| Bytes::from(e.clone())).collect())
+        .collect();
+    let appends = env_usize("SLUICE_BENCH_APPENDS", 2_000);
+    let reopen_records = env_usize("SLUICE_BENCH_REOPEN_RECORDS", 10_000);
+
+    let log = log_run(&groups, appends).await;
+    let sled = sled_run(&groups, appends).await;
+    println!(
+        "| store | records/s | events/s | MB/s | append p50 / p99 | syncs/s | appends per sync |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for run in [&log, &sled] {
+        report(run);
+    }
+    reopen(&groups, reopen_records).await;
+}
+
+/// A record: the group's events, one per line (what one `/v1/batch` request carries).
+fn record(group: &[Bytes]) -> Bytes {
+    Bytes::from(
+        group
+            .iter()
+            .map(|e| e.as_ref())
+            .collect::<Vec<_>>()
+            .join(&b'\n'),
+    )
+}
+
+/// `appends` records appended by `TASKS` tasks to a fresh log.
+async fn log_run(groups: &[Vec<Bytes>], appends: usize) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Arc::new(SegmentLog::open(dir.path(), LogConfig::default()).expect("open"));
+    let records: Arc<Vec<Bytes>> = Arc::new(groups.iter().map(|g| record(g)).collect());
+    let appender = log.clone();
+    let (wall, (latencies, ())) = concurrently(appends, move |i| {
+        let (log, records) = (appender.clone(), records.clone());
+        async move {
+            let record = records[i % records.len()].clone();
+            log.append(vec![record]).await.expect("append");
+        }
+    })
+    .await;
+    let stats = log.stats();
+    Run {
+        name: "log (segment files, group commit)",
+        appends,
+        bytes: stats.bytes,
+        wall,
+        latencies,
+        syncs: stats.syncs,
+    }
+}
+
+/// Group commit over sled as `queue::Queue::commit` does it: tickets, one flush at a time.
+#[derive(Default)]
+struct SledCommits {
+    requested: AtomicU64,
+    durable: AtomicU64,
+    flushes: AtomicU64,
+    flushing: tokio::sync::Mutex<()>,
+}
+
+impl SledCommits {
+    async fn commit(&self, db: &sled::Db) {
+        let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let _turn = self.flushing.lock().await;
+        if self.durable.load(Ordering::SeqCst) >= ticket {
+            return;
+        }
+        let covered = self.requested.load(Ordering::SeqCst);
+        db.flush_async().await.expect("flush");
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        self.durable.fetch_max(covered, Ordering::SeqCst);
+    }
+}
+
+/// The same appends into sled: each event its own key (as `dp.ingest` stores them), the
+/// group's inserts in one batch, then a shared flush.
+async fn sled_run(groups: &[Vec<Bytes>], appends: usize) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = sled::open(dir.path()).expect("sled");
+    let tree = db.open_tree("dp.ingest").expect("tree");
+    let commits = Arc::new(SledCommits::default());
+    let groups = Arc::new(groups.to_vec());
+    let bytes = Arc::new(AtomicU64::new(0));
+    let (wall, (latencies, ())) = {
+        let (commits, bytes) = (commits.clone(), bytes.clone());
+        concurrently(appends, move |i| {
+            let (db, tree, commits, groups, bytes) = (
+                db.clone(),
+                tree.clone(),
+                commits.clone(),
+                groups.clone(),
+                bytes.clone(),
+            );
+            async move {
+                let mut batch = sled::Batch::default();
+                for event in &groups[i % groups.len()] {
+                    let key = db.generate_id().expect("id").to_be_bytes();
+                    batch.insert(&key, event.as_ref());
+                    bytes.fetch_add(event.len() as u64 + 8, Ordering::Relaxed);
+                }
+                tree.apply_batch(batch).expect("insert");
+                commits.commit(&db).await;
+            }
+        })
+        .await
+    };
+    Run {
+        name: "sled (a key per event, shared flush)",
+        appends,
+        bytes: bytes.load(Ordering::Relaxed),
+        wall,
+        latencies,
+        syncs: commits.flushes.load(Ordering::Relaxed),
+    }
+}
+
+/// Runs `append(i)` for `i` in `0..appends` from `TASKS` tasks; returns the wall time, each
+/// append's latency, and the last append's output.
+async fn concurrently<F, Fut, T>(appends: usize, append: F) -> (Duration, (Vec<Duration>, T))
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = T> + Send,
+    T: Send + 'static,
+{
+    let append = Arc::new(append);
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let (append, next) = (append.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut last = None;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= appends {
+                        break;
+                    }
+                    let sent = Instant::now();
+                    last = Some(append(i).await);
+                    latencies.push(sent.elapsed());
+                }
+                (latencies, last)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut last = None;
+    for task in tasks {
+        let (mine, output) = task.await.expect("task");
+        latencies.extend(mine);
+        last = output.or(last);
+    }
+    let wall = started.elapsed();
+    (wall, (latencies, last.expect("at least one append")))
+}
+
+fn report(run: &Run) {
+    let mut latencies = run.latencies.clone();
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let secs = run.wall.as_secs_f64();
+    println!(
+        "| {} | {:.0} | {:.0} | {:.1} | {:.1} / {:.1} ms | {:.0} | {:.2} |",
+        run.name,
+        run.appends as f64 / secs,
+        (run.appends * EVENTS_PER_RECORD) as f64 / secs,
+        run.bytes as f64 / secs / 1e6,
+        at(0.5).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3,
+        run.syncs as f64 / secs,
+        run.appends as f64 / run.syncs.max(1) as f64,
+    );
+}
+
+/// Writes `records` records of ~100 KB, tops the active segment up until it is nearly full
+/// (the longest scan at open), then times reopening: warm, and with the files evicted from
+/// the page cache.
+async fn reopen(groups: &[Vec<Bytes>], records: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let records_all: Vec<Bytes> = groups.iter().map(|g| record(g)).collect();
+    let config = LogConfig::default();
+    let filled = Instant::now();
+    {
+        let log = Arc::new(SegmentLog::open(dir.path(), config.clone()).expect("open"));
+        let all = Arc::new(records_all.clone());
+        concurrently(records, move |i| {
+            let (log, all) = (log.clone(), all.clone());
+            async move {
+                log.append(vec![all[i % all.len()].clone()])
+                    .await
+                    .expect("append");
+            }
+        })
+        .await;
+    }
+    let log = SegmentLog::open(dir.path(), config.clone()).expect("open");
+    let mut i = 0;
+    while active_len(dir.path()) + 2 * records_all[0].len() as u64 + 16 <= config.segment_bytes {
+        log.append(vec![records_all[i % records_all.len()].clone()])
+            .await
+            .expect("top up");
+        i += 1;
+    }
+    let size = log.end() - log.first();
+    drop(log);
+    let filled = filled.elapsed();
+
+    let warm = timed_open(dir.path(), &config).await;
+    evict(dir.path());
+    let cold = timed_open(dir.path(), &config).await;
+    println!();
+    println!(
+        "Reopen: {} records ({:.0} MB, {} segments, the last {:.1} MiB) written in {:.1} s.",
+        records + i,
+        size as f64 / 1e6,
+        segments(dir.path()).len(),
+        active_len(dir.path()) as f64 / (1 << 20) as f64,
+        filled.as_secs_f64()
+    );
+    println!();
+    println!("| reopen | open (scan of the last segment) | first append after open | total |");
+    println!("|---|---:|---:|---:|");
+    for (name, (open, append)) in [
+        ("page cache warm", warm),
+        ("files evicted from the page cache", cold),
+    ] {
+        println!(
+            "| {name} | {:.0} ms | {:.1} ms | {:.0} ms |",
+            open.as_secs_f64() * 1e3,
+            append.as_secs_f64() * 1e3,
+            (open + append).as_secs_f64() * 1e3
+        );
+    }
+}
+
+/// Opens the log and appends once: until then it is not serving.
+async fn timed_open(dir: &Path, config: &LogConfig) -> (Duration, Duration) {
+    let started = Instant::now();
+    let log = SegmentLog::open(dir, config.clone()).expect("reopen");
+    let open = started.elapsed();
+    let started = Instant::now();
+    log.append(vec![Bytes::from_static(b"{}")])
+        .await
+        .expect("append");
+    (open, started.elapsed())
+}
+
+fn segments(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn active_len(dir: &Path) -> u64 {
+    segments(dir)
+        .last()
+        .map_or(0, |f| std::fs::metadata(f).expect("stat").len())
+}
+
+/// Drops the log's files from the page cache (GNU dd's `nocache`), leaving the rest alone.
+fn evict(dir: &Path) {
+    for file in segments(dir) {
+        let status = std::process::Command::new("dd")
+            .arg(format!("if={}", file.display()))
+            .args(["iflag=nocache", "count=0", "status=none"])
+            .status()
+            .expect("dd");
+        assert!(status.success(), "dd nocache");
+    }
+}
