@@ -1,7 +1,8 @@
 //! The event log (`sluice_runtime::log`): appends of ~100 KB records (100 sample events of
 //! ~1 KB each) from 8 concurrent tasks with group commit, next to the same workload through
 //! sled with a shared flush per append group (the queue's design before issue 10); then the
-//! time to reopen a log holding ~1 GB, with its files in the page cache and evicted.
+//! time to reopen a log holding ~1 GB, with its files in the page cache and evicted, and to
+//! read it all back.
 //!
 //! Run: `cargo bench -p sluice-tests --bench log` (`SLUICE_BENCH_APPENDS`, default 2,000: the
 //! appends of each throughput run; `SLUICE_BENCH_REOPEN_RECORDS`, default 10,000: the records
@@ -253,6 +254,7 @@ async fn reopen(groups: &[Vec<Bytes>], records: usize) {
     let warm = timed_open(dir.path(), &config).await;
     evict(dir.path());
     let cold = timed_open(dir.path(), &config).await;
+    let read_back = read_everything(dir.path(), &config);
     println!();
     println!(
         "Reopen: {} records ({:.0} MB, {} segments, the last {:.1} MiB) written in {:.1} s.",
@@ -276,6 +278,30 @@ async fn reopen(groups: &[Vec<Bytes>], records: usize) {
             (open + append).as_secs_f64() * 1e3
         );
     }
+    let (count, bytes, took) = read_back;
+    println!();
+    println!(
+        "Read back (256 records or 4 MiB per read; all but the last segment evicted, so from disk): {count} records, {:.0} MB in {:.2} s: {:.0} MB/s, {:.0} events/s.",
+        bytes as f64 / 1e6,
+        took.as_secs_f64(),
+        bytes as f64 / 1e6 / took.as_secs_f64(),
+        (count * EVENTS_PER_RECORD) as f64 / took.as_secs_f64()
+    );
+}
+
+/// Reads the whole log back as a consumer would (256 records or 4 MiB per read), from the
+/// disk (the files were evicted); returns the records, bytes and time.
+fn read_everything(dir: &Path, config: &LogConfig) -> (usize, u64, Duration) {
+    let log = SegmentLog::open(dir, config.clone()).expect("reopen");
+    let started = Instant::now();
+    let (mut position, mut records, mut bytes) = (log.first(), 0, 0);
+    while position < log.end() {
+        let batch = log.read_blocking(position, 256, 4 << 20).expect("read");
+        records += batch.len();
+        bytes += batch.iter().map(|r| r.payload.len() as u64).sum::<u64>();
+        position = batch.last().expect("progress").next;
+    }
+    (records, bytes, started.elapsed())
 }
 
 /// Opens the log and appends once: until then it is not serving.
