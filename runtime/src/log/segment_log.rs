@@ -134,13 +134,8 @@ impl SegmentLog {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         let lock = lock(&dir)?;
-        let (segments, end) = recover(&dir)?;
+        let (segments, active, end) = recover(&dir)?;
         let first = segments.keys().next().copied().unwrap_or(0);
-        let active = segments
-            .values()
-            .next_back()
-            .cloned()
-            .ok_or(LogError::Closed)?;
         let consumers = Consumers::load(&dir, &config.consumers, first, end)?;
         let shared = Arc::new(Shared {
             dir: dir.clone(),
@@ -299,36 +294,36 @@ fn lock(dir: &Path) -> Result<File, LogError> {
     }
 }
 
-/// Opens every segment in `dir` (creating the first if there is none) and returns them with
-/// the durable end: sealed segments must end where the next starts; the last is scanned and
-/// cut after its last valid record.
-fn recover(dir: &Path) -> Result<(BTreeMap<u64, Arc<Segment>>, u64), LogError> {
-    let starts = segment::list(dir)?;
-    let mut segments = BTreeMap::new();
-    if starts.is_empty() {
-        segments.insert(0, Arc::new(Segment::open(dir, 0, true)?));
+/// The retained segments by start, the active (last) one, and the durable end.
+type Recovered = (BTreeMap<u64, Arc<Segment>>, Arc<Segment>, u64);
+
+/// Opens every segment in `dir` (creating the first if there is none): sealed segments must
+/// end where the next starts; the last is scanned and cut after its last valid record.
+fn recover(dir: &Path) -> Result<Recovered, LogError> {
+    let mut starts = segment::list(dir)?;
+    let Some(last) = starts.pop() else {
+        let first = Arc::new(Segment::open(dir, 0, true)?);
         segment::sync_dir(dir)?;
-        return Ok((segments, 0));
-    }
-    let mut end = 0;
+        return Ok((BTreeMap::from([(0, first.clone())]), first, 0));
+    };
+    let mut segments = BTreeMap::new();
     for (i, &start) in starts.iter().enumerate() {
         let segment = Segment::open(dir, start, false)?;
-        match starts.get(i + 1) {
-            Some(&next) => {
-                let ends = start + segment.len()?;
-                if ends != next {
-                    return Err(LogError::Gap {
-                        path: segment.path,
-                        ends,
-                        next,
-                    });
-                }
-            }
-            None => end = start + cut_tail(&segment)?,
+        let next = starts.get(i + 1).copied().unwrap_or(last);
+        let ends = start + segment.len()?;
+        if ends != next {
+            return Err(LogError::Gap {
+                path: segment.path,
+                ends,
+                next,
+            });
         }
         segments.insert(start, Arc::new(segment));
     }
-    Ok((segments, end))
+    let active = Arc::new(Segment::open(dir, last, false)?);
+    let end = last + cut_tail(&active)?;
+    segments.insert(last, active.clone());
+    Ok((segments, active, end))
 }
 
 /// Truncates `segment` after its last valid record (synced, so a later crash cannot bring
