@@ -5,8 +5,10 @@
 //! read it all back.
 //!
 //! Run: `cargo bench -p sluice-tests --bench log` (`SLUICE_BENCH_APPENDS`, default 2,000: the
-//! appends of each throughput run; `SLUICE_BENCH_REOPEN_RECORDS`, default 10,000: the records
-//! of ~100 KB written before the reopen, a million events).
+//! appends of each full-speed run; `SLUICE_BENCH_PACED_RATE`, default 125 appends/s (12,500
+//! events/s, half of issue 10's delivery target): the rate of the paced runs, 8 s each;
+//! `SLUICE_BENCH_REOPEN_RECORDS`, default 10,000: the records of ~100 KB written before the
+//! reopen, a million events).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -46,14 +48,26 @@ async fn main() {
     let appends = env_usize("SLUICE_BENCH_APPENDS", 2_000);
     let reopen_records = env_usize("SLUICE_BENCH_REOPEN_RECORDS", 10_000);
 
-    let log = log_run(&groups, appends).await;
-    let sled = sled_run(&groups, appends).await;
+    let paced_rate = env_usize("SLUICE_BENCH_PACED_RATE", 125);
+    let pace = Some(Duration::from_secs_f64(TASKS as f64 / paced_rate as f64));
+    let paced_appends = paced_rate * 8;
+    let runs = [
+        ("as fast as it goes", log_run(&groups, appends, None).await),
+        ("as fast as it goes", sled_run(&groups, appends, None).await),
+        ("paced", log_run(&groups, paced_appends, pace).await),
+        ("paced", sled_run(&groups, paced_appends, pace).await),
+    ];
     println!(
-        "| store | records/s | events/s | MB/s | append p50 / p99 | syncs/s | appends per sync |"
+        "Paced: {paced_rate} appends/s ({} events/s) in total, for 8 s.",
+        paced_rate * EVENTS_PER_RECORD
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for run in [&log, &sled] {
-        report(run);
+    println!();
+    println!(
+        "| store | load | records/s | events/s | MB/s | append p50 / p99 | syncs/s | appends per sync |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for (load, run) in &runs {
+        report(load, run);
     }
     reopen(&groups, reopen_records).await;
 }
@@ -69,13 +83,13 @@ fn record(group: &[Bytes]) -> Bytes {
     )
 }
 
-/// `appends` records appended by `TASKS` tasks to a fresh log.
-async fn log_run(groups: &[Vec<Bytes>], appends: usize) -> Run {
+/// `appends` records appended by `TASKS` tasks to a fresh log (paced by `pace`).
+async fn log_run(groups: &[Vec<Bytes>], appends: usize, pace: Option<Duration>) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = Arc::new(SegmentLog::open(dir.path(), LogConfig::default()).expect("open"));
     let records: Arc<Vec<Bytes>> = Arc::new(groups.iter().map(|g| record(g)).collect());
     let appender = log.clone();
-    let (wall, (latencies, ())) = concurrently(appends, move |i| {
+    let (wall, (latencies, ())) = concurrently(appends, pace, move |i| {
         let (log, records) = (appender.clone(), records.clone());
         async move {
             let record = records[i % records.len()].clone();
@@ -119,7 +133,7 @@ impl SledCommits {
 
 /// The same appends into sled: each event its own key (as `dp.ingest` stores them), the
 /// group's inserts in one batch, then a shared flush.
-async fn sled_run(groups: &[Vec<Bytes>], appends: usize) -> Run {
+async fn sled_run(groups: &[Vec<Bytes>], appends: usize, pace: Option<Duration>) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = sled::open(dir.path()).expect("sled");
     let tree = db.open_tree("dp.ingest").expect("tree");
@@ -128,7 +142,7 @@ async fn sled_run(groups: &[Vec<Bytes>], appends: usize) -> Run {
     let bytes = Arc::new(AtomicU64::new(0));
     let (wall, (latencies, ())) = {
         let (commits, bytes) = (commits.clone(), bytes.clone());
-        concurrently(appends, move |i| {
+        concurrently(appends, pace, move |i| {
             let (db, tree, commits, groups, bytes) = (
                 db.clone(),
                 tree.clone(),
@@ -159,9 +173,14 @@ async fn sled_run(groups: &[Vec<Bytes>], appends: usize) -> Run {
     }
 }
 
-/// Runs `append(i)` for `i` in `0..appends` from `TASKS` tasks; returns the wall time, each
-/// append's latency, and the last append's output.
-async fn concurrently<F, Fut, T>(appends: usize, append: F) -> (Duration, (Vec<Duration>, T))
+/// Runs `append(i)` for `i` in `0..appends` from `TASKS` tasks (with `pace`, each task starts
+/// one append per `pace`, the tasks evenly staggered); returns the wall time, each append's latency, and the last
+/// append's output.
+async fn concurrently<F, Fut, T>(
+    appends: usize,
+    pace: Option<Duration>,
+    append: F,
+) -> (Duration, (Vec<Duration>, T))
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = T> + Send,
@@ -171,12 +190,20 @@ where
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..TASKS)
-        .map(|_| {
+        .map(|task| {
             let (append, next) = (append.clone(), next.clone());
+            // Staggered, so that paced tasks do not all append at the same instant.
+            let mut tick = pace.map(|pace| {
+                let offset = pace.mul_f64(task as f64 / TASKS as f64);
+                tokio::time::interval_at(tokio::time::Instant::now() + offset, pace)
+            });
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut last = None;
                 loop {
+                    if let Some(tick) = tick.as_mut() {
+                        tick.tick().await;
+                    }
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                     if i >= appends {
                         break;
@@ -200,13 +227,13 @@ where
     (wall, (latencies, last.expect("at least one append")))
 }
 
-fn report(run: &Run) {
+fn report(load: &str, run: &Run) {
     let mut latencies = run.latencies.clone();
     latencies.sort_unstable();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     let secs = run.wall.as_secs_f64();
     println!(
-        "| {} | {:.0} | {:.0} | {:.1} | {:.1} / {:.1} ms | {:.0} | {:.2} |",
+        "| {} | {load} | {:.0} | {:.0} | {:.1} | {:.1} / {:.1} ms | {:.0} | {:.2} |",
         run.name,
         run.appends as f64 / secs,
         (run.appends * EVENTS_PER_RECORD) as f64 / secs,
@@ -229,7 +256,7 @@ async fn reopen(groups: &[Vec<Bytes>], records: usize) {
     {
         let log = Arc::new(SegmentLog::open(dir.path(), config.clone()).expect("open"));
         let all = Arc::new(records_all.clone());
-        concurrently(records, move |i| {
+        concurrently(records, None, move |i| {
             let (log, all) = (log.clone(), all.clone());
             async move {
                 log.append(vec![all[i % all.len()].clone()])
