@@ -2,7 +2,7 @@
 //! ~1 KB each) from 8 concurrent tasks with group commit, next to the same workload through
 //! sled with a shared flush per append group (the queue's design before issue 10); then the
 //! time to reopen a log holding ~1 GB, with its files in the page cache and evicted, and to
-//! read it all back.
+//! read it all back; and the disk's own write + `fdatasync` latency, the floor under an append.
 //!
 //! Run: `cargo bench -p sluice-tests --bench log` (`SLUICE_BENCH_APPENDS`, default 2,000: the
 //! appends of each full-speed run; `SLUICE_BENCH_PACED_RATE`, default 125 appends/s (12,500
@@ -69,7 +69,33 @@ async fn main() {
     for (load, run) in &runs {
         report(load, run);
     }
+    disk_floor(&record(&groups[0]), paced_appends);
     reopen(&groups, reopen_records).await;
+}
+
+/// The disk's own latency, the floor under every append: `count` writes of `record` to a
+/// plain file, each followed by `fdatasync`, one at a time.
+fn disk_floor(record: &[u8], count: usize) {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut file = std::fs::File::create(dir.path().join("floor")).expect("file");
+    let mut latencies: Vec<Duration> = (0..count)
+        .map(|_| {
+            let started = Instant::now();
+            file.write_all(record).expect("write");
+            file.sync_data().expect("sync");
+            started.elapsed()
+        })
+        .collect();
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    println!();
+    println!(
+        "Disk floor: one {} KB write + fdatasync at a time, {count} times: p50 {:.1} ms, p99 {:.1} ms.",
+        record.len() / 1000,
+        at(0.5).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3
+    );
 }
 
 /// A record: the group's events, one per line (what one `/v1/batch` request carries).
