@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::dataplane::DataPlaneConfig;
 use crate::engine::EngineConfig;
-use crate::topology::DataPlaneConfig;
 
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_FILE: &str = "sluice.toml";

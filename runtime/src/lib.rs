@@ -1,27 +1,25 @@
-//! sluice's runtime: the engine that runs functions, the storage it keeps them in, and the
-//! `sluice` binary's commands.
+//! sluice's runtime: the engine that runs functions, the storage it keeps them in, the two
+//! planes and the `sluice` binary's commands.
 //!
-//! Module map, in the order data flows:
+//! Module map, each layer importing only those below it:
+//! - [`cli`]: the `sluice` command line (a client of a server, plus `run`, `new`, `serve`);
+//! - [`server`]: wires the control plane and the data plane to one listener (or two);
+//! - [`api`]: the control plane, Segment's Public API over HTTP (HTTP only);
+//! - [`dataplane`]: events in, through each source's pipeline, out to destinations
+//!   (`ingest` -> `pipeline` -> `deliver` -> `destinations`, with `observe`);
+//! - [`log`]: the durable log the data plane's stages share (segment files);
+//! - [`workspace`]: the domain records (sources, destinations, plans, functions...) and
+//!   their store;
 //! - [`engine`]: the wasmtime sandbox; compiles, checks and invokes function components;
-//! - [`storage`]: the sled database; content-addressed components and compiled artifacts;
-//! - [`api`]: the control plane, Segment's Public API over HTTP (`sluice serve`);
-//! - the data plane, stage by stage: [`ingest`] (Segment's HTTP Tracking API) -> [`queue`]
-//!   (durable, sled, group commit) -> [`pipeline`] (`enforce`, `functions`, `route`) ->
-//!   [`deliver`] (retries, dead letters) to [`destinations`] (`webhook`, `file`), wired by
-//!   [`topology`]; [`observe`] keeps what the debugger, metrics and function logs show;
-//! - [`config`]: `sluice serve`'s settings from `sluice.toml`, the environment and flags;
-//! - [`cli`]: the `sluice` command line (`sluice run` runs a function over a file of events).
+//! - [`storage`]: content-addressed components, scripts and compiled artifacts;
+//! - [`config`]: `sluice serve`'s settings from `sluice.toml`, the environment and flags.
 
 pub mod api;
 pub mod cli;
 pub mod config;
-pub mod deliver;
-pub mod destinations;
+pub mod dataplane;
 pub mod engine;
-pub mod ingest;
 pub mod log;
-pub mod observe;
-pub mod pipeline;
-pub mod queue;
+pub mod server;
 pub mod storage;
-pub mod topology;
+pub mod workspace;

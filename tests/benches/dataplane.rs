@@ -1,11 +1,13 @@
 //! The data plane end to end: batches of the sample events through ingestion (durable
 //! acknowledgement), the `pii-filter` insert function and delivery to a local webhook
-//! receiver; next to an axum handler that only reads the body (the HTTP ceiling).
+//! receiver; next to an axum handler that only reads the body (the HTTP ceiling). Then: the
+//! acknowledgement latency at half the delivered rate, a restart over a log holding a million
+//! events, and memory under a burst ten times what the pipeline delivers.
 //!
 //! Run: `scripts/build-components && cargo bench -p sluice-tests --bench dataplane`
 //! (`SLUICE_BENCH_EVENTS`, default 50,000, sets how many events the throughput run sends;
 //! `SLUICE_BENCH_WEBHOOK_BATCH`, default 100, the webhook's `batchSize`: 1 sends a request per
-//! event).
+//! event; `SLUICE_BENCH_RECOVERY_EVENTS`, default 1,000,000, the events in the log at restart).
 
 #[path = "../tests/api_support/mod.rs"]
 mod api_support;
@@ -19,7 +21,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use sluice_runtime::api::Config;
-use sluice_runtime::topology::DataPlaneConfig;
+use sluice_runtime::dataplane::DataPlaneConfig;
 use sluice_tests::{component, sample_events};
 
 const BATCH: usize = 100;
@@ -193,6 +195,7 @@ async fn main() {
     // Throughput: as fast as the clients can go, until the receiver has every event.
     let started = Instant::now();
     let (mut acks, ack_time) = send(&ingest, &auth, batches(&events, total, "max"), None).await;
+    let delivered_by_last_ack = delivered.load(Ordering::Relaxed) as usize;
     while (delivered.load(Ordering::Relaxed) as usize) < total {
         assert!(
             started.elapsed() < Duration::from_secs(600),
@@ -203,11 +206,12 @@ async fn main() {
     let end_to_end = started.elapsed();
     acks.sort();
 
-    // Latency at half the acknowledged rate, after the backlog is delivered.
+    // Latency at half the delivered rate, after the backlog is delivered.
     let ack_rate = total as f64 / ack_time.as_secs_f64();
-    let half_rate_batches = ack_rate / 2.0 / BATCH as f64;
+    let delivered_rate = total as f64 / end_to_end.as_secs_f64();
+    let half_rate_batches = delivered_rate / 2.0 / BATCH as f64;
     let interval = Duration::from_secs_f64(CLIENTS as f64 / half_rate_batches);
-    let half_total = (ack_rate / 2.0 * 5.0) as usize; // about five seconds of traffic
+    let half_total = (delivered_rate / 2.0 * 5.0) as usize; // about five seconds of traffic
     let (mut half, _) = send(
         &ingest,
         &auth,
@@ -232,8 +236,13 @@ async fn main() {
         rate(total, ack_time)
     );
     println!(
-        "| delivered end to end (ingest, pii-filter, webhook), events/s | {:.0} | >= 20,000 |",
+        "| delivered end to end (ingest, pii-filter, webhook), events/s | {:.0} | >= 25,000 |",
         rate(total, end_to_end)
+    );
+    println!(
+        "| delivered / acknowledged (delivered by the last ack over acknowledged; rate ratio) | {:.2}; {:.2} | >= 0.9 |",
+        delivered_by_last_ack as f64 / total as f64,
+        delivered_rate / ack_rate
     );
     println!(
         "| ack latency per batch at full load, p50 / p99 | {:.1} / {:.1} ms | - |",
@@ -241,10 +250,145 @@ async fn main() {
         ms(percentile(&acks, 0.99))
     );
     println!(
-        "| ack latency per batch at half load ({:.0} events/s), p50 / p99 | {:.1} / {:.1} ms | p99 <= 10 ms |",
-        ack_rate / 2.0,
+        "| ack latency per batch at half the delivered rate ({:.0} events/s), p50 / p99 | {:.1} / {:.1} ms | p99 <= 10 ms |",
+        delivered_rate / 2.0,
         ms(percentile(&half, 0.5)),
         ms(percentile(&half, 0.99))
+    );
+
+    // A burst ten times the delivered rate for about three seconds, into a receiver that
+    // answers slowly: back-pressure (429) keeps memory bounded.
+    let before = rss_mib();
+    let burst = (delivered_rate * 10.0 * 3.0) as usize;
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_mib() as u64, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let (accepted, refused) = burst_send(&ingest, &auth, batches(&events, burst, "burst")).await;
+    sampler.abort();
+    println!(
+        "| burst of {burst} events (10x the delivered rate for ~3 s): accepted / refused 429 | {accepted} / {refused} | - |"
+    );
+    println!(
+        "| RSS before the burst / peak during it | {before:.0} / {} MiB | bounded |",
+        peak.load(Ordering::Relaxed)
+    );
+    server.stop().await;
+
+    restart().await;
+}
+
+/// Resident memory of this process, MiB (the server runs in it).
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Sends every body once from `CLIENTS` clients, not waiting on 429s; (accepted, refused).
+async fn burst_send(url: &str, auth: &str, bodies: Vec<String>) -> (usize, usize) {
+    let client = reqwest::Client::new();
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicU64::new(0));
+    let (ok, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (client, bodies, next, url, auth) = (
+            client.clone(),
+            bodies.clone(),
+            next.clone(),
+            url.to_string(),
+            auth.to_string(),
+        );
+        let (ok, refused) = (ok.clone(), refused.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(body) = bodies.get(i) else { break };
+                let response = client
+                    .post(&url)
+                    .header("Authorization", &auth)
+                    .header("Content-Type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .expect("the request is answered");
+                match response.status().as_u16() {
+                    200 => ok.fetch_add(BATCH as u64, Ordering::Relaxed),
+                    429 => refused.fetch_add(BATCH as u64, Ordering::Relaxed),
+                    other => panic!("burst answered {other}"),
+                };
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("client task");
+    }
+    (
+        ok.load(Ordering::Relaxed) as usize,
+        refused.load(Ordering::Relaxed) as usize,
+    )
+}
+
+/// A data directory whose ingest log holds a million events (as after a `kill -9` with that
+/// backlog): how long until the server answers `/readyz` again.
+async fn restart() {
+    let n: usize = std::env::var("SLUICE_BENCH_RECOVERY_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        use sluice_runtime::dataplane::event::{Batch, Event, EventType};
+        use sluice_runtime::log::{EventLog, LogConfig, SegmentLog};
+        let log = SegmentLog::open(
+            dir.path().join("log").join("ingest"),
+            LogConfig {
+                consumers: vec!["pipeline".into()],
+                ..LogConfig::default()
+            },
+        )
+        .expect("log");
+        let event = sample_events()[0].clone();
+        let record = Batch {
+            source_id: "gone".into(),
+            events: (0..BATCH)
+                .map(|i| Event {
+                    message_id: format!("m-{i}"),
+                    kind: EventType::Track,
+                    json: event.clone().into_bytes().into(),
+                })
+                .collect(),
+        }
+        .encode();
+        for _ in 0..n / BATCH / 100 {
+            log.append(vec![record.clone(); 100]).await.expect("append");
+        }
+    }
+    let started = Instant::now();
+    let server = Server::start(dir.path()).await;
+    let ready = format!("{}/readyz", server.url);
+    while !reqwest::get(&ready)
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "| restart with {n} events in the log: open to /readyz answering | {:.0} ms | <= 2,000 ms |",
+        ms(started.elapsed())
     );
     server.stop().await;
 }

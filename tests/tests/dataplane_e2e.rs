@@ -15,8 +15,8 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sluice_runtime::api::Config;
-use sluice_runtime::destinations::webhook::sign;
-use sluice_runtime::topology::DataPlaneConfig;
+use sluice_runtime::dataplane::DataPlaneConfig;
+use sluice_runtime::dataplane::destinations::webhook::sign;
 
 /// What the receiver got, and how it answers.
 #[derive(Default)]

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sluice_runtime::api::Config;
-use sluice_runtime::topology::DataPlaneConfig;
+use sluice_runtime::dataplane::DataPlaneConfig;
 
 #[tokio::test]
 async fn function_outcomes_are_forwarded_fanned_out_retried_or_discarded() {
@@ -95,7 +95,16 @@ async fn function_outcomes_are_forwarded_fanned_out_retried_or_discarded() {
     delivered.sort();
     assert_eq!(delivered, ["f", "f", "f", "k"]);
 
-    let r = server.get(&format!("/events?sourceId={src}")).await;
+    // The retried event is held and runs again after its backoff, without holding up the
+    // others: it is discarded once its attempts are used up.
+    let mut r = server.get(&format!("/events?sourceId={src}")).await;
+    for _ in 0..100 {
+        if r.data()["discarded"].get("retry-error").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        r = server.get(&format!("/events?sourceId={src}")).await;
+    }
     assert_eq!(
         r.data()["discarded"],
         json!({"retry-error": 1, "trap": 1}),
@@ -111,6 +120,13 @@ async fn function_outcomes_are_forwarded_fanned_out_retried_or_discarded() {
         .filter(|s| s["stage"] == "function" && s["status"] == "error")
         .count();
     assert_eq!(errors, 1, "one error recorded after the attempts: {retry}");
+    let retrying = retry["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["stage"] == "function" && s["status"] == "retrying")
+        .count();
+    assert_eq!(retrying, 2, "three attempts, two of them retried: {retry}");
     let fanout = events.iter().find(|e| e["messageId"] == "f").unwrap();
     assert!(
         fanout["stages"]

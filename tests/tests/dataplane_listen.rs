@@ -17,9 +17,14 @@ async fn the_tracking_api_can_have_its_own_listener() {
     let control_url = format!("http://{}", control.local_addr().unwrap());
     let ingest_url = format!("http://{}", ingest.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(api::run_split(control, Some(ingest), state, async move {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(sluice_runtime::server::run_split(
+        control,
+        Some(ingest),
+        state,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     let client = reqwest::Client::new();
 
     let source: Value = client

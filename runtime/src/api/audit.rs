@@ -14,26 +14,7 @@ use super::pagination::{PageQuery, Pagination, page};
 use super::store::Kind;
 use super::{AppState, Data, ok};
 
-/// One recorded change.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditEvent {
-    /// Time-ordered id.
-    pub id: String,
-    /// When (RFC 3339, UTC).
-    pub timestamp: String,
-    /// Segment's type string: `Source Created`, `Integration Deleted`, ...
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Who: the token that made the change.
-    pub actor: String,
-    /// The changed resource's id.
-    pub resource_id: String,
-    /// `source`, `destination`, `tracking_plan`, `warehouse`, `function`, ...
-    pub resource_type: String,
-    /// The changed resource's name at the time.
-    pub resource_name: String,
-}
+pub use crate::workspace::AuditEvent;
 
 /// Filters of `GET /audit-events`.
 #[derive(Debug, Deserialize, IntoParams)]

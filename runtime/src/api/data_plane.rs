@@ -16,8 +16,8 @@ use super::error::{ApiError, CommonErrors};
 use super::extract::{Path, Query};
 use super::resource::Reply;
 use super::{AppState, Data, destinations, functions, ok, sources};
-use crate::observe::{DeliveryCounts, EventTrace, FunctionLog};
-use crate::queue::DeadLetter;
+use crate::dataplane::observe::{DeliveryCounts, EventTrace, FunctionLog};
+use crate::dataplane::parked::DeadLetter;
 
 /// `GET /events` query.
 #[derive(Deserialize, IntoParams)]
@@ -144,7 +144,7 @@ pub async fn delivery_metrics(
     Ok(ok(DeliveryMetrics {
         minutes,
         counts: plane.observe.counts(&destination.id, minutes),
-        pending: plane.queue.pending(&destination.source_id),
+        pending: plane.backlog.pending(&destination.source_id),
     }))
 }
 
@@ -169,10 +169,10 @@ pub async fn failed_events(
     Path(id): Path<String>,
 ) -> Reply<FailedEvents> {
     let destination = destinations::load(&state, &caller, &id, false)?;
-    let failed_events = state
-        .data_plane
-        .queue
-        .dead_letters(&destination.id, 1000)
+    let parked = state.data_plane.parked.clone();
+    let id = destination.id.clone();
+    let failed_events = tokio::task::spawn_blocking(move || parked.dead_letters(&id, 1000))
+        .await?
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(ok(FailedEvents { failed_events }))
 }
@@ -198,12 +198,18 @@ pub async fn replay(
 ) -> Reply<Replayed> {
     let destination = destinations::load(&state, &caller, &id, true)?;
     let plane = state.data_plane.clone();
-    let replayed = plane
-        .queue
-        .replay(&destination.id)
+    let parked = plane.parked.clone();
+    let id = destination.id.clone();
+    let sources = tokio::task::spawn_blocking(move || parked.replay(&id))
+        .await?
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    plane.queued.notify_one();
-    Ok(ok(Replayed { replayed }))
+    for source_id in &sources {
+        plane.backlog.adjust(source_id, 1, 0);
+    }
+    plane.parked_changed.notify_one();
+    Ok(ok(Replayed {
+        replayed: sources.len(),
+    }))
 }
 
 /// A function's recent log lines.

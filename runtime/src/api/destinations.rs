@@ -12,32 +12,11 @@ use super::error::{ApiError, CommonErrors};
 use super::extract::{Json, Path, Query};
 use super::insert_functions::InsertFunctionInstance;
 use super::pagination::{PageQuery, Pagination, page};
-use super::resource::{Created, Deleted, MetadataRef, Reply, catalog_entry, check_name, deleted};
+use super::resource::{Created, Deleted, Reply, catalog_entry, check_name, deleted};
 use super::store::Kind;
 use super::{AppState, Data, created, new_id, now, ok};
 
-/// A destination.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Destination {
-    /// Id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Whether events are delivered.
-    pub enabled: bool,
-    /// Catalog type.
-    pub metadata: MetadataRef,
-    /// The source whose events it receives.
-    pub source_id: String,
-    /// Settings, checked against the type's options.
-    #[schema(value_type = Object)]
-    pub settings: Map<String, Value>,
-    /// Creation time.
-    pub created_at: String,
-    /// Last change.
-    pub updated_at: String,
-}
+pub use crate::workspace::Destination;
 
 /// A destination in the envelope.
 #[derive(Serialize, ToSchema)]

@@ -200,6 +200,18 @@ impl From<ApiError> for sled::transaction::ConflictableTransactionError<ApiError
     }
 }
 
+// The store's errors, mapped once: a missing record is a 404 naming it, anything else a 500.
+impl From<crate::workspace::StoreError> for ApiError {
+    fn from(err: crate::workspace::StoreError) -> ApiError {
+        use crate::workspace::StoreError;
+        match err {
+            StoreError::NotFound { kind, id } => ApiError::not_found(kind, &id),
+            StoreError::Database(e) => e.into(),
+            StoreError::Record(e) => e.into(),
+        }
+    }
+}
+
 impl From<serde_json::Error> for ApiError {
     fn from(err: serde_json::Error) -> ApiError {
         ApiError::Internal(format!("stored JSON: {err}"))

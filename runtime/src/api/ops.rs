@@ -85,21 +85,21 @@ fn readiness(state: &AppState) -> Result<(), String> {
 /// who reaches it at the network level.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let plane = &state.data_plane;
-    // Queue depth is read now rather than tracked on every change: the queue already keeps
-    // the counts, and a scrape is rare next to an enqueue.
+    // Queue depth is read now rather than tracked on every change: the backlog already keeps
+    // the counts, and a scrape is rare next to an event.
     match state.store.list::<Source>(Kind::Source, "") {
         Ok(sources) => {
             let pending: Vec<(String, usize)> = sources
                 .into_iter()
                 .map(|s| {
-                    let n = plane.queue.pending(&s.id);
+                    let n = plane.backlog.pending(&s.id);
                     (s.id, n)
                 })
                 .collect();
             plane
                 .observe
                 .prometheus
-                .queue(&pending, plane.queue.sources_waiting().len());
+                .queue(&pending, pending.iter().filter(|(_, n)| *n > 0).count());
         }
         Err(e) => tracing::warn!(error = ?e, "cannot list sources for the queue gauges"),
     }

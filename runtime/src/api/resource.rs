@@ -1,25 +1,12 @@
 //! Pieces the resource modules share: catalog references, slugs, labels, delete results.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::catalog::Metadata;
 use super::error::ApiError;
 
-/// The catalog type of a source, destination or warehouse, as stored with it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct MetadataRef {
-    /// Catalog id (`webhook`).
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Slug.
-    pub slug: String,
-    /// What it is.
-    pub description: String,
-    /// Catalog categories.
-    pub categories: Vec<String>,
-}
+pub use crate::workspace::resource::{Label, MetadataRef};
 
 impl From<&Metadata> for MetadataRef {
     fn from(m: &Metadata) -> MetadataRef {
@@ -80,15 +67,6 @@ pub fn check_name(name: &str, field: &str) -> Result<(), ApiError> {
     } else {
         Ok(())
     }
-}
-
-/// A key-value label on a source.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
-pub struct Label {
-    /// Key (`environment`).
-    pub key: String,
-    /// Value (`prod`).
-    pub value: String,
 }
 
 /// The body of a successful delete.

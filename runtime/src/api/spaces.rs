@@ -106,7 +106,7 @@ pub async fn create(
 }
 
 fn load(state: &AppState, id: &str) -> Result<Space, ApiError> {
-    state.store.find(Kind::Space, id)
+    state.store.find(Kind::Space, id).map_err(ApiError::from)
 }
 
 /// Get a space.

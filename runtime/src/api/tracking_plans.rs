@@ -3,7 +3,6 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Area, Caller};
@@ -15,68 +14,10 @@ use super::sources::{Source, visible_sources};
 use super::store::Kind;
 use super::{AppState, Data, created, new_id, now, ok};
 
+pub use crate::workspace::tracking_plan::{Rule, RuleType, TrackingPlan};
+
 /// Most rules one call may send, as in Segment.
 const MAX_RULES_PER_CALL: usize = 200;
-
-/// A tracking plan (its rules are under `/tracking-plans/{id}/rules`).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TrackingPlan {
-    /// Id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// What it is for.
-    pub description: Option<String>,
-    /// `LIVE` (the only kind sluice has).
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Creation time.
-    pub created_at: String,
-    /// Last change (rules included).
-    pub updated_at: String,
-    /// Sources it is connected to.
-    pub source_ids: Vec<String>,
-}
-
-/// The event kinds a rule applies to.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RuleType {
-    /// Every event.
-    Common,
-    /// Track events named `key`.
-    Track,
-    /// Identify events.
-    Identify,
-    /// Group events.
-    Group,
-    /// Page events.
-    Page,
-    /// Screen events.
-    Screen,
-}
-
-/// One rule: a draft-07 JSON Schema over the whole event.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Rule {
-    /// What it applies to.
-    #[serde(rename = "type")]
-    pub kind: RuleType,
-    /// The event name, for `TRACK` rules.
-    pub key: Option<String>,
-    /// The rule's version (`context.protocols.event_version` picks it); default 1.
-    #[serde(default = "one")]
-    pub version: u32,
-    /// The JSON Schema; must compile.
-    #[schema(value_type = Object)]
-    pub json_schema: Value,
-}
-
-fn one() -> u32 {
-    1
-}
 
 impl Rule {
     fn same(&self, other: &RuleKey) -> bool {
@@ -198,7 +139,10 @@ fn load(
     write: bool,
 ) -> Result<TrackingPlan, ApiError> {
     caller.require(Area::TrackingPlans, write, Some(id), "tracking plan")?;
-    state.store.find(Kind::TrackingPlan, id)
+    state
+        .store
+        .find(Kind::TrackingPlan, id)
+        .map_err(ApiError::from)
 }
 
 /// Checks rules: at most 200, TRACK rules have a key, every schema compiles.

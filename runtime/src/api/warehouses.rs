@@ -105,7 +105,10 @@ pub struct WarehouseSources {
 
 fn load(state: &AppState, caller: &Caller, id: &str, write: bool) -> Result<Warehouse, ApiError> {
     caller.require(Area::Warehouses, write, Some(id), "warehouse")?;
-    state.store.find(Kind::Warehouse, id)
+    state
+        .store
+        .find(Kind::Warehouse, id)
+        .map_err(ApiError::from)
 }
 
 /// List warehouses.

@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use super::client::server_error;
-use crate::ingest::normalize::{MAX_BATCH_EVENTS, MAX_REQUEST_BYTES};
+use crate::dataplane::ingest::normalize::{MAX_BATCH_EVENTS, MAX_REQUEST_BYTES};
 
 /// Arguments of `sluice send`.
 #[derive(Debug, clap::Args)]

@@ -156,7 +156,7 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
             None => None,
         };
-        api::run_split(listener, ingest, state, shutdown_signal()).await?;
+        crate::server::run_split(listener, ingest, state, shutdown_signal()).await?;
         tracing::info!("stopped; database flushed");
         Ok(())
     })

@@ -64,7 +64,7 @@ impl Server {
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(api::run(listener, state, async move {
+        let task = tokio::spawn(sluice_runtime::server::run(listener, state, async move {
             let _ = stopped.await;
         }));
         Server {

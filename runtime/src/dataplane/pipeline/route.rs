@@ -2,13 +2,13 @@
 //! (Segment's rules: `All` defaults to true; a destination named by its name or id overrides
 //! it; `false` excludes, `true` or an object of options includes).
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::api::destinations::Destination;
+use crate::workspace::Destination;
 
-/// Whether `event` should be delivered to `destination`.
-pub fn wants(event: &Value, destination: &Destination) -> bool {
-    let Some(integrations) = event.get("integrations").and_then(Value::as_object) else {
+/// Whether an event with these `integrations` should be delivered to `destination`.
+pub fn wants(integrations: Option<&Map<String, Value>>, destination: &Destination) -> bool {
+    let Some(integrations) = integrations else {
         return true;
     };
     let named = integrations
@@ -35,21 +35,25 @@ mod tests {
         .unwrap()
     }
 
+    fn wants_json(event: &Value, d: &Destination) -> bool {
+        wants(event.get("integrations").and_then(Value::as_object), d)
+    }
+
     #[test]
     fn integrations_all_names_and_ids() {
         let d = destination("Hook", "d1");
-        assert!(wants(&json!({}), &d));
-        assert!(!wants(&json!({"integrations": {"All": false}}), &d));
-        assert!(wants(
+        assert!(wants_json(&json!({}), &d));
+        assert!(!wants_json(&json!({"integrations": {"All": false}}), &d));
+        assert!(wants_json(
             &json!({"integrations": {"All": false, "Hook": true}}),
             &d
         ));
-        assert!(wants(
+        assert!(wants_json(
             &json!({"integrations": {"All": false, "d1": {"x": 1}}}),
             &d
         ));
-        assert!(!wants(&json!({"integrations": {"Hook": false}}), &d));
-        assert!(!wants(
+        assert!(!wants_json(&json!({"integrations": {"Hook": false}}), &d));
+        assert!(!wants_json(
             &json!({"integrations": {"All": true, "d1": false}}),
             &d
         ));

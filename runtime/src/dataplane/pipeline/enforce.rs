@@ -8,10 +8,9 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::api::error::ApiError;
-use crate::api::sources::{SchemaSettings, TrackOnViolation, TraitsOnViolation};
-use crate::api::store::{Kind, Store};
-use crate::api::tracking_plans::{Rule, RuleType};
+use crate::workspace::{
+    Kind, Rule, RuleType, SchemaSettings, Store, StoreError, TrackOnViolation, TraitsOnViolation,
+};
 
 /// One violation, as recorded in `context.protocols.violations`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -95,13 +94,56 @@ fn pick<'a>(
     }
 }
 
-fn check(validators: &Validators, plan_id: &str, rule: &Rule, event: &Value) -> Vec<Violation> {
-    let validator = match validators.get(plan_id, rule) {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!(plan_id, error = %e, "a tracking plan rule does not compile; skipped");
-            return Vec::new();
-        }
+/// A source's tracking plan as enforcement needs it: its rules, each with its validator
+/// compiled (once per rule version, shared through [`Validators`]).
+pub struct Plan {
+    /// The plan's id.
+    pub id: String,
+    rules: Vec<Rule>,
+    compiled: Vec<Option<Arc<jsonschema::Validator>>>,
+}
+
+impl Plan {
+    /// The plan connected to `source_id`, if any, with its validators. Rules that do not
+    /// compile are logged and skipped.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub fn load(
+        store: &Store,
+        validators: &Validators,
+        source_id: &str,
+    ) -> Result<Option<Plan>, StoreError> {
+        let Some(id) = store.index(&format!("plan:{source_id}"))? else {
+            return Ok(None);
+        };
+        let rules: Vec<Rule> = store.get(Kind::Rules, &id)?.unwrap_or_default();
+        let compiled = rules
+            .iter()
+            .map(|rule| match validators.get(&id, rule) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::warn!(plan_id = %id, error = %e, "a tracking plan rule does not compile; skipped");
+                    None
+                }
+            })
+            .collect();
+        Ok(Some(Plan {
+            id,
+            rules,
+            compiled,
+        }))
+    }
+
+    fn validator(&self, rule: &Rule) -> Option<&jsonschema::Validator> {
+        let i = self.rules.iter().position(|r| std::ptr::eq(r, rule))?;
+        self.compiled.get(i)?.as_deref()
+    }
+}
+
+fn check(plan: &Plan, rule: &Rule, event: &Value) -> Vec<Violation> {
+    let Some(validator) = plan.validator(rule) else {
+        return Vec::new();
     };
     validator
         .iter_errors(event)
@@ -178,27 +220,11 @@ fn top_field(field: &str, section: Option<&str>) -> Option<String> {
     Some(format!("{head}.{key}"))
 }
 
-/// Enforces `source_id`'s plan on `event` with `settings`.
-///
-/// # Errors
-/// The plan or its rules cannot be read.
-pub fn enforce(
-    store: &Store,
-    validators: &Validators,
-    source_id: &str,
-    settings: &SchemaSettings,
-    mut event: Value,
-) -> Result<Enforced, ApiError> {
-    let Some(plan_id) = store.index(&format!("plan:{source_id}"))? else {
-        return Ok(Enforced {
-            original: event.clone(),
-            event: Some(event),
-            violations: Vec::new(),
-            omitted: Vec::new(),
-            plan_id: None,
-        });
-    };
-    let rules: Vec<Rule> = store.get(Kind::Rules, &plan_id)?.unwrap_or_default();
+/// Enforces `plan` on `event` with the source's `settings`. Cost: the event's tree walked
+/// by each matching rule's validator; nothing read from the store.
+pub fn enforce(plan: &Plan, settings: &SchemaSettings, mut event: Value) -> Enforced {
+    let plan_id = plan.id.clone();
+    let rules = &plan.rules;
     let original = event.clone();
     let kind = event["type"].as_str().unwrap_or_default().to_string();
     let version = event["context"]["protocols"]["event_version"].as_u64();
@@ -218,7 +244,7 @@ pub fn enforce(
         "screen" => (Some(RuleType::Screen), None),
         _ => (None, None),
     };
-    let rule = rule_kind.and_then(|k| pick(&rules, k, key.as_deref(), version));
+    let rule = rule_kind.and_then(|k| pick(rules, k, key.as_deref(), version));
     // What the source's settings say for this type: (allow unplanned fields, allow fields on
     // violation, allow the event on violation, the section).
     let (allow_unplanned, allow_fields, allow_event, section) = match kind.as_str() {
@@ -265,7 +291,7 @@ pub fn enforce(
                     }
                 }
             }
-            let found = check(validators, &plan_id, rule, &event);
+            let found = check(plan, rule, &event);
             if !found.is_empty() {
                 if !allow_event {
                     blocked = true;
@@ -282,8 +308,8 @@ pub fn enforce(
             violations.extend(found);
         }
     }
-    if let Some(common) = pick(&rules, RuleType::Common, None, version) {
-        let found = check(validators, &plan_id, common, &event);
+    if let Some(common) = pick(rules, RuleType::Common, None, version) {
+        let found = check(plan, common, &event);
         if !found.is_empty() {
             let (block, omit) = match kind.as_str() {
                 "identify" => (
@@ -334,13 +360,13 @@ pub fn enforce(
         }
     }
     omitted.extend(omitted_on_violation);
-    Ok(Enforced {
+    Enforced {
         event: (!blocked).then_some(event),
         original,
         violations,
         omitted,
         plan_id: Some(plan_id),
-    })
+    }
 }
 
 /// The `Violation Generated` track events Segment forwards for `enforced`'s violations.
@@ -355,8 +381,8 @@ pub fn violation_events(enforced: &Enforced, source_id: &str) -> Vec<Value> {
                 "event": "Violation Generated",
                 "userId": "schema-violations",
                 "messageId": format!("violation-{}", uuid::Uuid::now_v7().simple()),
-                "timestamp": crate::api::now(),
-                "receivedAt": crate::api::now(),
+                "timestamp": crate::workspace::now(),
+                "receivedAt": crate::workspace::now(),
                 "properties": {
                     "violationType": v.kind,
                     "violationField": v.field,
@@ -376,19 +402,23 @@ pub fn violation_events(enforced: &Enforced, source_id: &str) -> Vec<Value> {
 mod tests {
     use super::*;
 
-    fn setup(rules: Value) -> (tempfile::TempDir, Store) {
+    fn setup(rules: Value) -> (tempfile::TempDir, Store, Validators) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let store = Store::open(&db).unwrap();
         let rules: Vec<Rule> = serde_json::from_value(rules).unwrap();
         store
-            .transact("test", |tx| {
+            .transact::<_, StoreError>("test", |tx| {
                 tx.put(Kind::Rules, "plan", &rules)?;
                 tx.set_index("plan:src", "plan")?;
                 Ok(())
             })
             .unwrap();
-        (dir, store)
+        (dir, store, Validators::default())
+    }
+
+    fn plan(store: &Store, v: &Validators) -> Plan {
+        Plan::load(store, v, "src").unwrap().unwrap()
     }
 
     fn settings(patch: Value) -> SchemaSettings {
@@ -405,25 +435,15 @@ mod tests {
     }
 
     #[test]
-    fn sources_without_a_plan_pass_untouched() {
-        let (_dir, store) = setup(json!([]));
-        let v = Validators::default();
-        let event = json!({"type": "track", "event": "X"});
-        let e = enforce(
-            &store,
-            &v,
-            "other",
-            &SchemaSettings::default(),
-            event.clone(),
-        )
-        .unwrap();
-        assert_eq!(e.event, Some(event));
-        assert!(e.violations.is_empty() && e.plan_id.is_none());
+    fn only_sources_with_a_plan_have_one() {
+        let (_dir, store, v) = setup(json!([]));
+        assert!(Plan::load(&store, &v, "other").unwrap().is_none());
+        assert_eq!(plan(&store, &v).id, "plan");
     }
 
     #[test]
     fn common_rules_block_traits_are_omitted_and_versions_are_picked() {
-        let (_dir, store) = setup(json!([
+        let (_dir, store, v) = setup(json!([
             {"type": "COMMON", "jsonSchema": {"type": "object", "required": ["userId"]}},
             {"type": "IDENTIFY", "jsonSchema": {"type": "object", "properties": {"traits": {"type": "object",
                 "properties": {"plan": {"type": "string"}}}}}},
@@ -431,19 +451,16 @@ mod tests {
             {"type": "TRACK", "key": "Paid", "version": 2, "jsonSchema": {"type": "object",
                 "properties": {"properties": {"type": "object", "required": ["amount"]}}}}
         ]));
-        let v = Validators::default();
+        let p = plan(&store, &v);
         let s = settings(json!({"identify": {"allowUnplannedTraits": false},
                                 "track": {"commonEventOnViolations": "BLOCK", "allowEventOnViolations": false}}));
 
         // Unplanned traits are omitted and recorded.
         let e = enforce(
-            &store,
-            &v,
-            "src",
+            &p,
             &s,
             json!({"type": "identify", "userId": "u", "traits": {"plan": "pro", "email": "a@b.c"}}),
-        )
-        .unwrap();
+        );
         let event = e.event.unwrap();
         assert_eq!(event["traits"], json!({"plan": "pro"}));
         assert_eq!(
@@ -453,13 +470,10 @@ mod tests {
 
         // The COMMON rule's violation blocks a track event under BLOCK.
         let e = enforce(
-            &store,
-            &v,
-            "src",
+            &p,
             &s,
             json!({"type": "track", "event": "Paid", "anonymousId": "a"}),
-        )
-        .unwrap();
+        );
         assert!(e.event.is_none());
         assert_eq!(e.violations[0].kind, "Required");
         assert_eq!(e.violations[0].field, "userId");
@@ -471,18 +485,17 @@ mod tests {
             if let Some(version) = version {
                 event["context"] = json!({"protocols": {"event_version": version}});
             }
-            enforce(&store, &v, "src", &s, event).unwrap()
+            enforce(&p, &s, event)
         };
         assert!(paid(None).event.is_some());
         let e = paid(Some(2));
         assert!(e.event.is_none(), "allowEventOnViolations is false");
         assert_eq!(e.violations[0].field, "properties.amount");
 
-        // Compiled once per rule version, however many events.
+        // Compiled once per rule version, however many plans are loaded.
         let compiled = v.compiled();
         for _ in 0..5 {
-            paid(Some(2));
-            paid(None);
+            plan(&store, &v);
         }
         assert_eq!(v.compiled(), compiled);
     }

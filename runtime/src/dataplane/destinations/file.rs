@@ -8,8 +8,9 @@ use std::sync::Mutex;
 
 use serde_json::{Map, Value};
 
-use crate::deliver::retry::Verdict;
-use crate::topology::DataPlane;
+use super::{Attempt, Sending, Sink};
+use crate::dataplane::deliver::retry::Verdict;
+use crate::dataplane::event::Event;
 
 /// Serialises appends so lines never interleave.
 static WRITING: Mutex<()> = Mutex::new(());
@@ -33,7 +34,7 @@ fn append(file: &Path, lines: &[u8], rotate_at: u64) -> std::io::Result<()> {
     }
     if std::fs::metadata(file).is_ok_and(|m| m.len() >= rotate_at) {
         let mut rotated = file.as_os_str().to_owned();
-        rotated.push(format!(".{}", crate::queue::now_ms()));
+        rotated.push(format!(".{}", crate::dataplane::now_ms()));
         std::fs::rename(file, rotated)?;
     }
     let mut f = std::fs::OpenOptions::new()
@@ -44,36 +45,52 @@ fn append(file: &Path, lines: &[u8], rotate_at: u64) -> std::io::Result<()> {
     f.sync_data()
 }
 
-/// Appends `events`, a line each, to the file named by `settings.path`, with one `fsync`.
-pub async fn send(
-    plane: &DataPlane,
-    settings: &Map<String, Value>,
-    events: &[&Value],
-) -> (Verdict, Option<String>) {
-    let path = settings.get("path").and_then(Value::as_str).unwrap_or("");
-    let Some(file) = resolve(&plane.data_dir, path) else {
-        return (
-            Verdict::GiveUp,
-            Some(format!(
-                "`path` {path:?} must be relative, inside the data directory"
-            )),
-        );
-    };
-    let mut lines = Vec::new();
-    for event in events {
-        if let Err(e) = serde_json::to_writer(&mut lines, event) {
-            return (Verdict::GiveUp, Some(e.to_string()));
+/// A `file` destination: where its lines go, resolved once.
+pub struct File {
+    /// The file, or the setting that could not be resolved.
+    file: Result<PathBuf, String>,
+    rotate_at: u64,
+}
+
+impl File {
+    /// From `settings.path`, relative to `data_dir`.
+    pub fn new(data_dir: &Path, settings: &Map<String, Value>, rotate_at: u64) -> File {
+        let path = settings.get("path").and_then(Value::as_str).unwrap_or("");
+        File {
+            file: resolve(data_dir, path).ok_or_else(|| {
+                format!("`path` {path:?} must be relative, inside the data directory")
+            }),
+            rotate_at,
         }
-        lines.push(b'\n');
     }
-    let rotate_at = plane.config.file_rotate_bytes;
-    match tokio::task::spawn_blocking(move || append(&file, &lines, rotate_at)).await {
-        Ok(Ok(())) => (Verdict::Success, None),
-        Ok(Err(e)) => (
-            Verdict::Retry { after: None },
-            Some(format!("cannot write: {e}")),
-        ),
-        Err(e) => (Verdict::Retry { after: None }, Some(e.to_string())),
+}
+
+impl Sink for File {
+    fn batch_size(&self) -> usize {
+        1000
+    }
+
+    /// Appends `events`, a line each, with one `fsync`.
+    fn send<'a>(&'a self, events: &'a [Event]) -> Sending<'a> {
+        Box::pin(async move {
+            let file = match &self.file {
+                Ok(f) => f.clone(),
+                Err(e) => return Attempt::failed(Verdict::GiveUp, e.clone()),
+            };
+            let mut lines = Vec::with_capacity(events.iter().map(|e| e.json.len() + 1).sum());
+            for event in events {
+                lines.extend_from_slice(&event.json);
+                lines.push(b'\n');
+            }
+            let rotate_at = self.rotate_at;
+            match tokio::task::spawn_blocking(move || append(&file, &lines, rotate_at)).await {
+                Ok(Ok(())) => Attempt::success(),
+                Ok(Err(e)) => {
+                    Attempt::failed(Verdict::Retry { after: None }, format!("cannot write: {e}"))
+                }
+                Err(e) => Attempt::failed(Verdict::Retry { after: None }, e.to_string()),
+            }
+        })
     }
 }
 

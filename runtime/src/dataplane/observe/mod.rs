@@ -19,8 +19,11 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 use utoipa::ToSchema;
 
+use bytes::Bytes;
+
+use super::event::Event;
+use super::now_ms;
 use crate::engine::{Invocation, Outcome};
-use crate::queue::now_ms;
 use metrics::Metrics;
 
 /// What one stage did to one event.
@@ -116,11 +119,50 @@ pub struct FunctionLog {
     pub message: String,
 }
 
+/// An event's trace as kept: its bytes (shared with the pipeline, parsed only when read).
+struct Trace {
+    message_id: String,
+    event: Bytes,
+    stages: Vec<Stage>,
+}
+
+/// A source's recent traces, oldest first, with an index by `messageId` so that recording a
+/// stage costs a hash lookup, not a scan.
+#[derive(Default)]
+struct Ring {
+    traces: VecDeque<Trace>,
+    /// The absolute number of `traces[0]`.
+    base: u64,
+    index: HashMap<String, u64>,
+}
+
+impl Ring {
+    fn push(&mut self, trace: Trace, cap: usize) {
+        let at = self.base + self.traces.len() as u64;
+        self.index.insert(trace.message_id.clone(), at);
+        self.traces.push_back(trace);
+        while self.traces.len() > cap {
+            if let Some(old) = self.traces.pop_front()
+                && self.index.get(&old.message_id) == Some(&self.base)
+            {
+                self.index.remove(&old.message_id);
+            }
+            self.base += 1;
+        }
+    }
+
+    fn find(&mut self, message_id: &str) -> Option<&mut Trace> {
+        let at = *self.index.get(message_id)?;
+        let slot = usize::try_from(at.checked_sub(self.base)?).ok()?;
+        self.traces.get_mut(slot)
+    }
+}
+
 /// The in-memory views. One per process.
 pub struct Observe {
     events_per_source: usize,
     logs_per_function: usize,
-    events: Mutex<HashMap<String, VecDeque<EventTrace>>>,
+    events: Mutex<HashMap<String, Ring>>,
     live: broadcast::Sender<LiveUpdate>,
     /// Per destination, per minute since the epoch.
     metrics: Mutex<HashMap<String, BTreeMap<u64, DeliveryCounts>>>,
@@ -151,46 +193,33 @@ impl Observe {
         }
     }
 
-    /// Records that `event` was accepted by `source_id`.
-    pub fn ingested(&self, source_id: &str, event: &Value) {
+    /// Records that `event` was accepted by `source_id`. Cost: a lock, a hash insert, a
+    /// clone of the bytes' handle; the event is parsed only for live subscribers.
+    pub fn ingested(&self, source_id: &str, event: &Event) {
         self.prometheus.ingested(source_id);
-        let message_id = event["messageId"].as_str().unwrap_or_default().to_string();
         let stage = stage("ingest", "accepted", Value::Null);
         if let Ok(mut events) = self.events.lock() {
-            let list = events.entry(source_id.to_string()).or_default();
-            // The pipeline may have reached the event first (it sees it as soon as it is
-            // written, before the flush that acknowledges it): complete that trace.
-            match list
-                .iter_mut()
-                .rev()
-                .find(|t| t.message_id == message_id && t.event.is_null())
-            {
-                Some(trace) => {
-                    trace.event = event.clone();
-                    trace.stages.insert(0, stage.clone());
-                }
-                None => {
-                    list.push_back(EventTrace {
-                        message_id: message_id.clone(),
-                        source_id: source_id.to_string(),
-                        event: event.clone(),
-                        stages: vec![stage.clone()],
-                    });
-                    while list.len() > self.events_per_source {
-                        list.pop_front();
-                    }
-                }
-            }
+            events.entry(source_id.to_string()).or_default().push(
+                Trace {
+                    message_id: event.message_id.clone(),
+                    event: event.json.clone(),
+                    stages: vec![stage.clone()],
+                },
+                self.events_per_source,
+            );
         }
-        let _ = self.live.send(LiveUpdate {
-            source_id: source_id.to_string(),
-            message_id,
-            event: Some(event.clone()),
-            stage,
-        });
+        if self.live.receiver_count() > 0 {
+            let _ = self.live.send(LiveUpdate {
+                source_id: source_id.to_string(),
+                message_id: event.message_id.clone(),
+                event: serde_json::from_slice(&event.json).ok(),
+                stage,
+            });
+        }
     }
 
-    /// Records what stage `name` did to event `message_id` of `source_id`.
+    /// Records what stage `name` did to event `message_id` of `source_id`. Cost: a lock and
+    /// a hash lookup; nothing is kept for an event no longer in the debugger's window.
     pub fn stage(
         &self,
         source_id: &str,
@@ -208,42 +237,40 @@ impl Observe {
             _ => {}
         }
         let stage = stage(name, status, detail);
-        if let Ok(mut events) = self.events.lock() {
-            let list = events.entry(source_id.to_string()).or_default();
-            match list.iter_mut().rev().find(|t| t.message_id == message_id) {
-                Some(trace) => trace.stages.push(stage.clone()),
-                // Not seen yet (its ingest stage is being recorded) or no longer kept.
-                None => {
-                    list.push_back(EventTrace {
-                        message_id: message_id.to_string(),
-                        source_id: source_id.to_string(),
-                        event: Value::Null,
-                        stages: vec![stage.clone()],
-                    });
-                    while list.len() > self.events_per_source {
-                        list.pop_front();
-                    }
-                }
-            }
+        if let Ok(mut events) = self.events.lock()
+            && let Some(trace) = events.get_mut(source_id).and_then(|r| r.find(message_id))
+        {
+            trace.stages.push(stage.clone());
         }
-        let _ = self.live.send(LiveUpdate {
-            source_id: source_id.to_string(),
-            message_id: message_id.to_string(),
-            event: None,
-            stage,
-        });
+        if self.live.receiver_count() > 0 {
+            let _ = self.live.send(LiveUpdate {
+                source_id: source_id.to_string(),
+                message_id: message_id.to_string(),
+                event: None,
+                stage,
+            });
+        }
     }
 
     /// The recent events of `source_id`, newest first.
     pub fn recent(&self, source_id: &str, max: usize) -> Vec<EventTrace> {
-        self.events
-            .lock()
-            .ok()
-            .and_then(|e| {
-                e.get(source_id)
-                    .map(|l| l.iter().rev().take(max).cloned().collect())
+        let Ok(events) = self.events.lock() else {
+            return Vec::new();
+        };
+        let Some(ring) = events.get(source_id) else {
+            return Vec::new();
+        };
+        ring.traces
+            .iter()
+            .rev()
+            .take(max)
+            .map(|t| EventTrace {
+                message_id: t.message_id.clone(),
+                source_id: source_id.to_string(),
+                event: serde_json::from_slice(&t.event).unwrap_or(Value::Null),
+                stages: t.stages.clone(),
             })
-            .unwrap_or_default()
+            .collect()
     }
 
     /// A receiver of every later stage update (all sources; filter by `source_id`).
@@ -253,16 +280,24 @@ impl Observe {
 
     /// Bumps a destination's counter for this minute.
     pub fn count(&self, destination_id: &str, what: Count) {
+        self.count_many(destination_id, what, 1);
+    }
+
+    /// Adds `n` to a destination's counter for this minute (one lock for a batch).
+    pub fn count_many(&self, destination_id: &str, what: Count, n: u64) {
+        if n == 0 {
+            return;
+        }
         let minute = now_ms() / 60_000;
         if let Ok(mut metrics) = self.metrics.lock() {
             let per = metrics.entry(destination_id.to_string()).or_default();
             let c = per.entry(minute).or_default();
             match what {
-                Count::Delivered => c.delivered += 1,
-                Count::Retried => c.retried += 1,
-                Count::Failed => c.failed += 1,
-                Count::Dropped => c.dropped += 1,
-                Count::Filtered => c.filtered += 1,
+                Count::Delivered => c.delivered += n,
+                Count::Retried => c.retried += n,
+                Count::Failed => c.failed += n,
+                Count::Dropped => c.dropped += n,
+                Count::Filtered => c.filtered += n,
             }
             while per
                 .first_key_value()
@@ -335,22 +370,24 @@ impl Observe {
             .unwrap_or_default()
     }
 
-    /// Records one pipeline invocation of `function_id` in the metrics: its outcome, fuel and
-    /// time.
+    /// Records one invocation of `function_id` in the metrics: its outcome, fuel and time.
     pub fn invoked(&self, function_id: &str, invocation: &Invocation) {
-        let outcome = match &invocation.result {
-            Ok(Outcome::Forward { .. }) => "forward",
-            Ok(Outcome::Drop) => "drop",
-            Ok(Outcome::FanOut { .. }) => "fan-out",
-            Ok(Outcome::Error { kind, .. }) => kind,
-            Err(err) => err.code(),
-        };
         self.prometheus.invoked(
             function_id,
-            outcome,
+            outcome_name(&invocation.result),
             invocation.fuel_used,
             invocation.duration,
         );
+    }
+}
+
+fn outcome_name(result: &Result<Outcome, crate::engine::InvokeError>) -> &'static str {
+    match result {
+        Ok(Outcome::Forward { .. }) => "forward",
+        Ok(Outcome::Drop) => "drop",
+        Ok(Outcome::FanOut { .. }) => "fan-out",
+        Ok(Outcome::Error { kind, .. }) => kind,
+        Err(err) => err.code(),
     }
 }
 
@@ -359,7 +396,7 @@ fn stage(name: &str, status: &str, detail: Value) -> Stage {
         stage: name.to_string(),
         status: status.to_string(),
         detail,
-        at: crate::api::now(),
+        at: crate::workspace::now(),
     }
 }
 
@@ -368,25 +405,29 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn event(id: &str) -> Event {
+        Event {
+            message_id: id.into(),
+            kind: crate::dataplane::event::EventType::Track,
+            json: Bytes::from(json!({"messageId": id}).to_string()),
+        }
+    }
+
     #[test]
     fn traces_are_bounded_and_stages_attach() {
         let o = Observe::new(2, 2);
         for id in ["a", "b", "c"] {
-            o.ingested("s", &json!({"messageId": id}));
+            o.ingested("s", &event(id));
         }
         o.stage("s", "c", "enforce", "validated", Value::Null);
+        // An event out of the window keeps nothing.
+        o.stage("s", "a", "enforce", "validated", Value::Null);
         let recent = o.recent("s", 10);
         assert_eq!(recent.len(), 2);
         assert_eq!(recent[0].message_id, "c");
+        assert_eq!(recent[0].event["messageId"], "c");
         assert_eq!(recent[0].stages.len(), 2);
-        // A stage recorded before its ingest stage (the pipeline won the race) is completed.
-        o.stage("s", "d", "enforce", "blocked", Value::Null);
-        o.ingested("s", &json!({"messageId": "d"}));
-        let d = &o.recent("s", 1)[0];
-        assert_eq!(d.event["messageId"], "d");
-        assert_eq!(d.stages[0].stage, "ingest");
-        assert_eq!(d.stages[1].stage, "enforce");
-        assert_eq!(o.recent("s", 10).len(), 2);
+        assert_eq!(recent[1].stages.len(), 1);
         o.count("d", Count::Delivered);
         o.count("d", Count::Delivered);
         o.count("d", Count::Failed);

@@ -1,9 +1,14 @@
 //! Ingestion: Segment's HTTP Tracking API (`POST /v1/track|identify|page|screen|group|alias|batch`),
-//! authenticated by a source's write key. An answer of 200 means the events are on disk.
+//! authenticated by a source's write key. Each request's new events become one record of the
+//! ingest log; an answer of 200 means that record is on disk (its group commit's `fdatasync`).
 //!
-//! - [`normalize`]: per-event validation and normalisation.
+//! - [`normalize`]: per-event validation and normalisation (the event's bytes are written there);
+//! - [`dedup`]: `messageId`s seen per source.
 
+pub mod dedup;
 pub mod normalize;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -16,9 +21,9 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use crate::api::AppState;
-use crate::api::sources::Source;
-use crate::api::store::Kind;
+use super::DataPlane;
+use super::event::{Batch, Event, EventType};
+use crate::workspace::{Kind, Source};
 use normalize::{MAX_BATCH_EVENTS, MAX_REQUEST_BYTES, normalize};
 
 /// Why a tracking call was refused.
@@ -104,7 +109,7 @@ fn invalid(message: impl Into<String>, field: Option<String>) -> IngestError {
 }
 
 /// The ingestion routes (no bearer token: they authenticate by write key).
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Arc<DataPlane>> {
     Router::new()
         .route("/v1/track", post(track))
         .route("/v1/identify", post(identify))
@@ -119,25 +124,25 @@ pub fn router() -> Router<AppState> {
 /// The body, or why it could not be read (over the size limit, most likely).
 type Body = Result<Bytes, BytesRejection>;
 
-async fn track(s: State<AppState>, h: HeaderMap, b: Body) -> Response {
-    answer(accept(&s, &h, b, Some("track")).await)
+async fn track(s: State<Arc<DataPlane>>, h: HeaderMap, b: Body) -> Response {
+    answer(accept(&s, &h, b, Some(EventType::Track)).await)
 }
-async fn identify(s: State<AppState>, h: HeaderMap, b: Body) -> Response {
-    answer(accept(&s, &h, b, Some("identify")).await)
+async fn identify(s: State<Arc<DataPlane>>, h: HeaderMap, b: Body) -> Response {
+    answer(accept(&s, &h, b, Some(EventType::Identify)).await)
 }
-async fn page(s: State<AppState>, h: HeaderMap, b: Body) -> Response {
-    answer(accept(&s, &h, b, Some("page")).await)
+async fn page(s: State<Arc<DataPlane>>, h: HeaderMap, b: Body) -> Response {
+    answer(accept(&s, &h, b, Some(EventType::Page)).await)
 }
-async fn screen(s: State<AppState>, h: HeaderMap, b: Body) -> Response {
-    answer(accept(&s, &h, b, Some("screen")).await)
+async fn screen(s: State<Arc<DataPlane>>, h: HeaderMap, b: Body) -> Response {
+    answer(accept(&s, &h, b, Some(EventType::Screen)).await)
 }
-async fn group(s: State<AppState>, h: HeaderMap, b: Body) -> Response {
-    answer(accept(&s, &h, b, Some("group")).await)
+async fn group(s: State<Arc<DataPlane>>, h: HeaderMap, b: Body) -> Response {
+    answer(accept(&s, &h, b, Some(EventType::Group)).await)
 }
-async fn alias(s: State<AppState>, h: HeaderMap, b: Body) -> Response {
-    answer(accept(&s, &h, b, Some("alias")).await)
+async fn alias(s: State<Arc<DataPlane>>, h: HeaderMap, b: Body) -> Response {
+    answer(accept(&s, &h, b, Some(EventType::Alias)).await)
 }
-async fn batch(s: State<AppState>, h: HeaderMap, b: Body) -> Response {
+async fn batch(s: State<Arc<DataPlane>>, h: HeaderMap, b: Body) -> Response {
     answer(accept(&s, &h, b, None).await)
 }
 
@@ -171,10 +176,10 @@ fn write_key(headers: &HeaderMap, body: &Map<String, Value>) -> Option<String> {
 
 /// Authenticates, validates, stores durably; `kind` is `None` for `/v1/batch`.
 async fn accept(
-    state: &AppState,
+    plane: &Arc<DataPlane>,
     headers: &HeaderMap,
     body: Body,
-    kind: Option<&str>,
+    kind: Option<EventType>,
 ) -> Result<(), IngestError> {
     let body = body.map_err(|e| match e {
         BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => invalid(
@@ -185,84 +190,118 @@ async fn accept(
     })?;
     let parsed: Value = serde_json::from_slice(&body)
         .map_err(|e| invalid(format!("the body is not valid JSON: {e}"), None))?;
-    let Value::Object(mut root) = parsed else {
+    let Value::Object(root) = parsed else {
         return Err(invalid("the body must be a JSON object", None));
     };
     let key = write_key(headers, &root).ok_or(IngestError::Unauthorized)?;
-    let source = source_for(state, &key)?;
-    let received_at = OffsetDateTime::now_utc();
-    let events = match kind {
-        Some(kind) => vec![
-            normalize(Value::Object(root), Some(kind), &Map::new(), received_at)
-                .map_err(|m| invalid(m, None))?,
-        ],
-        None => {
-            let items = match root.remove("batch") {
-                Some(Value::Array(items)) => items,
-                _ => return Err(invalid("`batch` must be an array of events", None)),
-            };
-            if items.len() > MAX_BATCH_EVENTS {
-                return Err(invalid(
-                    format!(
-                        "the batch has {} events; the limit is {MAX_BATCH_EVENTS}",
-                        items.len()
-                    ),
-                    Some("batch".into()),
-                ));
-            }
-            let mut events = Vec::with_capacity(items.len());
-            for (i, item) in items.into_iter().enumerate() {
-                let field = format!("batch[{i}]");
-                let event = normalize(item, None, &root, received_at)
-                    .map_err(|m| invalid(format!("{field}: {m}"), Some(field.clone())))?;
-                events.push(event);
-            }
-            events
-        }
-    };
-    let plane = &state.data_plane;
-    if plane.queue.pending(&source.id) + events.len() > plane.config.queue_bound {
+    let source = source_for(plane, &key)?;
+    let events = events(root, kind, OffsetDateTime::now_utc())?;
+    if plane.backlog.pending(&source.id) + events.len() > plane.config.queue_bound {
         return Err(IngestError::Overloaded {
             retry_after: plane.config.retry_after_secs,
         });
     }
-    let queue = plane.queue.clone();
-    let source_id = source.id.clone();
-    let window = plane.config.dedup_window;
-    let accepted = tokio::task::spawn_blocking(move || queue.enqueue(&source_id, events, window))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "the enqueue task failed");
-            IngestError::Internal
-        })?
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot enqueue events");
-            IngestError::Internal
-        })?;
-    plane.queue.commit().await.map_err(|e| {
-        tracing::error!(error = %e, "cannot flush the queue");
-        IngestError::Internal
-    })?;
-    for event in &accepted {
+    let fresh = first_seen(plane, &source.id, events).await?;
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    for event in &fresh {
         plane.observe.ingested(&source.id, event);
     }
-    if !accepted.is_empty() {
-        plane.ingested.notify_one();
+    let count = fresh.len();
+    let record = Batch {
+        source_id: source.id.clone(),
+        events: fresh,
+    }
+    .encode();
+    plane.backlog.adjust(&source.id, count, 0);
+    if let Err(e) = plane.ingest_log.append(vec![record]).await {
+        plane.backlog.adjust(&source.id, 0, count);
+        tracing::error!(error = %e, "cannot append to the ingest log");
+        return Err(IngestError::Internal);
     }
     Ok(())
 }
 
-fn source_for(state: &AppState, key: &str) -> Result<Source, IngestError> {
-    let internal = |e: crate::api::error::ApiError| {
-        tracing::error!(error = ?e, "cannot look up a write key");
+/// The request's events, normalised; `kind` is `None` for a batch.
+fn events(
+    mut root: Map<String, Value>,
+    kind: Option<EventType>,
+    received_at: OffsetDateTime,
+) -> Result<Vec<Event>, IngestError> {
+    if let Some(kind) = kind {
+        let event = normalize(Value::Object(root), Some(kind), &Map::new(), received_at)
+            .map_err(|m| invalid(m, None))?;
+        return Ok(vec![event]);
+    }
+    let items = match root.remove("batch") {
+        Some(Value::Array(items)) => items,
+        _ => return Err(invalid("`batch` must be an array of events", None)),
+    };
+    if items.len() > MAX_BATCH_EVENTS {
+        return Err(invalid(
+            format!(
+                "the batch has {} events; the limit is {MAX_BATCH_EVENTS}",
+                items.len()
+            ),
+            Some("batch".into()),
+        ));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            normalize(item, None, &root, received_at).map_err(|m| {
+                let field = format!("batch[{i}]");
+                invalid(format!("{field}: {m}"), Some(field))
+            })
+        })
+        .collect()
+}
+
+/// The events whose `messageId` this source has not seen within the window.
+async fn first_seen(
+    plane: &Arc<DataPlane>,
+    source_id: &str,
+    events: Vec<Event>,
+) -> Result<Vec<Event>, IngestError> {
+    let dedup = plane.dedup.clone();
+    let window = plane.config.dedup_window;
+    let source_id = source_id.to_string();
+    let fresh = tokio::task::spawn_blocking(move || {
+        let mut fresh = Vec::with_capacity(events.len());
+        for event in events {
+            if dedup.first_time(&source_id, &event.message_id, window)? {
+                fresh.push(event);
+            }
+        }
+        Ok::<_, sled::Error>(fresh)
+    })
+    .await;
+    match fresh {
+        Ok(Ok(fresh)) => Ok(fresh),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot check messageIds");
+            Err(IngestError::Internal)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the deduplication task failed");
+            Err(IngestError::Internal)
+        }
+    }
+}
+
+fn source_for(plane: &DataPlane, key: &str) -> Result<Source, IngestError> {
+    let internal = |e: crate::workspace::StoreError| {
+        tracing::error!(error = %e, "cannot look up a write key");
         IngestError::Internal
     };
-    let id = state
+    let id = plane
         .store
         .index(&format!("writekey:{key}"))
         .map_err(internal)?
         .ok_or(IngestError::Unauthorized)?;
-    let source: Source = state
+    let source: Source = plane
         .store
         .get(Kind::Source, &id)
         .map_err(internal)?

@@ -48,6 +48,9 @@ pub const FUNCTION_DURATION: &str = "sluice_function_duration_seconds";
 pub const QUEUE_PENDING: &str = "sluice_queue_pending_events";
 /// Sources with events waiting for the pipeline, read at scrape time.
 pub const SOURCES_WAITING: &str = "sluice_queue_sources_waiting";
+/// A source's pipeline wiring built (at its first event, then after each configuration
+/// change), by `source_id`.
+pub const WIRINGS_BUILT: &str = "sluice_pipeline_wirings_built_total";
 
 /// HTTP latency buckets, seconds: 1 ms to 10 s.
 const HTTP_BUCKETS: &[f64] = &[
@@ -111,6 +114,11 @@ impl Metrics {
     /// An event accepted for `source_id`.
     pub fn ingested(&self, source_id: &str) {
         self.count(INGESTED, &[("source_id", source_id)]);
+    }
+
+    /// `source_id`'s pipeline wiring was built.
+    pub fn wiring_built(&self, source_id: &str) {
+        self.count(WIRINGS_BUILT, &[("source_id", source_id)]);
     }
 
     /// An event of `source_id` blocked by its tracking plan.
@@ -234,6 +242,10 @@ fn describe() {
     describe_gauge!(
         SOURCES_WAITING,
         "Sources with events waiting for the pipeline."
+    );
+    describe_counter!(
+        WIRINGS_BUILT,
+        "Pipeline wirings built for a source: at its first event, then once per configuration change."
     );
 }
 

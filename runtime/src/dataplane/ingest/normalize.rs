@@ -1,9 +1,11 @@
 //! Segment's validation and normalisation of one tracking call: required fields per type,
 //! `messageId`, `receivedAt`, timestamp correction and the batch's shared `context` and
-//! `integrations`.
+//! `integrations`. The event's JSON is written once, here.
 
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
+
+use crate::dataplane::event::{Event, EventType};
 use time::format_description::well_known::Rfc3339;
 
 /// The most bytes one event may take, as JSON.
@@ -15,8 +17,15 @@ pub const MAX_BATCH_EVENTS: usize = 2500;
 /// The longest `messageId`.
 pub const MAX_MESSAGE_ID: usize = 100;
 
-/// The event types.
-pub const TYPES: [&str; 6] = ["track", "identify", "page", "screen", "group", "alias"];
+/// The event types the tracking API takes (`delete` is not one of them).
+pub const TYPES: [EventType; 6] = [
+    EventType::Track,
+    EventType::Identify,
+    EventType::Page,
+    EventType::Screen,
+    EventType::Group,
+    EventType::Alias,
+];
 
 /// Checks and completes one event. `kind` is the endpoint's type (`None` in a batch, where
 /// each item names its `type`); `shared` holds the batch's `context` and `integrations`.
@@ -25,27 +34,23 @@ pub const TYPES: [&str; 6] = ["track", "identify", "page", "screen", "group", "a
 /// A message naming what is wrong.
 pub fn normalize(
     item: Value,
-    kind: Option<&str>,
+    kind: Option<EventType>,
     shared: &Map<String, Value>,
     received_at: OffsetDateTime,
-) -> Result<Value, String> {
+) -> Result<Event, String> {
     let Value::Object(mut event) = item else {
         return Err("an event must be a JSON object".into());
     };
     event.remove("writeKey");
-    let size = serde_json::to_vec(&event).map(|b| b.len()).unwrap_or(0);
-    if size > MAX_EVENT_BYTES {
-        return Err(format!(
-            "the event is {size} bytes; the limit is {MAX_EVENT_BYTES}"
-        ));
-    }
     let kind = match (kind, event.get("type").and_then(Value::as_str)) {
-        (Some(k), _) => k.to_string(),
-        (None, Some(t)) if TYPES.contains(&t) => t.to_string(),
-        (None, Some(t)) => return Err(format!("unknown `type` {t:?}")),
+        (Some(k), _) => k,
+        (None, Some(t)) => match EventType::parse(t).filter(|t| TYPES.contains(t)) {
+            Some(t) => t,
+            None => return Err(format!("unknown `type` {t:?}")),
+        },
         (None, None) => return Err("`type` is required in a batch item".into()),
     };
-    event.insert("type".into(), Value::String(kind.clone()));
+    event.insert("type".into(), Value::String(kind.as_str().to_string()));
     let has = |e: &Map<String, Value>, k: &str| match e.get(k) {
         Some(Value::String(s)) => !s.is_empty(),
         Some(Value::Number(_)) => true,
@@ -129,7 +134,27 @@ pub fn normalize(
     }
     event.insert("timestamp".into(), Value::String(format(timestamp)));
     event.insert("receivedAt".into(), Value::String(format(received_at)));
-    Ok(Value::Object(event))
+    seal(event, kind)
+}
+
+/// The event's bytes, written once, and its envelope; the size limit is checked on them.
+fn seal(event: Map<String, Value>, kind: EventType) -> Result<Event, String> {
+    let message_id = match event.get("messageId") {
+        Some(Value::String(id)) => id.clone(),
+        _ => String::new(),
+    };
+    let json = serde_json::to_vec(&event).map_err(|e| e.to_string())?;
+    if json.len() > MAX_EVENT_BYTES {
+        return Err(format!(
+            "the event is {} bytes; the limit is {MAX_EVENT_BYTES}",
+            json.len()
+        ));
+    }
+    Ok(Event {
+        message_id,
+        kind,
+        json: json.into(),
+    })
 }
 
 fn format(t: OffsetDateTime) -> String {
@@ -140,6 +165,10 @@ fn format(t: OffsetDateTime) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn parsed(e: Event) -> Value {
+        serde_json::from_slice(&e.json).unwrap()
+    }
 
     fn at(s: &str) -> OffsetDateTime {
         OffsetDateTime::parse(s, &Rfc3339).unwrap()
@@ -152,12 +181,20 @@ mod tests {
         let cases = [
             (
                 json!({"event": "x"}),
-                Some("track"),
+                Some(EventType::Track),
                 "`userId` or `anonymousId`",
             ),
-            (json!({"userId": "u"}), Some("track"), "`event` is required"),
-            (json!({"userId": "u"}), Some("group"), "`groupId`"),
-            (json!({"userId": "u"}), Some("alias"), "`previousId`"),
+            (
+                json!({"userId": "u"}),
+                Some(EventType::Track),
+                "`event` is required",
+            ),
+            (json!({"userId": "u"}), Some(EventType::Group), "`groupId`"),
+            (
+                json!({"userId": "u"}),
+                Some(EventType::Alias),
+                "`previousId`",
+            ),
             (json!({"userId": "u"}), None, "`type` is required"),
             (
                 json!({"userId": "u", "type": "nope"}),
@@ -166,17 +203,17 @@ mod tests {
             ),
             (
                 json!({"userId": "u", "properties": 3}),
-                Some("identify"),
+                Some(EventType::Identify),
                 "`properties` must",
             ),
             (
                 json!({"userId": "u", "messageId": 7}),
-                Some("identify"),
+                Some(EventType::Identify),
                 "`messageId`",
             ),
             (
                 json!({"userId": "u", "sentAt": "yesterday"}),
-                Some("identify"),
+                Some(EventType::Identify),
                 "`sentAt`",
             ),
         ];
@@ -186,11 +223,12 @@ mod tests {
         }
         // Far-apart but valid dates do not overflow the correction.
         let odd = json!({"userId": "u", "originalTimestamp": "9999-01-01T00:00:00Z", "sentAt": "0001-01-01T00:00:00Z"});
-        let e = normalize(odd, Some("identify"), &none, now).unwrap();
+        let e = parsed(normalize(odd, Some(EventType::Identify), &none, now).unwrap());
         assert_eq!(e["timestamp"], "2026-01-01T00:00:10Z");
-        let big = json!({"userId": "u", "properties": {"x": "a".repeat(MAX_EVENT_BYTES)}});
+        let big =
+            json!({"userId": "u", "event": "E", "properties": {"x": "a".repeat(MAX_EVENT_BYTES)}});
         assert!(
-            normalize(big, Some("track"), &none, now)
+            normalize(big, Some(EventType::Track), &none, now)
                 .unwrap_err()
                 .contains("bytes")
         );
@@ -205,11 +243,13 @@ mod tests {
             json!({"anonymousId": "a", "event": "E", "context": {"locale": "en"},
                    "originalTimestamp": "2025-12-31T23:00:00Z", "sentAt": "2025-12-31T23:00:05Z",
                    "writeKey": "k"}),
-            Some("track"),
+            Some(EventType::Track),
             shared.as_object().unwrap(),
             now,
         )
         .unwrap();
+        assert_eq!(e.kind, EventType::Track);
+        let e = parsed(e);
         assert!(e["messageId"].as_str().unwrap().starts_with("sluice-"));
         assert_eq!(e["type"], "track");
         assert_eq!(e["receivedAt"], "2026-01-01T00:00:10Z");

@@ -1,0 +1,121 @@
+//! The server: wires the control plane (`api`) and the data plane (`dataplane`) to one
+//! listener, or two (the tracking API on its own), runs the data plane's stages, and shuts
+//! everything down in order.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use tokio::net::TcpListener;
+
+use crate::api::error::ApiError;
+use crate::api::{AppState, control, ops};
+use crate::dataplane::{self, DataPlane};
+
+/// The whole application: the ingestion routes (authenticated by write key), the operator's
+/// endpoints (no token), then the control plane's routes, auth, limits, request ids, content
+/// negotiation, fallbacks; every request counted in the metrics.
+pub fn app(state: AppState) -> Router {
+    let ingest = dataplane::ingest::router().with_state(state.data_plane.clone());
+    let routes = ingest
+        .merge(ops::router(state.clone()))
+        .merge(control(state.clone()));
+    counted(routes, state)
+}
+
+/// `router` with every request counted under its route template. Applied last, so that it
+/// wraps each route after routing (the template is known) and sees every answer, the 401s
+/// and 429s of the auth layer and the fallbacks' 404s included.
+fn counted(router: Router, state: AppState) -> Router {
+    router.layer(from_fn_with_state(state, ops::count_requests))
+}
+
+/// Serves `app(state)` on `listener` and runs the data plane's pipeline and deliveries until
+/// `shutdown` completes; in-flight requests finish, then the database is flushed (what the
+/// pipeline had not finished stays queued for the next start).
+///
+/// # Errors
+/// The listener fails, or the final flush does.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    run_split(listener, None, state, shutdown).await
+}
+
+/// Like [`run`], but with `ingest` given, the tracking API (`/v1/*`) is served there only and
+/// `listener` serves the control plane only.
+///
+/// # Errors
+/// A listener fails, or the final flush does.
+pub async fn run_split(
+    listener: TcpListener,
+    ingest: Option<TcpListener>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = state.store.clone();
+    let running = dataplane::start(&state.data_plane);
+    let upkeep = tokio::spawn(metrics_upkeep(state.data_plane.clone()));
+    // The shutdown signal runs in its own task so that a panic in it (logging to a closed
+    // stderr panics) still shuts down: its end, however it ends, closes everything.
+    let trigger = tokio::spawn(shutdown);
+    let plane = state.data_plane.clone();
+    let fire = async move {
+        let _ = trigger.await;
+        // Live debugger streams never end on their own; this ends them so the server can stop.
+        plane.closing.send_replace(true);
+    };
+    let closed = |mut closing: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = closing.wait_for(|c| *c).await;
+    };
+    let served = match ingest {
+        None => {
+            let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, service)
+                .with_graceful_shutdown(fire)
+                .await
+        }
+        Some(ingest) => {
+            let control = counted(
+                ops::router(state.clone()).merge(control(state.clone())),
+                state.clone(),
+            )
+            .into_make_service_with_connect_info::<SocketAddr>();
+            let tracking = dataplane::ingest::router()
+                .fallback(|| async {
+                    ApiError::NotFound("this listener serves the tracking API (/v1/*) only".into())
+                })
+                .with_state(state.data_plane.clone())
+                .merge(ops::probes(state.clone()));
+            let tracking = counted(tracking, state.clone())
+                .into_make_service_with_connect_info::<SocketAddr>();
+            let control = axum::serve(listener, control).with_graceful_shutdown(fire);
+            let tracking = axum::serve(ingest, tracking)
+                .with_graceful_shutdown(closed(state.data_plane.closing.subscribe()));
+            tokio::try_join!(control.into_future(), tracking.into_future()).map(|_| ())
+        }
+    };
+    drop(state);
+    running.stop().await;
+    // Aborted and awaited, so that its hold on the database is gone when this returns (a
+    // restart in the same process reopens the directory).
+    upkeep.abort();
+    let _ = upkeep.await;
+    served?;
+    store.flush()?;
+    Ok(())
+}
+
+/// Drains histogram samples into their buckets every few seconds, so that memory stays flat
+/// however long nobody scrapes `/metrics`.
+async fn metrics_upkeep(plane: Arc<DataPlane>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        plane.observe.prometheus.upkeep();
+    }
+}
