@@ -117,8 +117,17 @@ fn enforce_all(
     let settings = &source.schema_settings;
     let mut passed = Vec::with_capacity(events.len());
     for event in events {
-        let Ok(value) = serde_json::from_slice::<Value>(&event.json) else {
-            continue;
+        let value = match serde_json::from_slice::<Value>(&event.json) {
+            Ok(value) => value,
+            // Ingestion wrote these bytes, so this is a bug or a damaged record: say so.
+            Err(e) => {
+                let detail = json!({"error": format!("the event is not JSON: {e}")});
+                plane
+                    .observe
+                    .stage(&source.id, &event.message_id, "enforce", "error", detail);
+                plane.observe.discarded(&source.id, "unreadable");
+                continue;
+            }
         };
         let enforced = enforce::enforce(plan, settings, value);
         forward_violations(&source.id, settings, &enforced, out);
