@@ -18,6 +18,30 @@ use super::resource::{Created, Deleted, Reply, check_name, deleted};
 use super::store::Kind;
 use super::{AppState, Data, created, new_id, now, ok};
 
+/// What survives between the events of one instance. Warm sandboxes always belong to one
+/// instance alone; this chooses whether they are reused for its next events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InstanceIsolation {
+    /// Warm sandboxes are reused for this instance's events, so globals persist between them
+    /// (as on Segment).
+    #[default]
+    Pooled,
+    /// A fresh sandbox per event: nothing persists from one event to the next. Costs an
+    /// instantiation per event (about 10 us for a component, about 4 ms for JavaScript).
+    Fresh,
+}
+
+impl InstanceIsolation {
+    /// The engine's isolation for this choice.
+    pub fn engine(self) -> crate::engine::Isolation {
+        match self {
+            InstanceIsolation::Pooled => crate::engine::Isolation::default(),
+            InstanceIsolation::Fresh => crate::engine::Isolation::Fresh,
+        }
+    }
+}
+
 /// What a sensitive setting's value reads as.
 pub const MASK: &str = "********";
 
@@ -44,6 +68,10 @@ pub struct InsertFunctionInstance {
     /// Values of the function's settings (sensitive ones masked).
     #[schema(value_type = Object)]
     pub settings: Map<String, Value>,
+    /// `POOLED` (default: state persists between this instance's events) or `FRESH` (a new
+    /// sandbox per event).
+    #[serde(default)]
+    pub isolation: InstanceIsolation,
     /// Creation time.
     pub created_at: String,
     /// Last change.
@@ -86,6 +114,8 @@ pub struct CreateInstance {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub settings: Map<String, Value>,
+    /// `POOLED` (default) or `FRESH` (a new sandbox per event).
+    pub isolation: Option<InstanceIsolation>,
 }
 
 /// `PATCH /insert-function-instances/{id}`.
@@ -101,6 +131,8 @@ pub struct UpdateInstance {
     /// Settings to change (merged; a masked value keeps the stored secret).
     #[schema(value_type = Option<Object>)]
     pub settings: Option<Map<String, Value>>,
+    /// `POOLED` or `FRESH` (a new sandbox per event).
+    pub isolation: Option<InstanceIsolation>,
 }
 
 /// Filters of the list.
@@ -265,6 +297,7 @@ pub async fn create(
         enabled: input.enabled.unwrap_or(true),
         order: input.order.unwrap_or(next),
         settings: input.settings.clone(),
+        isolation: input.isolation.unwrap_or_default(),
         created_at: at.clone(),
         updated_at: at,
     };
@@ -346,6 +379,9 @@ pub async fn update(
         }
         if let Some(order) = input.order {
             i.order = order;
+        }
+        if let Some(isolation) = input.isolation {
+            i.isolation = isolation;
         }
         i.settings = settings.clone();
         i.updated_at = now();

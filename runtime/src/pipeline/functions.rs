@@ -3,6 +3,7 @@
 //! drop, fan out; `retry-error` and retryable engine errors retried with backoff; other errors
 //! discard the event, counted under their reason). What functions log is kept.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use crate::api::AppState;
 use crate::api::functions::{Function as FunctionRecord, Version};
 use crate::api::insert_functions::InsertFunctionInstance;
 use crate::api::store::Kind;
-use crate::engine::{Function, Isolation, Limits, Outcome};
+use crate::engine::{Function, Limits, Outcome};
 use crate::observe::FunctionLog;
 
 /// An instance ready to run.
@@ -34,6 +35,9 @@ pub async fn instances(state: &AppState, integration_id: &str) -> Vec<Ready> {
             Vec::new()
         }
     };
+    // Deleted instances' warm pools go (security: pools are per instance, see `function_for`).
+    let live: HashSet<&str> = all.iter().map(|i| i.id.as_str()).collect();
+    state.components.retain_instances(|id| live.contains(id));
     let mut mine: Vec<InsertFunctionInstance> = all
         .into_iter()
         .filter(|i| i.enabled && i.integration_id == integration_id)
@@ -41,9 +45,10 @@ pub async fn instances(state: &AppState, integration_id: &str) -> Vec<Ready> {
     mine.sort_by_key(|i| i.order);
     let mut ready = Vec::with_capacity(mine.len());
     for instance in mine {
-        let function = load(state, &instance.function_id).await;
+        let settings = serde_json::to_string(&instance.settings).unwrap_or_else(|_| "{}".into());
+        let function = load(state, &instance, &settings).await;
         ready.push(Ready {
-            settings: serde_json::to_string(&instance.settings).unwrap_or_else(|_| "{}".into()),
+            settings,
             instance,
             function,
         });
@@ -51,7 +56,14 @@ pub async fn instances(state: &AppState, integration_id: &str) -> Vec<Ready> {
     ready
 }
 
-async fn load(state: &AppState, function_id: &str) -> Result<Arc<Function>, String> {
+/// The function `instance` runs, with warm instances of its own (never shared with another
+/// instance, whatever the code).
+async fn load(
+    state: &AppState,
+    instance: &InsertFunctionInstance,
+    settings: &str,
+) -> Result<Arc<Function>, String> {
+    let function_id = &instance.function_id;
     let record: FunctionRecord = state
         .store
         .get(Kind::Function, function_id)
@@ -69,10 +81,13 @@ async fn load(state: &AppState, function_id: &str) -> Result<Arc<Function>, Stri
         .map_err(|e| format!("{e:?}"))?
         .ok_or("the deployed version is missing")?;
     let components = state.components.clone();
-    tokio::task::spawn_blocking(move || components.function(&version.digest))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+    let (instance_id, settings) = (instance.id.clone(), settings.to_string());
+    tokio::task::spawn_blocking(move || {
+        components.function_for(&instance_id, &version.digest, &settings)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
 }
 
 /// What a chain of instances made of one event.
@@ -117,8 +132,9 @@ pub async fn run(
                 let f = function.clone();
                 let settings = ready.settings.clone();
                 let input = text.clone();
+                let isolation = ready.instance.isolation.engine();
                 let invocation = tokio::task::spawn_blocking(move || {
-                    f.invoke(&input, &settings, &Limits::default(), Isolation::default())
+                    f.invoke(&input, &settings, &Limits::default(), isolation)
                 })
                 .await;
                 let invocation = match invocation {
