@@ -2,7 +2,9 @@
 //! authenticated by a source's write key. An answer of 200 means the events are on disk.
 //!
 //! - [`normalize`]: per-event validation and normalisation.
+//! - [`encoding`]: `Content-Encoding` (gzip, deflate) decoded under the size limit.
 
+pub mod encoding;
 pub mod normalize;
 
 use axum::Router;
@@ -42,6 +44,9 @@ pub enum IngestError {
     },
     /// 500: the events could not be stored (details in the log).
     Internal,
+    /// 415, 400 or 413: the body's `Content-Encoding` is unsupported, wrong, or decodes to
+    /// more than the limit.
+    Encoding(encoding::EncodingError),
 }
 
 impl IntoResponse for IngestError {
@@ -79,6 +84,7 @@ impl IntoResponse for IngestError {
                 "the events could not be stored".to_string(),
                 None,
             ),
+            IngestError::Encoding(e) => (e.status(), e.kind(), e.to_string(), None),
         };
         let mut error = json!({"type": kind, "message": message});
         if let Some(field) = field {
@@ -183,6 +189,7 @@ async fn accept(
         ),
         other => invalid(other.body_text(), None),
     })?;
+    let body = encoding::decode(headers, body, MAX_REQUEST_BYTES).map_err(IngestError::Encoding)?;
     let parsed: Value = serde_json::from_slice(&body)
         .map_err(|e| invalid(format!("the body is not valid JSON: {e}"), None))?;
     let Value::Object(mut root) = parsed else {
