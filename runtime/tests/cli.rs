@@ -132,7 +132,19 @@ fn the_cli_manages_a_running_server() {
     );
 
     // Tokens: the secret is shown once and works; revoking it stops it.
-    let created = cli.ok(&["tokens", "create", "--description", "ci"]);
+    let no_role = cli.fails(&["tokens", "create", "--description", "ci"]);
+    assert!(
+        no_role.contains("--role"),
+        "a role must be chosen: {no_role}"
+    );
+    let created = cli.ok(&[
+        "tokens",
+        "create",
+        "--description",
+        "ci",
+        "--role",
+        "Source Admin",
+    ]);
     let secret = created.lines().nth(1).unwrap_or_default().to_string();
     assert!(secret.len() > 16, "{created}");
     let tokens = cli.json(&["tokens", "list"]);

@@ -170,7 +170,7 @@ fn a_new_javascript_function_deploys_and_runs_on_a_server() {
         !sent.status.success(),
         "one sample line is refused at ingestion"
     );
-    let out = dir.path().join("data/out.jsonl");
+    let out = dir.path().join("data/files/out.jsonl");
     let mut delivered = String::new();
     for _ in 0..100 {
         delivered = std::fs::read_to_string(&out).unwrap_or_default();

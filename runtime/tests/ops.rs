@@ -170,7 +170,7 @@ fn probes_and_metrics_need_no_token_and_count_what_was_sent() {
         "path=out.jsonl",
     ]);
     let destination = destination["id"].as_str().unwrap().to_string();
-    let out = dir.path().join("data/out.jsonl");
+    let out = dir.path().join("data/files/out.jsonl");
 
     // The live debugger, followed from the command line while two events go through.
     let tail = cli.spawn(&["events", "tail", "--source", &source]);

@@ -39,9 +39,22 @@ fn serve_bootstraps_a_token_serves_http_and_shuts_down_cleanly() {
     assert!(status.contains("200"), "{status}");
     stop(server);
 
-    // SLUICE_BOOTSTRAP_TOKEN adds an owner token of the operator's choosing.
+    // SLUICE_BOOTSTRAP_TOKEN only ever creates the first token of an empty workspace: here
+    // one exists, so it grants nothing.
     let chosen = "ci-owner-token-0123456789";
     let server = start(dir.path(), Some(chosen));
+    let (status, _) = get(&server.address, "/sources", Some(chosen));
+    assert!(status.contains("401"), "{status}");
+    stop(server);
+
+    // On an empty workspace it is the first owner token, of the operator's choosing.
+    let fresh = tempfile::tempdir().unwrap();
+    let server = start(fresh.path(), Some(chosen));
+    assert!(
+        !server.stdout.iter().any(|l| l.starts_with("sl_")),
+        "{:?}",
+        server.stdout
+    );
     let (status, _) = get(&server.address, "/sources", Some(chosen));
     assert!(status.contains("200"), "{status}");
     stop(server);

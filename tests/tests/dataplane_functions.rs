@@ -74,7 +74,7 @@ async fn function_outcomes_are_forwarded_fanned_out_retried_or_discarded() {
     assert_eq!(response.status(), StatusCode::OK);
 
     // Three copies of the fanned-out event and the plain one; nothing else.
-    let file = dir.path().join("out.jsonl");
+    let file = dir.path().join("files/out.jsonl");
     let mut delivered: Vec<String> = Vec::new();
     for _ in 0..400 {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
@@ -200,7 +200,7 @@ async fn a_source_retrying_its_function_does_not_hold_up_another() {
         assert_eq!(response.status(), StatusCode::OK);
     }
     // The fast source's event arrives while the slow one's function waits to be retried.
-    let fast = dir.path().join("fast.jsonl");
+    let fast = dir.path().join("files/fast.jsonl");
     let started = std::time::Instant::now();
     while std::fs::read_to_string(&fast)
         .unwrap_or_default()
@@ -212,6 +212,6 @@ async fn a_source_retrying_its_function_does_not_hold_up_another() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(!dir.path().join("slow.jsonl").exists());
+    assert!(!dir.path().join("files/slow.jsonl").exists());
     server.stop().await;
 }

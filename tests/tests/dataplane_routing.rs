@@ -119,7 +119,7 @@ async fn enforcement_omits_fields_records_protocols_and_forwards_violations() {
                "properties": {"orderId": "o-1", "total": "ten", "coupon": "FREE"}}),
     )
     .await;
-    let out = lines(&dir.path().join("web.jsonl"), 1).await;
+    let out = lines(&dir.path().join("files/web.jsonl"), 1).await;
     let event = &out[0];
     assert_eq!(event["properties"], json!({"orderId": "o-1"}), "{event}");
     let protocols = &event["context"]["protocols"];
@@ -135,7 +135,7 @@ async fn enforcement_omits_fields_records_protocols_and_forwards_violations() {
     assert_eq!(protocols["violations"][0]["type"], "Datatype");
     assert_eq!(protocols["violations"][0]["field"], "properties.total");
 
-    let forwarded = lines(&dir.path().join("violations.jsonl"), 1).await;
+    let forwarded = lines(&dir.path().join("files/violations.jsonl"), 1).await;
     let v = &forwarded[0];
     assert_eq!(v["event"], "Violation Generated");
     assert_eq!(v["userId"], "schema-violations");
@@ -192,8 +192,8 @@ async fn router_picks_destinations_logs_and_the_debugger_streams_live() {
         ]}),
     )
     .await;
-    let to_b = lines(&dir.path().join("b.jsonl"), 2).await;
-    let to_a = lines(&dir.path().join("a.jsonl"), 1).await;
+    let to_b = lines(&dir.path().join("files/b.jsonl"), 2).await;
+    let to_a = lines(&dir.path().join("files/a.jsonl"), 1).await;
     let ids = |l: &[Value]| -> Vec<String> {
         let mut ids: Vec<String> = l
             .iter()

@@ -79,7 +79,7 @@ async fn the_wiring_is_rebuilt_after_a_configuration_change_and_not_before() {
     for i in 0..20 {
         send(&server, &key, vec![track(i)]).await;
     }
-    let a = dir.path().join("a.jsonl");
+    let a = dir.path().join("files/a.jsonl");
     eventually("20 events in a.jsonl", || lines(&a).len() == 20).await;
     assert_eq!(
         builds(&server, &source).await,
@@ -95,7 +95,7 @@ async fn the_wiring_is_rebuilt_after_a_configuration_change_and_not_before() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     send(&server, &key, vec![track(20)]).await;
-    let b = dir.path().join("b.jsonl");
+    let b = dir.path().join("files/b.jsonl");
     eventually("the next event in b.jsonl", || lines(&b).len() == 1).await;
     assert_eq!(lines(&a).len(), 20, "nothing more went to the old path");
     assert_eq!(builds(&server, &source).await, 2);
@@ -167,7 +167,7 @@ async fn each_delivered_batch_lists_its_events_in_ingestion_order() {
             "a batch out of ingestion order: {batch:?}"
         );
     }
-    let file = dir.path().join("ordered.jsonl");
+    let file = dir.path().join("files/ordered.jsonl");
     eventually("every event in the file", || lines(&file).len() == total).await;
     // A file takes a whole chunk as one batch: lines of one request stay together, in order.
     let ns: Vec<u64> = lines(&file)

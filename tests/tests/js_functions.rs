@@ -155,7 +155,10 @@ async fn javascript_functions_transform_drop_fan_out_and_route_in_the_pipeline()
     let src = server.source("web").await;
     server.file_destination(&src, "A", "A.jsonl").await;
     server.file_destination(&src, "B", "B.jsonl").await;
-    let (a, b) = (dir.path().join("A.jsonl"), dir.path().join("B.jsonl"));
+    let (a, b) = (
+        dir.path().join("files/A.jsonl"),
+        dir.path().join("files/B.jsonl"),
+    );
     attach(
         &server,
         &src,

@@ -90,3 +90,37 @@ fn a_corrupt_or_foreign_artifact_is_recompiled_not_trusted() {
 fn blake3_hex(bytes: &[u8]) -> String {
     sluice_runtime::engine::digest_hex(bytes)
 }
+
+#[test]
+fn each_insert_function_instance_gets_its_own_warm_pool_over_shared_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path()).unwrap();
+    let engine = engine();
+    let store = ComponentStore::open(&db, engine.clone()).unwrap();
+    let digest = store.put(&component("hostile")).unwrap().digest;
+    let a = store.function_for("instance-a", &digest, "{}").unwrap();
+    let event = r#"{"type":"track","event":"count","properties":{}}"#;
+    let run = a.invoke(event, "{}", &Limits::default(), Isolation::default());
+    assert!(run.result.is_ok(), "{:?}", run.result);
+    assert_eq!(a.warm_instances(), 1);
+    // The same instance gets the same pool back; another instance, or new settings, a new one.
+    let again = store.function_for("instance-a", &digest, "{}").unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &again));
+    let b = store.function_for("instance-b", &digest, "{}").unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&a, &b));
+    assert_eq!(b.warm_instances(), 0, "nothing of instance-a's is reused");
+    let changed = store
+        .function_for("instance-a", &digest, r#"{"apiKey":"new"}"#)
+        .unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&a, &changed));
+    assert_eq!(changed.warm_instances(), 0);
+    assert_eq!(engine.compile_count(), 1, "the compiled code is shared");
+    // A deleted instance's pool is dropped.
+    store.retain_instances(|id| id == "instance-a");
+    let reloaded = store.function_for("instance-b", &digest, "{}").unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&b, &reloaded));
+    let kept = store
+        .function_for("instance-a", &digest, r#"{"apiKey":"new"}"#)
+        .unwrap();
+    assert!(std::sync::Arc::ptr_eq(&changed, &kept));
+}

@@ -3,10 +3,14 @@
 //! `loop` spins forever, `grow` allocates until memory runs out, `panic` panics, `recurse`
 //! recurses without end, `oversize` returns a 256 KiB event, `chatty` logs 10,000 lines,
 //! `sleep` sleeps for ten seconds, `count` reports how many events this instance has seen
-//! (`properties.seen`, from a static counter: it shows instance reuse), `retry` raises a retry-error, `fanout` returns `properties.copies` copies; anything else is
-//! forwarded unchanged.
+//! (`properties.seen`, from a static counter: it shows instance reuse), `remember` keeps the
+//! first `apiKey` setting it sees in a global and reports it (`properties.remembered`: a
+//! secret that would leak if an instance served two sets of settings), `retry` raises a
+//! retry-error, `fanout` returns `properties.copies` copies; anything else is forwarded
+//! unchanged.
 
 use std::hint::black_box;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sluice_guest::{Context, Event, FunctionError, InsertFunction, Outcome, Value};
@@ -17,6 +21,9 @@ pub struct Hostile;
 /// Events this instance has handled: state that survives between events only on a reused
 /// instance.
 static SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// The first `apiKey` setting this instance saw: a global that outlives the event.
+static REMEMBERED: OnceLock<String> = OnceLock::new();
 
 fn recurse(depth: u64) -> u64 {
     // Not a tail call, and opaque to the optimiser, so every level keeps a stack frame. The
@@ -33,6 +40,15 @@ impl InsertFunction for Hostile {
         let seen = SEEN.fetch_add(1, Ordering::Relaxed) + 1;
         match event.event.as_deref().unwrap_or_default() {
             "count" => {
+                event.properties.insert("seen".into(), Value::from(seen));
+                Ok(event.into())
+            }
+            "remember" => {
+                let key = ctx.setting::<String>("apiKey").unwrap_or_default();
+                let first = REMEMBERED.get_or_init(|| key);
+                event
+                    .properties
+                    .insert("remembered".into(), Value::from(first.as_str()));
                 event.properties.insert("seen".into(), Value::from(seen));
                 Ok(event.into())
             }

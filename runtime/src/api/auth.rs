@@ -1,5 +1,7 @@
 //! Bearer tokens, Segment's roles and their scopes: who the caller is and what it may do.
-//! Tokens are stored only as blake3 hashes; the secret is shown once, at creation.
+//! Tokens are stored only as blake3 hashes; the secret is shown once, at creation. A token may
+//! expire (`expiresAt`); revocation deletes it for good (the bootstrap secret only ever
+//! creates the first token of an empty workspace).
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header;
@@ -7,6 +9,8 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -214,6 +218,39 @@ pub struct StoredToken {
     pub hash: String,
     pub permissions: Vec<Permission>,
     pub created_at: String,
+    /// When it stops working (RFC 3339); never when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+impl StoredToken {
+    /// Whether `expires_at` has passed (an unreadable expiry counts as passed).
+    pub fn expired(&self) -> bool {
+        self.expires_at.as_deref().is_some_and(|at| {
+            OffsetDateTime::parse(at, &Rfc3339).map_or(true, |at| at <= OffsetDateTime::now_utc())
+        })
+    }
+}
+
+/// Checks an `expiresAt` given at creation: RFC 3339 and in the future; returns it in the
+/// normal form (UTC).
+///
+/// # Errors
+/// 422 naming `field`.
+pub fn parse_expiry(at: &str, field: &str) -> Result<String, ApiError> {
+    let parsed = OffsetDateTime::parse(at, &Rfc3339).map_err(|e| {
+        ApiError::invalid(
+            field,
+            format!("`{at}` is not an RFC 3339 time (like 2027-01-31T12:00:00Z): {e}"),
+        )
+    })?;
+    if parsed <= OffsetDateTime::now_utc() {
+        return Err(ApiError::invalid(field, format!("`{at}` is in the past")));
+    }
+    parsed
+        .to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .map_err(|e| ApiError::invalid(field, e.to_string()))
 }
 
 /// The shortest secret accepted as a bootstrap token.
@@ -436,6 +473,9 @@ fn authenticate(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Cal
         .store
         .get(Kind::Token, &id)?
         .ok_or(ApiError::Unauthorized)?;
+    if token.expired() {
+        return Err(ApiError::TokenExpired(token.expires_at.unwrap_or_default()));
+    }
     Ok(Caller {
         actor: format!("token:{} ({})", token.id, token.description),
         token_id: token.id,
@@ -460,11 +500,15 @@ pub fn check_bootstrap(secret: &str) -> Result<(), ApiError> {
 }
 
 /// Makes sure an owner token exists: when the store has no token, creates one (with `secret`
-/// when given, else a random one, which is returned so the caller can print it once); when
-/// `secret` is given and unknown, adds it as an owner token.
+/// when given, else a random one, which is returned so the caller can print it once).
+///
+/// The bootstrap secret is honoured only to create the first token of an empty workspace:
+/// once any token exists, an unknown `secret` is ignored (with a warning), so a bootstrap token
+/// that was revoked (`DELETE /tokens/{id}`) stays revoked when the server restarts with the
+/// same `--bootstrap-token`.
 ///
 /// # Errors
-/// A database failure.
+/// A secret shorter than [`MIN_SECRET_LEN`], or a database failure.
 pub fn bootstrap(
     store: &super::store::Store,
     secret: Option<&str>,
@@ -472,12 +516,20 @@ pub fn bootstrap(
     if let Some(s) = secret {
         check_bootstrap(s)?;
     }
-    let empty = store.is_empty(Kind::Token)?;
+    if !store.is_empty(Kind::Token)? {
+        if let Some(s) = secret
+            && store.index(&format!("token:{}", hash_secret(s)))?.is_none()
+        {
+            tracing::warn!(
+                "the bootstrap token is ignored: the workspace already has tokens (it only \
+                 creates the first one), and a revoked bootstrap token stays revoked"
+            );
+        }
+        return Ok(None);
+    }
     let (secret, generated) = match secret {
-        Some(s) if store.index(&format!("token:{}", hash_secret(s)))?.is_some() => return Ok(None),
         Some(s) => (s.to_string(), false),
-        None if empty => (new_secret()?, true),
-        None => return Ok(None),
+        None => (new_secret()?, true),
     };
     let token = StoredToken {
         id: super::new_id(),
@@ -492,6 +544,7 @@ pub fn bootstrap(
             }],
         }],
         created_at: super::now(),
+        expires_at: None,
     };
     store.transact("sluice", |tx| {
         tx.put(Kind::Token, &token.id, &token)?;

@@ -10,6 +10,7 @@ use super::error::{ApiError, CommonErrors};
 use super::extract::Query;
 use super::pagination::{PageQuery, Pagination, page};
 use super::{Data, ok};
+use crate::dataplane::destinations::file;
 
 /// One setting a type takes.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -148,7 +149,8 @@ pub fn destination_types() -> Vec<Metadata> {
                 "path",
                 "string",
                 true,
-                "The file, relative to the data directory.",
+                "The file, relative to `<data dir>/files/`: relative, without `..`, not absolute \
+                 (so never the database's own files).",
             )],
         ),
     ]
@@ -184,7 +186,9 @@ pub fn warehouse_types() -> Vec<Metadata> {
 pub const MAX_BATCH_SIZE: u64 = 1000;
 
 /// Checks `settings` against a type's options: required options present, types right, no
-/// unknown keys; `url` options must be http(s) URLs, `batchSize` 1 to [`MAX_BATCH_SIZE`].
+/// unknown keys; `url` options must be http(s) URLs, `batchSize` 1 to [`MAX_BATCH_SIZE`], a
+/// file destination's `path` must pass [`file::normalise`] (relative, no `..`, inside
+/// `<data dir>/files/`).
 /// `field` is the input's path.
 ///
 /// # Errors
@@ -233,6 +237,10 @@ pub fn validate_settings(
                         "`url` must be an http:// or https:// URL with a host",
                     ));
                 }
+                if meta.id == "file" && option.name == "path" {
+                    file::normalise(value.as_str().unwrap_or_default())
+                        .map_err(|e| ApiError::invalid(path, e.to_string()))?;
+                }
             }
         }
     }
@@ -246,6 +254,18 @@ pub fn validate_settings(
         ));
     }
     Ok(())
+}
+
+/// `settings`, already checked by [`validate_settings`], in their normal form: a file
+/// destination's `path` as [`file::normalise`] writes it (`./a//b` is stored as `a/b`).
+pub fn normalise_settings(meta: &Metadata, mut settings: Map<String, Value>) -> Map<String, Value> {
+    if meta.id == "file"
+        && let Some(Value::String(path)) = settings.get_mut("path")
+        && let Ok(normal) = file::normalise(path)
+    {
+        *path = normal;
+    }
+    settings
 }
 
 fn is_http_url(url: &str) -> bool {

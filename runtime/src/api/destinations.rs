@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Area, Caller};
-use super::catalog::{destination_types, validate_settings};
+use super::catalog::{destination_types, normalise_settings, validate_settings};
 use super::error::{ApiError, CommonErrors};
 use super::extract::{Json, Path, Query};
 use super::insert_functions::InsertFunctionInstance;
@@ -115,7 +115,8 @@ pub async fn list(
 /// Create a destination.
 ///
 /// Connects a destination of a catalog type to an existing source. Settings are checked
-/// against the type's options: a `webhook` needs an http(s) `url`.
+/// against the type's options: a `webhook` needs an http(s) `url`, a `file` a `path` that is
+/// relative, without `..`, and lands inside `<data dir>/files/` (else 422 naming the rule).
 #[utoipa::path(post, path = "/destinations", tag = "Destinations", request_body = CreateDestination,
     responses((status = 201, body = Data<DestinationData>), CommonErrors))]
 pub async fn create(
@@ -139,7 +140,7 @@ pub async fn create(
         enabled: input.enabled.unwrap_or(true),
         metadata: (&meta).into(),
         source_id: input.source_id.clone(),
-        settings: input.settings.clone(),
+        settings: normalise_settings(&meta, input.settings.clone()),
         created_at: at.clone(),
         updated_at: at,
     };
@@ -189,10 +190,14 @@ pub async fn update(
     Json(input): Json<UpdateDestination>,
 ) -> Reply<DestinationData> {
     let current = load(&state, &caller, &id, true)?;
-    if let Some(settings) = &input.settings {
-        let meta = catalog_entry(destination_types(), &current.metadata.id)?;
-        validate_settings(&meta, settings, "settings")?;
-    }
+    let settings = match input.settings.clone() {
+        Some(settings) => {
+            let meta = catalog_entry(destination_types(), &current.metadata.id)?;
+            validate_settings(&meta, &settings, "settings")?;
+            Some(normalise_settings(&meta, settings))
+        }
+        None => None,
+    };
     if let Some(name) = &input.name {
         check_name(name, "name")?;
     }
@@ -204,7 +209,7 @@ pub async fn update(
         if let Some(enabled) = input.enabled {
             d.enabled = enabled;
         }
-        if let Some(settings) = &input.settings {
+        if let Some(settings) = &settings {
             d.settings = settings.clone();
         }
         d.updated_at = now();

@@ -14,6 +14,9 @@ pub enum ApiError {
     /// No token, or a token sluice does not know.
     #[error("a valid `Authorization: Bearer <token>` header is required")]
     Unauthorized,
+    /// The token was valid but its `expiresAt` has passed.
+    #[error("this token expired at {0}; ask a Workspace Owner for a new one")]
+    TokenExpired(String),
     /// The token is valid but its roles do not allow this.
     #[error("{0}")]
     Forbidden(String),
@@ -76,7 +79,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::TokenExpired(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -93,7 +96,7 @@ impl ApiError {
     fn kind(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) | ApiError::UnsupportedMediaType(_) => "bad-request",
-            ApiError::Unauthorized => "unauthorized",
+            ApiError::Unauthorized | ApiError::TokenExpired(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
             ApiError::MethodNotAllowed => "method-not-allowed",

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::auth::{
     Area, Caller, Permission, ROLES, ResourceType, Role, StoredToken, hash_secret, new_secret,
-    normalise,
+    normalise, parse_expiry,
 };
 use super::error::{ApiError, CommonErrors, ErrorBody};
 use super::extract::{Json, Path, Query};
@@ -247,6 +247,11 @@ pub struct Token {
     pub permissions: Vec<Permission>,
     /// Creation time.
     pub created_at: String,
+    /// When it stops working (RFC 3339, UTC); absent when it never expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Whether `expiresAt` has passed: requests with it get 401.
+    pub expired: bool,
     /// The secret: only in the response that created it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
@@ -255,10 +260,12 @@ pub struct Token {
 impl From<StoredToken> for Token {
     fn from(t: StoredToken) -> Token {
         Token {
+            expired: t.expired(),
             id: t.id,
             description: t.description,
             permissions: t.permissions,
             created_at: t.created_at,
+            expires_at: t.expires_at,
             value: None,
         }
     }
@@ -282,12 +289,16 @@ pub struct Tokens {
 
 /// `POST /tokens`.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateToken {
     /// What it is for.
     pub description: String,
     /// What it may do (at least one permission).
     pub permissions: Vec<Permission>,
+    /// When it stops working: an RFC 3339 time in the future (`2027-01-31T12:00:00Z`).
+    /// Default: never.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 /// List tokens.
@@ -308,8 +319,8 @@ pub async fn list_tokens(
 /// Create a token.
 ///
 /// A new API token with roles, scoped to the workspace or to resources (a Source Admin over one
-/// source, say). The response's `value` is the secret: it is shown only this once and stored
-/// only as a hash. Workspace Owner only.
+/// source, say), optionally expiring at `expiresAt`. The response's `value` is the secret: it
+/// is shown only this once and stored only as a hash. Workspace Owner only.
 #[utoipa::path(post, path = "/tokens", tag = "IAM", request_body = CreateToken,
     responses((status = 201, body = Data<TokenData>), CommonErrors))]
 pub async fn create_token(
@@ -325,6 +336,10 @@ pub async fn create_token(
             "a token needs at least one permission",
         ));
     }
+    let expires_at = match &input.expires_at {
+        Some(at) => Some(parse_expiry(at, "expiresAt")?),
+        None => None,
+    };
     let secret = new_secret()?;
     let stored = StoredToken {
         id: new_id(),
@@ -332,6 +347,7 @@ pub async fn create_token(
         hash: hash_secret(&secret),
         permissions: normalise(input.permissions.clone(), "permissions")?,
         created_at: now(),
+        expires_at,
     };
     state.store.transact(&caller.actor, |tx| {
         tx.put(Kind::Token, &stored.id, &stored)?;
@@ -348,10 +364,28 @@ pub async fn create_token(
     Ok(created(TokenData { token }))
 }
 
+/// Get a token.
+///
+/// One API token with its permissions and expiry; never its secret. Workspace Owner only.
+#[utoipa::path(get, path = "/tokens/{id}", tag = "IAM", params(("id" = String, Path, description = "Token id")),
+    responses((status = 200, body = Data<TokenData>), CommonErrors))]
+pub async fn get_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Reply<TokenData> {
+    owner(&caller, true)?;
+    let stored: StoredToken = state.store.find(Kind::Token, &id)?;
+    Ok(ok(TokenData {
+        token: Token::from(stored),
+    }))
+}
+
 /// Delete a token.
 ///
-/// Revokes the token at once: requests with it get 401 from now on. The last Workspace Owner
-/// token cannot be deleted (409).
+/// Revokes the token for good: requests with it get 401 from now on, also after a restart with
+/// the same `--bootstrap-token`. The last Workspace Owner token that has not expired cannot be
+/// deleted (409).
 #[utoipa::path(delete, path = "/tokens/{id}", tag = "IAM", params(("id" = String, Path, description = "Token id")),
     responses((status = 200, body = Data<Deleted>), (status = 409, body = ErrorBody), CommonErrors))]
 pub async fn delete_token(
@@ -363,13 +397,14 @@ pub async fn delete_token(
     // Deleting the last workspace-wide owner token would lock everyone out for good.
     let tokens: Vec<StoredToken> = state.store.list(Kind::Token, "")?;
     let is_owner = |t: &StoredToken| {
-        t.permissions.iter().any(|p| {
-            p.role_id == "workspace-owner"
-                && (p.resources.is_empty()
-                    || p.resources
-                        .iter()
-                        .any(|r| r.kind == ResourceType::Workspace))
-        })
+        !t.expired()
+            && t.permissions.iter().any(|p| {
+                p.role_id == "workspace-owner"
+                    && (p.resources.is_empty()
+                        || p.resources
+                            .iter()
+                            .any(|r| r.kind == ResourceType::Workspace))
+            })
     };
     if tokens.iter().any(|t| t.id == id && is_owner(t))
         && tokens.iter().filter(|t| is_owner(t)).count() == 1

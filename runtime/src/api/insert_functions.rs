@@ -18,7 +18,7 @@ use super::resource::{Created, Deleted, Reply, check_name, deleted};
 use super::store::Kind;
 use super::{AppState, Data, created, new_id, now, ok};
 
-pub use crate::workspace::InsertFunctionInstance;
+pub use crate::workspace::{InsertFunctionInstance, InstanceIsolation};
 
 /// What a sensitive setting's value reads as.
 pub const MASK: &str = "********";
@@ -59,6 +59,8 @@ pub struct CreateInstance {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub settings: Map<String, Value>,
+    /// `POOLED` (default) or `FRESH` (a new sandbox per event).
+    pub isolation: Option<InstanceIsolation>,
 }
 
 /// `PATCH /insert-function-instances/{id}`.
@@ -74,6 +76,8 @@ pub struct UpdateInstance {
     /// Settings to change (merged; a masked value keeps the stored secret).
     #[schema(value_type = Option<Object>)]
     pub settings: Option<Map<String, Value>>,
+    /// `POOLED` or `FRESH` (a new sandbox per event).
+    pub isolation: Option<InstanceIsolation>,
 }
 
 /// Filters of the list.
@@ -238,6 +242,7 @@ pub async fn create(
         enabled: input.enabled.unwrap_or(true),
         order: input.order.unwrap_or(next),
         settings: input.settings.clone(),
+        isolation: input.isolation.unwrap_or_default(),
         created_at: at.clone(),
         updated_at: at,
     };
@@ -319,6 +324,9 @@ pub async fn update(
         }
         if let Some(order) = input.order {
             i.order = order;
+        }
+        if let Some(isolation) = input.isolation {
+            i.isolation = isolation;
         }
         i.settings = settings.clone();
         i.updated_at = now();

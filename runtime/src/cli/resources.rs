@@ -66,6 +66,7 @@ const TOKENS: Kind = Kind {
         ("description", "/description"),
         ("role", "/permissions/0/roleName"),
         ("created", "/createdAt"),
+        ("expires", "/expiresAt"),
     ],
 };
 
@@ -184,9 +185,12 @@ pub enum TokensCmd {
         /// What it is for.
         #[arg(long)]
         description: String,
-        /// A role from `GET /roles`, by name or id.
-        #[arg(long, default_value = "Workspace Owner")]
+        /// A role from `GET /roles`, by name or id (required: no token is an owner by default).
+        #[arg(long)]
         role: String,
+        /// When it stops working: an RFC 3339 time (`2027-01-31T12:00:00Z`). Default: never.
+        #[arg(long, value_name = "TIME")]
+        expires_at: Option<String>,
     },
     /// Revoke a token.
     Revoke {
@@ -271,8 +275,15 @@ pub(super) fn tokens(cmd: TokensCmd, args: &ClientArgs) -> anyhow::Result<()> {
     let client = Client::new(args)?;
     match cmd {
         TokensCmd::List => list(&client, &TOKENS, "", args.json),
-        TokensCmd::Create { description, role } => {
-            let body = json!({"description": description, "permissions": [{"roleId": role, "resources": []}]});
+        TokensCmd::Create {
+            description,
+            role,
+            expires_at,
+        } => {
+            let mut body = json!({"description": description, "permissions": [{"roleId": role, "resources": []}]});
+            if let Some(at) = expires_at {
+                body["expiresAt"] = Value::String(at);
+            }
             let data = client.post(TOKENS.path, &body)?;
             let token = data.get(TOKENS.one).cloned().unwrap_or(data);
             if args.json {

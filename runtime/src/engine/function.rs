@@ -99,7 +99,9 @@ pub struct BatchInvocation {
     pub logs: Vec<LogLine>,
 }
 
-/// What instances of a function are made from.
+/// What instances of a function are made from: immutable, shared by every [`Function`] made
+/// with [`Function::with_own_pool`].
+#[derive(Clone)]
 enum Pre {
     /// A component of the insert-function world.
     Component(InsertFunctionPre<HostState>),
@@ -181,6 +183,18 @@ impl Function {
             engine,
             digest,
             pre: Pre::Script { pre, code },
+            warm: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The same function (its pre-linked component, or the JavaScript engine and code, shared)
+    /// with a warm pool of its own, empty: instances made for one insert-function instance are
+    /// then never reused for another. Costs a few reference-count increments.
+    pub fn with_own_pool(&self) -> Function {
+        Function {
+            engine: self.engine.clone(),
+            digest: self.digest.clone(),
+            pre: self.pre.clone(),
             warm: Mutex::new(Vec::new()),
         }
     }

@@ -1,5 +1,6 @@
 //! Content-addressed storage of components, JavaScript code and compiled artifacts, and the
-//! cache of loaded [`Function`]s.
+//! cache of loaded [`Function`]s: one per digest (compiled code, shared), and one per
+//! insert-function instance (its own warm instances, never shared with another).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -37,6 +38,13 @@ pub struct Stored {
     pub new: bool,
 }
 
+/// The function of one insert-function instance and what its warm instances were made for.
+struct InstanceFunction {
+    digest: String,
+    settings: blake3::Hash,
+    function: Arc<Function>,
+}
+
 /// Components by digest, their compiled artifacts by (digest, engine compatibility hash), and
 /// the functions loaded from them. Cheap to share; loading a function costs one artifact
 /// deserialization (about a millisecond), compiling costs Cranelift time.
@@ -47,6 +55,9 @@ pub struct ComponentStore {
     scripts: sled::Tree,
     artifacts: sled::Tree,
     loaded: Mutex<HashMap<String, Arc<Function>>>,
+    /// Per insert-function instance id: the function with its own warm pool, and what it was
+    /// made for (a new digest or new settings get a new pool).
+    instances: Mutex<HashMap<String, InstanceFunction>>,
     /// The JavaScript engine, compiled (or loaded from its artifact) on first use.
     js: OnceLock<Result<Arc<JsEngine>, String>>,
 }
@@ -64,6 +75,7 @@ impl ComponentStore {
             scripts: db.open_tree("scripts")?,
             artifacts: db.open_tree("artifacts")?,
             loaded: Mutex::new(HashMap::new()),
+            instances: Mutex::new(HashMap::new()),
             js: OnceLock::new(),
         })
     }
@@ -198,6 +210,59 @@ impl ComponentStore {
             digest.to_string(),
             pre,
         ))))
+    }
+
+    /// The function insert-function instance `instance_id` runs: the code of `digest` (shared,
+    /// loaded as by [`ComponentStore::function`]) with a warm pool that belongs to this instance
+    /// and these `settings` alone. Its warm instances (a Rust component's globals, a JavaScript
+    /// realm) are never reused for another instance, another source or another function, even
+    /// with identical code; a change of code or settings starts a new pool. Costs a map lookup
+    /// once loaded.
+    ///
+    /// # Errors
+    /// As [`ComponentStore::function`].
+    pub fn function_for(
+        &self,
+        instance_id: &str,
+        digest: &str,
+        settings: &str,
+    ) -> Result<Arc<Function>, StorageError> {
+        let settings = blake3::hash(settings.as_bytes());
+        let cached = self.instances.lock().ok().and_then(|instances| {
+            instances
+                .get(instance_id)
+                .filter(|i| i.digest == digest && i.settings == settings)
+                .map(|i| i.function.clone())
+        });
+        if let Some(function) = cached {
+            return Ok(function);
+        }
+        let function = Arc::new(self.function(digest)?.with_own_pool());
+        // A poisoned lock only costs reuse: every call then gets a pool of its own.
+        let Ok(mut instances) = self.instances.lock() else {
+            return Ok(function);
+        };
+        match instances.get(instance_id) {
+            // Another thread loaded it meanwhile: one pool per instance, so keep the first.
+            Some(i) if i.digest == digest && i.settings == settings => Ok(i.function.clone()),
+            _ => {
+                let made = InstanceFunction {
+                    digest: digest.to_string(),
+                    settings,
+                    function: function.clone(),
+                };
+                instances.insert(instance_id.to_string(), made);
+                Ok(function)
+            }
+        }
+    }
+
+    /// Drops the warm pools of insert-function instances for which `live` is false (deleted
+    /// ones), freeing their instances' memory. Costs one pass over the loaded instances.
+    pub fn retain_instances(&self, live: impl Fn(&str) -> bool) {
+        if let Ok(mut instances) = self.instances.lock() {
+            instances.retain(|id, _| live(id));
+        }
     }
 
     fn cache(&self, function: Arc<Function>) -> Arc<Function> {

@@ -18,7 +18,7 @@ use time::format_description::well_known::Rfc3339;
 pub use audit::AuditEvent;
 pub use destination::Destination;
 pub use function::{Function, FunctionType, Runtime, SettingDecl, SettingType, Version};
-pub use instance::InsertFunctionInstance;
+pub use instance::{InsertFunctionInstance, InstanceIsolation};
 pub use resource::{Label, MetadataRef};
 pub use source::{
     SchemaSettings, Source, TrackOnViolation, TrackSettings, TraitSettings, TraitsOnViolation,

@@ -168,8 +168,8 @@ impl Server {
             .to_string()
     }
 
-    /// Creates a `file` destination `name` on `source_id` writing to `path` (relative to the
-    /// data directory); returns its id.
+    /// Creates a `file` destination `name` on `source_id` writing to `path` (relative to
+    /// `<data dir>/files/`, see [`Server::file`]); returns its id.
     pub async fn file_destination(&self, source_id: &str, name: &str, path: &str) -> String {
         let r = self
             .post(
@@ -183,6 +183,11 @@ impl Server {
             .as_str()
             .expect("an id")
             .to_string()
+    }
+
+    /// Where a file destination with `path` writes: `<data dir>/files/<path>`.
+    pub fn file(&self, path: &str) -> PathBuf {
+        self.dir.join("files").join(path)
     }
 
     /// The first write key of source `source_id`.

@@ -2,10 +2,12 @@
 //! authenticated by a source's write key. Each request's new events become one record of the
 //! ingest log; an answer of 200 means that record is on disk (its group commit's `fdatasync`).
 //!
+//! - [`encoding`]: `Content-Encoding` (gzip, deflate) decoded under the size limit;
 //! - [`normalize`]: per-event validation and normalisation (the event's bytes are written there);
 //! - [`dedup`]: `messageId`s seen per source.
 
 pub mod dedup;
+pub mod encoding;
 pub mod normalize;
 
 use std::sync::Arc;
@@ -47,6 +49,9 @@ pub enum IngestError {
     },
     /// 500: the events could not be stored (details in the log).
     Internal,
+    /// 415, 400 or 413: the body's `Content-Encoding` is unsupported, wrong, or decodes to
+    /// more than the limit.
+    Encoding(encoding::EncodingError),
 }
 
 impl IntoResponse for IngestError {
@@ -84,6 +89,7 @@ impl IntoResponse for IngestError {
                 "the events could not be stored".to_string(),
                 None,
             ),
+            IngestError::Encoding(e) => (e.status(), e.kind(), e.to_string(), None),
         };
         let mut error = json!({"type": kind, "message": message});
         if let Some(field) = field {
@@ -188,6 +194,7 @@ async fn accept(
         ),
         other => invalid(other.body_text(), None),
     })?;
+    let body = encoding::decode(headers, body, MAX_REQUEST_BYTES).map_err(IngestError::Encoding)?;
     let parsed: Value = serde_json::from_slice(&body)
         .map_err(|e| invalid(format!("the body is not valid JSON: {e}"), None))?;
     let Value::Object(root) = parsed else {

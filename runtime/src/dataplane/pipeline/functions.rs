@@ -17,7 +17,7 @@ use super::output::{self, InvalidOutput};
 use crate::dataplane::DataPlane;
 use crate::dataplane::event::Event;
 use crate::dataplane::observe::FunctionLog;
-use crate::engine::{Function, Invocation, InvokeError, Isolation, Limits, Outcome};
+use crate::engine::{Function, Invocation, InvokeError, Limits, Outcome};
 use crate::workspace::InsertFunctionInstance;
 
 /// Why an instance cannot run.
@@ -127,14 +127,14 @@ pub fn run(plane: &DataPlane, chain: &[Step], events: Vec<Event>, run: Run<'_>) 
 /// One instance over every event still going on.
 fn apply(plane: &DataPlane, step: &Step, function: &Function, fates: &mut [Fate], run: Run<'_>) {
     let limits = Limits::default();
+    let isolation = step.instance.isolation.engine();
     for fate in fates.iter_mut() {
         let Fate::Events(events) = fate else {
             continue;
         };
         let mut out = Vec::with_capacity(events.len());
         for input in std::mem::take(events) {
-            let invocation =
-                function.invoke(input.text(), &step.settings, &limits, Isolation::default());
+            let invocation = function.invoke(input.text(), &step.settings, &limits, isolation);
             keep_logs(plane, step, &invocation, &input.message_id);
             match settle(plane, run, step, &input, invocation.result) {
                 Ok(events) => out.extend(events),

@@ -4,7 +4,7 @@
 //! workspace bumps the store's version; the next chunk of that source's events rebuilds the
 //! wiring, and nothing is read from the store per event.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -125,6 +125,9 @@ fn build(plane: &DataPlane, source_id: &str, version: u64) -> Result<Wiring, Sto
     };
     wiring.plan = Plan::load(&plane.store, &plane.validators, source_id)?;
     let instances: Vec<InsertFunctionInstance> = plane.store.list(Kind::InsertFunction, "")?;
+    // Deleted instances' warm pools go (pools are per instance: `function_for`).
+    let live: HashSet<&str> = instances.iter().map(|i| i.id.as_str()).collect();
+    plane.components.retain_instances(|id| live.contains(id));
     wiring.chain = chain(plane, &instances, source_id)?;
     for destination in plane
         .store
@@ -155,9 +158,11 @@ fn chain(
     mine.sort_by_key(|i| i.order);
     mine.into_iter()
         .map(|instance| {
+            let settings =
+                serde_json::to_string(&instance.settings).unwrap_or_else(|_| "{}".into());
             Ok(Step {
-                settings: serde_json::to_string(&instance.settings).unwrap_or_else(|_| "{}".into()),
-                function: load(plane, instance)?,
+                function: load(plane, instance, &settings)?,
+                settings,
                 instance: instance.clone(),
             })
         })
@@ -169,6 +174,7 @@ fn chain(
 fn load(
     plane: &DataPlane,
     instance: &InsertFunctionInstance,
+    settings: &str,
 ) -> Result<Result<Arc<Function>, Unavailable>, StoreError> {
     let function_id = &instance.function_id;
     let Some(record) = plane
@@ -186,6 +192,6 @@ fn load(
     };
     Ok(plane
         .components
-        .function(&version.digest)
+        .function_for(&instance.id, &version.digest, settings)
         .map_err(|e| Unavailable::Load(e.to_string())))
 }
