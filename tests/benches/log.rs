@@ -2,7 +2,8 @@
 //! ~1 KB each) from 8 concurrent tasks with group commit, next to the same workload through
 //! sled with a shared flush per append group (the queue's design before issue 10); then the
 //! time to reopen a log holding ~1 GB, with its files in the page cache and evicted, and to
-//! read it all back; and the disk's own write + `fdatasync` latency, the floor under an append.
+//! read it all back; and single appends interleaved with the disk's own write + `fdatasync`,
+//! the floor under an append.
 //!
 //! Run: `cargo bench -p sluice-tests --bench log` (`SLUICE_BENCH_APPENDS`, default 2,000: the
 //! appends of each full-speed run; `SLUICE_BENCH_PACED_RATE`, default 125 appends/s (12,500
@@ -69,33 +70,55 @@ async fn main() {
     for (load, run) in &runs {
         report(load, run);
     }
-    disk_floor(&record(&groups[0]), paced_appends);
+    disk_floor(&record(&groups[0]), 500).await;
     reopen(&groups, reopen_records).await;
 }
 
-/// The disk's own latency, the floor under every append: `count` writes of `record` to a
-/// plain file, each followed by `fdatasync`, one at a time.
-fn disk_floor(record: &[u8], count: usize) {
+/// The disk's own latency, the floor under every append, measured interleaved with single
+/// log appends so both see the same disk: `count` times, 8 ms apart, one append of `record`
+/// to a fresh log, then one write of `record` + `fdatasync` on a plain file in the same
+/// directory.
+async fn disk_floor(record: &Bytes, count: usize) {
     use std::io::Write;
     let dir = tempfile::tempdir().expect("tempdir");
+    let log = SegmentLog::open(dir.path().join("log"), LogConfig::default()).expect("open");
     let mut file = std::fs::File::create(dir.path().join("floor")).expect("file");
-    let mut latencies: Vec<Duration> = (0..count)
-        .map(|_| {
-            let started = Instant::now();
+    let (mut appends, mut syncs) = (Vec::new(), Vec::new());
+    for _ in 0..count {
+        tokio::time::sleep(Duration::from_millis(8)).await;
+        let started = Instant::now();
+        log.append(vec![record.clone()]).await.expect("append");
+        appends.push(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(8)).await;
+        let started = Instant::now();
+        tokio::task::block_in_place(|| {
             file.write_all(record).expect("write");
             file.sync_data().expect("sync");
-            started.elapsed()
-        })
-        .collect();
-    latencies.sort_unstable();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+        });
+        syncs.push(started.elapsed());
+    }
+    println!();
+    println!("Floor, interleaved, {count} of each, one at a time:");
     println!();
     println!(
-        "Disk floor: one {} KB write + fdatasync at a time, {count} times: p50 {:.1} ms, p99 {:.1} ms.",
-        record.len() / 1000,
-        at(0.5).as_secs_f64() * 1e3,
-        at(0.99).as_secs_f64() * 1e3
+        "| {} KB, one at a time | p50 | p90 | p99 |",
+        record.len() / 1000
     );
+    println!("|---|---:|---:|---:|");
+    for (name, mut latencies) in [("log append", appends), ("write + fdatasync", syncs)] {
+        latencies.sort_unstable();
+        let at = |q: f64| {
+            latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)]
+                .as_secs_f64()
+                * 1e3
+        };
+        println!(
+            "| {name} | {:.1} ms | {:.1} ms | {:.1} ms |",
+            at(0.5),
+            at(0.9),
+            at(0.99)
+        );
+    }
 }
 
 /// A record: the group's events, one per line (what one `/v1/batch` request carries).

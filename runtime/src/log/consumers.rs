@@ -116,6 +116,9 @@ fn trim(shared: &Shared, committed: &BTreeMap<String, u64>) -> Result<(), LogErr
         segments.remove(&segment.start);
         // Readers holding the segment keep reading the unlinked file until they let go.
         std::fs::remove_file(&segment.path).map_err(io_error(&segment.path))?;
+        // Oldest first, each deletion durable before the next: a crash leaves the remaining
+        // segments a contiguous run (never a hole that open would refuse as a gap).
+        sync_dir(&shared.dir)?;
         shared
             .counters
             .segments_deleted

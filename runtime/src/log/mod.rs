@@ -43,10 +43,12 @@
 //! extension.
 //!
 //! # Where the costs are
-//! An append costs a share of one `write` and one `fdatasync` (4 ms p50 on the benchmark's
-//! disk) plus a copy of its bytes into the writer's buffer. A read costs one `pread` per segment
-//! it touches and a CRC over what it returns. Opening costs one `stat` per segment and a CRC
-//! scan of the last segment only (at most [`LogConfig::segment_bytes`] plus one group).
+//! An append costs a copy of its bytes into the writer's buffer, a CRC over them, and a share
+//! of one `write` and one `fdatasync` (the disk's latency is the floor: `cargo bench -p
+//! sluice-tests --bench log` measures both). A read costs one `pread` per segment it touches
+//! and a CRC over what it returns. Opening costs one `stat` per segment and a CRC scan of the
+//! last segment only (at most [`LogConfig::segment_bytes`], or one larger group). Each retained
+//! segment keeps a file descriptor open.
 
 mod consumers;
 mod reader;

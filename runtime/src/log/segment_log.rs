@@ -23,8 +23,8 @@ use super::{
 /// One per directory and process: a second [`SegmentLog::open`] of the same directory fails
 /// with [`LogError::Locked`] while this one lives. Share it with `Arc` (or as
 /// `Arc<dyn EventLog>`). Each retained segment keeps one file descriptor open. Dropping it
-/// waits for the writer to finish the appends already queued (at most a group's write and
-/// sync).
+/// blocks until the writer has written the appends already queued (usually one group's
+/// write and sync; at most [`LogConfig::queue_depth`] appends).
 pub struct SegmentLog {
     shared: Arc<Shared>,
     /// Appends to the writer thread; taken on drop so the writer ends.
