@@ -206,7 +206,7 @@ pub async fn replay(
     for source_id in &sources {
         plane.backlog.adjust(source_id, 1, 0);
     }
-    plane.parked_changed.notify_one();
+    plane.retries_parked.notify_one();
     Ok(ok(Replayed {
         replayed: sources.len(),
     }))

@@ -142,8 +142,10 @@ pub struct DataPlane {
     pub wirings: Wirings,
     /// Settings.
     pub config: DataPlaneConfig,
-    /// Woken when retries are parked or replayed.
-    pub parked_changed: Notify,
+    /// Woken when deliveries are parked for a retry (or replayed).
+    pub retries_parked: Notify,
+    /// Woken when events are held for a function retry.
+    pub events_held: Notify,
     /// The HTTP client webhooks are sent with (one connection pool for all).
     pub http: reqwest::Client,
     /// Where `file` destinations write (the data directory).
@@ -190,7 +192,8 @@ impl DataPlane {
             validators: Validators::default(),
             wirings: Wirings::default(),
             config,
-            parked_changed: Notify::new(),
+            retries_parked: Notify::new(),
+            events_held: Notify::new(),
             http,
             data_dir: data_dir.to_path_buf(),
             closing: watch::channel(false).0,

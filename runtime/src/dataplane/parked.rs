@@ -26,6 +26,37 @@ use sled::transaction::ConflictableTransactionError;
 use super::event::{Delivery, Event, EventType};
 use super::now_ms;
 
+/// Runs `attempt` until `shutdown` turns true: again when the time it returned (the next
+/// record's due time) comes, when `woken` is notified, and at least every 500 ms. `what` names
+/// the records in the log line of a failed attempt (which is retried after 500 ms).
+pub async fn when_due<F, E>(
+    woken: &tokio::sync::Notify,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    what: &str,
+    mut attempt: impl FnMut() -> F,
+) where
+    F: std::future::Future<Output = Result<Option<u64>, E>>,
+    E: std::fmt::Display,
+{
+    let most = std::time::Duration::from_millis(500);
+    loop {
+        let next = match attempt().await {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot retry {what}; trying again");
+                None
+            }
+        };
+        let wait = next.map_or(most, |at| {
+            std::time::Duration::from_millis(at.saturating_sub(now_ms()).clamp(5, 500))
+        });
+        tokio::select! {
+            _ = tokio::time::timeout(wait, woken.notified()) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 /// A delivery waiting for its next attempt.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

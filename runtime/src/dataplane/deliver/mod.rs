@@ -215,7 +215,7 @@ async fn first_attempt(
     if !parked.is_empty() {
         let p = plane.parked.clone();
         tokio::task::spawn_blocking(move || p.park_retries(&parked)).await??;
-        plane.parked_changed.notify_one();
+        plane.retries_parked.notify_one();
     }
     Ok(())
 }

@@ -3,7 +3,6 @@
 //! until the maximum age, or a dead letter.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -12,30 +11,20 @@ use super::retry::Verdict;
 use super::{DeliverError, bury, next_attempt, trace};
 use crate::dataplane::destinations::Sink;
 use crate::dataplane::observe::Count;
-use crate::dataplane::parked::Retry;
+use crate::dataplane::parked::{Retry, when_due};
 use crate::dataplane::{DataPlane, now_ms};
 
 /// Parked retries with their keys.
 type Keyed = Vec<(u64, Retry)>;
 
 /// Runs until `shutdown` turns true.
-pub async fn run(plane: Arc<DataPlane>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let next = match attempt_due(&plane).await {
-            Ok(next) => next,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot retry deliveries; trying again");
-                Some(now_ms() + 500)
-            }
-        };
-        let wait = next.map_or(Duration::from_millis(500), |at| {
-            Duration::from_millis(at.saturating_sub(now_ms()).clamp(5, 500))
-        });
-        tokio::select! {
-            _ = tokio::time::timeout(wait, plane.parked_changed.notified()) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
+pub async fn run(plane: Arc<DataPlane>, shutdown: watch::Receiver<bool>) {
+    let p = plane.clone();
+    when_due(&plane.retries_parked, shutdown, "deliveries", move || {
+        let p = p.clone();
+        async move { attempt_due(&p).await }
+    })
+    .await;
 }
 
 /// Attempts the due retries; when the next one will be due.

@@ -3,33 +3,22 @@
 //! runtime). What the run produces is made durable before the held record is released.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::source;
 use super::{PipelineError, persist};
-use crate::dataplane::parked::Held;
+use crate::dataplane::parked::{Held, when_due};
 use crate::dataplane::{DataPlane, now_ms};
 
 /// Runs until `shutdown` turns true.
-pub async fn run(plane: Arc<DataPlane>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let next = match retry_due(&plane).await {
-            Ok(next) => next,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot retry held events; trying again");
-                Some(now_ms() + 500)
-            }
-        };
-        let wait = next.map_or(Duration::from_millis(500), |at| {
-            Duration::from_millis(at.saturating_sub(now_ms()).clamp(5, 500))
-        });
-        tokio::select! {
-            _ = tokio::time::timeout(wait, plane.parked_changed.notified()) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
+pub async fn run(plane: Arc<DataPlane>, shutdown: watch::Receiver<bool>) {
+    let p = plane.clone();
+    when_due(&plane.events_held, shutdown, "held events", move || {
+        let p = p.clone();
+        async move { retry_due(&p).await }
+    })
+    .await;
 }
 
 /// Runs the held events that are due; when the next one will be.

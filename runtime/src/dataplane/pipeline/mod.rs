@@ -203,7 +203,7 @@ pub async fn persist(plane: &DataPlane, output: &Output) -> Result<(), PipelineE
         let parked = plane.parked.clone();
         let held = output.held.clone();
         tokio::task::spawn_blocking(move || parked.hold(&held)).await??;
-        plane.parked_changed.notify_one();
+        plane.events_held.notify_one();
     }
     let forwarded: Vec<_> = output
         .forwarded
