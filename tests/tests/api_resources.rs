@@ -814,7 +814,7 @@ async fn audit_events_filter_by_time_resource_and_type() {
     server.post("/tracking-plans", json!({"name": "p"})).await;
 
     let r = server.get("/audit-events?resourceType=source").await;
-    let events = r.data()["auditEvents"].as_array().unwrap();
+    let events = r.data()["events"].as_array().unwrap();
     assert_eq!(events.len(), 2);
     for key in [
         "id",
@@ -838,20 +838,45 @@ async fn audit_events_filter_by_time_resource_and_type() {
             "/audit-events?resourceType=source&startTime={middle}"
         ))
         .await;
-    assert_eq!(r.data()["auditEvents"][0]["resourceId"], b.as_str());
-    assert_eq!(r.data()["auditEvents"].as_array().unwrap().len(), 1);
+    assert_eq!(r.data()["events"][0]["resourceId"], b.as_str());
+    assert_eq!(r.data()["events"].as_array().unwrap().len(), 1);
     let r = server
         .get(&format!(
             "/audit-events?startTime={before}&endTime={middle}"
         ))
         .await;
-    let events = r.data()["auditEvents"].as_array().unwrap();
+    let events = r.data()["events"].as_array().unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["resourceId"], a.as_str());
     let r = server.get("/audit-events?resourceType=tracking_plan").await;
-    assert_eq!(r.data()["auditEvents"][0]["type"], "Tracking Plan Created");
+    assert_eq!(r.data()["events"][0]["type"], "Tracking Plan Created");
+    let r = server
+        .get("/audit-events?resourceType=source,tracking_plan")
+        .await;
+    let types: Vec<&str> = r.data()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resourceType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["source", "source", "tracking_plan"]);
+    let r = server
+        .get("/audit-events?resourceType=source,integration")
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "resourceType")
+    );
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`integration`"),
+        "{}",
+        r.body
+    );
     let r = server.get("/audit-events?pagination.count=1").await;
-    assert_eq!(r.data()["auditEvents"].as_array().unwrap().len(), 1);
+    assert_eq!(r.data()["events"].as_array().unwrap().len(), 1);
     assert!(r.data()["pagination"]["next"].is_string());
     let r = server.get("/audit-events?startTime=yesterday").await;
     assert_eq!(
@@ -927,7 +952,7 @@ async fn everything_survives_a_restart() {
         )
         .await;
     let token = server.token(json!([{"roleId": "source-read-only"}])).await;
-    let audit_before = server.count("/audit-events", "auditEvents").await;
+    let audit_before = server.count("/audit-events", "events").await;
     server.stop().await;
 
     let server = Server::start(dir.path()).await;
@@ -948,10 +973,7 @@ async fn everything_survives_a_restart() {
         .call(reqwest::Method::GET, "/sources", Some(&token), None)
         .await;
     assert_eq!(r.status, StatusCode::OK, "tokens survive");
-    assert_eq!(
-        server.count("/audit-events", "auditEvents").await,
-        audit_before
-    );
+    assert_eq!(server.count("/audit-events", "events").await, audit_before);
     // Slugs stay unique across restarts.
     let r = server
         .post(
@@ -1021,7 +1043,7 @@ async fn concurrent_writers_lose_nothing() {
     );
     // Refused changes (the 15 conflicting creates) recorded nothing: events commit with changes.
     let r = server.get("/audit-events?resourceType=source").await;
-    let created = r.data()["auditEvents"]
+    let created = r.data()["events"]
         .as_array()
         .unwrap()
         .iter()
