@@ -11,11 +11,13 @@ use serde_json::{Value, json};
 async fn catalog_lists_what_sluice_supports() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path()).await;
+    // Each list under Segment's name for it: `sourcesCatalog`, `destinationsCatalog`, ...
     let ids = |r: &api_support::Reply| -> Vec<String> {
-        r.data()["metadata"]
-            .as_array()
-            .unwrap()
-            .iter()
+        let list = ["sourcesCatalog", "destinationsCatalog", "warehousesCatalog"]
+            .into_iter()
+            .find_map(|name| r.data()[name].as_array())
+            .unwrap();
+        list.iter()
             .map(|m| m["id"].as_str().unwrap().to_string())
             .collect()
     };
@@ -23,7 +25,7 @@ async fn catalog_lists_what_sluice_supports() {
     assert_eq!(ids(&r), ["http", "javascript", "ios", "android", "server"]);
     let r = server.get("/catalog/destinations").await;
     assert_eq!(ids(&r), ["webhook", "file"]);
-    let url = &r.data()["metadata"][0]["options"][0];
+    let url = &r.data()["destinationsCatalog"][0]["options"][0];
     assert_eq!(
         (url["name"].as_str(), url["required"].as_bool()),
         (Some("url"), Some(true))
@@ -32,6 +34,21 @@ async fn catalog_lists_what_sluice_supports() {
     assert_eq!(ids(&r), ["postgres", "embedded"]);
     let r = server.get("/catalog/sources?pagination.count=2").await;
     assert_eq!(ids(&r), ["http", "javascript"]);
+    // Segment's SDKs write the list parameters with brackets.
+    let r = server.get("/catalog/sources?pagination%5Bcount%5D=1").await;
+    assert_eq!(ids(&r), ["http"]);
+    let next = r.data()["pagination"]["next"]
+        .as_str()
+        .unwrap()
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    let r = server
+        .get(&format!(
+            "/catalog/sources?pagination[count]=1&pagination[cursor]={next}"
+        ))
+        .await;
+    assert_eq!(ids(&r), ["javascript"]);
     assert_eq!(r.data()["pagination"]["totalEntries"], 5);
     server.stop().await;
 }
