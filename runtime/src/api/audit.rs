@@ -140,7 +140,7 @@ fn parse_time(field: &str, text: &Option<String>) -> Result<Option<OffsetDateTim
 ///
 /// Every change made through this API, oldest first: who did it, to what, when. Filter by time
 /// window, resource id or resource types (comma-separated). Requires Workspace Owner or Workspace Member.
-#[utoipa::path(get, path = "/audit-events", tag = "Audit Trail",
+#[utoipa::path(get, path = "/audit-events", operation_id = "listAuditEvents", tag = "Audit Trail",
     params(AuditQuery, PageQuery),
     responses((status = 200, body = Data<AuditEvents>), CommonErrors))]
 pub async fn list(

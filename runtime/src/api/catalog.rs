@@ -398,7 +398,7 @@ pub struct WarehousesCatalog {
 /// List source types.
 ///
 /// The kinds of source sluice accepts events from; pass an `id` as `metadataId` to `POST /sources`.
-#[utoipa::path(get, path = "/catalog/sources", tag = "Catalog", params(PageQuery),
+#[utoipa::path(get, path = "/catalog/sources", operation_id = "getSourcesCatalog", tag = "Catalog", params(PageQuery),
     responses((status = 200, body = Data<SourcesCatalog>), CommonErrors))]
 pub async fn sources(
     _caller: Caller,
@@ -415,7 +415,7 @@ pub async fn sources(
 ///
 /// The destinations sluice can deliver to, with the settings each needs; pass an `id` as
 /// `metadataId` to `POST /destinations`.
-#[utoipa::path(get, path = "/catalog/destinations", tag = "Catalog", params(PageQuery),
+#[utoipa::path(get, path = "/catalog/destinations", operation_id = "getDestinationsCatalog", tag = "Catalog", params(PageQuery),
     responses((status = 200, body = Data<DestinationsCatalog>), CommonErrors))]
 pub async fn destinations(
     _caller: Caller,
@@ -431,7 +431,7 @@ pub async fn destinations(
 /// List warehouse types.
 ///
 /// The warehouses sluice can load into; pass an `id` as `metadataId` to `POST /warehouses`.
-#[utoipa::path(get, path = "/catalog/warehouses", tag = "Catalog", params(PageQuery),
+#[utoipa::path(get, path = "/catalog/warehouses", operation_id = "getWarehousesCatalog", tag = "Catalog", params(PageQuery),
     responses((status = 200, body = Data<WarehousesCatalog>), CommonErrors))]
 pub async fn warehouses(
     _caller: Caller,
