@@ -32,6 +32,14 @@ const KNOWN = [
     why: "a warehouse's `metadata` is the short catalog reference stored with it (workspace::MetadataRef), not the full WarehouseMetadataV1",
   },
   {
+    pattern: /^(updateRulesInTrackingPlan|addSourceToTrackingPlan) -> \w+\.data\.status: required/,
+    why: 'changing a plan\'s rules or connecting a source answers the rules or the plan, without Segment\'s `"status": "SUCCESS"`',
+  },
+  {
+    pattern: /^listSchemaSettingsInSource -> \w+\.data\.(sourceId|settings): required/,
+    why: 'a source\'s schema settings are answered as `data` itself, not as `{"sourceId", "settings"}`',
+  },
+  {
     pattern: /\.(trackingPlan|trackingPlans\[\d+\])\.description: null/,
     why: 'a tracking plan without a description answers `"description": null` where the SDK has it optional, not nullable',
   },
@@ -144,7 +152,7 @@ async function main() {
   const base = process.env.SLUICE_URL;
   const apis = sdk.configureApis(process.env.SLUICE_TOKEN);
   for (const api of Object.values(apis)) api.basePath = base;
-  const { sources, destinations, trackingPlans, auditTrail, warehouses, workspaces, catalog } = apis;
+  const { sources, destinations, trackingPlans, auditTrail, warehouses, workspaces, catalog, functions, iamRoles, iamUsers, spaces } = apis;
   const page = (count) => ({ count });
 
   await call('getWorkspace', workspaces.getWorkspace());
@@ -182,12 +190,30 @@ async function main() {
   await call('listConnectedDestinationsFromSource', sources.listConnectedDestinationsFromSource(sourceId, page(10)));
   await call('getTrackingPlan', trackingPlans.getTrackingPlan(plan && plan.data.trackingPlan.id));
 
+  // A tracking plan's rules and sources, and a source's schema settings.
+  const planId = plan && plan.data.trackingPlan.id;
+  await call('updateRulesInTrackingPlan', trackingPlans.updateRulesInTrackingPlan(planId, {
+    rules: [{ type: 'TRACK', key: 'Order Completed', version: 1, jsonSchema: { type: 'object', properties: {} } }],
+  }));
+  await call('listRulesFromTrackingPlan', trackingPlans.listRulesFromTrackingPlan(planId, page(10)));
+  await call('addSourceToTrackingPlan', trackingPlans.addSourceToTrackingPlan(planId, { sourceId }));
+  await call('listSourcesFromTrackingPlan', trackingPlans.listSourcesFromTrackingPlan(planId, page(10)));
+  await call('listSchemaSettingsInSource', sources.listSchemaSettingsInSource(sourceId));
+  await call('createWriteKeyForSource', sources.createWriteKeyForSource(sourceId));
+  await call('listFunctions', functions.listFunctions(page(10), 'DESTINATION'));
+  await call('listRoles', iamRoles.listRoles(page(10)));
+  await call('listUsers', iamUsers.listUsers(page(10)));
+  await call('createInvites', iamUsers.createInvites({ invites: [{ email: 'grace@example.com', permissions: [{ roleId: 'workspace-member', resources: [] }] }] }));
+  await call('listInvites', iamUsers.listInvites(page(10)));
+  await call('listSpaces', spaces.listSpaces(page(10)));
+
   const warehouse = await call('createWarehouse', warehouses.createWarehouse({ metadataId: 'embedded', settings: {} }));
   await call('listWarehouses', warehouses.listWarehouses(page(10)));
   await call('getWarehouse', warehouses.getWarehouse(warehouse && warehouse.data.warehouse.id));
   await call('getSourcesCatalog', catalog.getSourcesCatalog(page(10)));
   await call('getDestinationsCatalog', catalog.getDestinationsCatalog(page(10)));
   await call('getWarehousesCatalog', catalog.getWarehousesCatalog(page(10)));
+  await call('listConnectedSourcesFromWarehouse', warehouses.listConnectedSourcesFromWarehouse(warehouse && warehouse.data.warehouse.id, page(10)));
   await call('deleteDestination', destinations.deleteDestination(destinationId));
   await call('deleteSource', sources.deleteSource(sourceId));
 

@@ -31,8 +31,8 @@ pub struct Invite {
 /// A page of invited addresses.
 #[derive(Serialize, ToSchema)]
 pub struct Invites {
-    /// Invited addresses, oldest first.
-    pub emails: Vec<String>,
+    /// Invited addresses, oldest first (`invites`, as Segment's `ListInvitesV1Output` names them).
+    pub invites: Vec<String>,
     /// Where this page sits.
     pub pagination: Pagination,
 }
@@ -90,7 +90,7 @@ pub async fn list(
     all.sort_by(|a, b| (&a.created_at, &a.email).cmp(&(&b.created_at, &b.email)));
     let (page_items, pagination) = page(all, &q)?;
     Ok(ok(Invites {
-        emails: page_items.into_iter().map(|i| i.email).collect(),
+        invites: page_items.into_iter().map(|i| i.email).collect(),
         pagination,
     }))
 }
