@@ -5,10 +5,13 @@
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::http::{Method, header};
 use axum::middleware::from_fn_with_state;
 use tokio::net::TcpListener;
+use tower_http::cors::{Any, CorsLayer};
 
 use crate::api::error::ApiError;
 use crate::api::{AppState, control, ops};
@@ -18,11 +21,25 @@ use crate::dataplane::{self, DataPlane};
 /// endpoints (no token), then the control plane's routes, auth, limits, request ids, content
 /// negotiation, fallbacks; every request counted in the metrics.
 pub fn app(state: AppState) -> Router {
-    let ingest = dataplane::ingest::router().with_state(state.data_plane.clone());
+    let ingest = tracking_api().with_state(state.data_plane.clone());
     let routes = ingest
         .merge(ops::router(state.clone()))
         .merge(control(state.clone()));
     counted(routes, state)
+}
+
+/// The tracking API's routes (`/v1/*`), open to browsers on any origin: analytics.js on a
+/// customer's site posts there, after a CORS preflight when it sends `Authorization` or a JSON
+/// `Content-Type`. The write key authenticates, not the origin, and no cookies are involved, so
+/// `Access-Control-Allow-Origin: *` is right. The control plane gets no CORS headers.
+fn tracking_api() -> Router<Arc<DataPlane>> {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        // Browsers cache the preflight this long (capped by each browser), sparing a round trip.
+        .max_age(Duration::from_secs(24 * 60 * 60));
+    dataplane::ingest::router().layer(cors)
 }
 
 /// `router` with every request counted under its route template. Applied last, so that it
@@ -85,7 +102,7 @@ pub async fn run_split(
                 state.clone(),
             )
             .into_make_service_with_connect_info::<SocketAddr>();
-            let tracking = dataplane::ingest::router()
+            let tracking = tracking_api()
                 .fallback(|| async {
                     ApiError::NotFound("this listener serves the tracking API (/v1/*) only".into())
                 })

@@ -476,7 +476,7 @@ async fn invites_become_users_with_their_permissions() {
         json!(["grace@example.com", "linus@example.com"])
     );
     let r = server.get("/invites").await;
-    assert_eq!(r.data()["emails"].as_array().unwrap().len(), 2);
+    assert_eq!(r.data()["invites"].as_array().unwrap().len(), 2);
     assert_eq!(r.data()["pagination"]["totalEntries"], 2);
     let r = server
         .post("/invites", json!({"invites": [{"email": "nope"}]}))
@@ -506,7 +506,7 @@ async fn invites_become_users_with_their_permissions() {
         "Warehouse Admin"
     );
     assert_eq!(
-        server.get("/invites").await.data()["emails"],
+        server.get("/invites").await.data()["invites"],
         json!(["linus@example.com"])
     );
     let r = server
@@ -519,7 +519,7 @@ async fn invites_become_users_with_their_permissions() {
 
     let r = server.delete("/invites?emails=linus@example.com").await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(server.get("/invites").await.data()["emails"], json!([]));
+    assert_eq!(server.get("/invites").await.data()["invites"], json!([]));
     assert_eq!(
         server
             .delete("/invites?emails=linus@example.com")

@@ -11,11 +11,13 @@ use serde_json::{Value, json};
 async fn catalog_lists_what_sluice_supports() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path()).await;
+    // Each list under Segment's name for it: `sourcesCatalog`, `destinationsCatalog`, ...
     let ids = |r: &api_support::Reply| -> Vec<String> {
-        r.data()["metadata"]
-            .as_array()
-            .unwrap()
-            .iter()
+        let list = ["sourcesCatalog", "destinationsCatalog", "warehousesCatalog"]
+            .into_iter()
+            .find_map(|name| r.data()[name].as_array())
+            .unwrap();
+        list.iter()
             .map(|m| m["id"].as_str().unwrap().to_string())
             .collect()
     };
@@ -23,7 +25,7 @@ async fn catalog_lists_what_sluice_supports() {
     assert_eq!(ids(&r), ["http", "javascript", "ios", "android", "server"]);
     let r = server.get("/catalog/destinations").await;
     assert_eq!(ids(&r), ["webhook", "file"]);
-    let url = &r.data()["metadata"][0]["options"][0];
+    let url = &r.data()["destinationsCatalog"][0]["options"][0];
     assert_eq!(
         (url["name"].as_str(), url["required"].as_bool()),
         (Some("url"), Some(true))
@@ -32,6 +34,21 @@ async fn catalog_lists_what_sluice_supports() {
     assert_eq!(ids(&r), ["postgres", "embedded"]);
     let r = server.get("/catalog/sources?pagination.count=2").await;
     assert_eq!(ids(&r), ["http", "javascript"]);
+    // Segment's SDKs write the list parameters with brackets.
+    let r = server.get("/catalog/sources?pagination%5Bcount%5D=1").await;
+    assert_eq!(ids(&r), ["http"]);
+    let next = r.data()["pagination"]["next"]
+        .as_str()
+        .unwrap()
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    let r = server
+        .get(&format!(
+            "/catalog/sources?pagination[count]=1&pagination[cursor]={next}"
+        ))
+        .await;
+    assert_eq!(ids(&r), ["javascript"]);
     assert_eq!(r.data()["pagination"]["totalEntries"], 5);
     server.stop().await;
 }
@@ -814,7 +831,7 @@ async fn audit_events_filter_by_time_resource_and_type() {
     server.post("/tracking-plans", json!({"name": "p"})).await;
 
     let r = server.get("/audit-events?resourceType=source").await;
-    let events = r.data()["auditEvents"].as_array().unwrap();
+    let events = r.data()["events"].as_array().unwrap();
     assert_eq!(events.len(), 2);
     for key in [
         "id",
@@ -838,20 +855,45 @@ async fn audit_events_filter_by_time_resource_and_type() {
             "/audit-events?resourceType=source&startTime={middle}"
         ))
         .await;
-    assert_eq!(r.data()["auditEvents"][0]["resourceId"], b.as_str());
-    assert_eq!(r.data()["auditEvents"].as_array().unwrap().len(), 1);
+    assert_eq!(r.data()["events"][0]["resourceId"], b.as_str());
+    assert_eq!(r.data()["events"].as_array().unwrap().len(), 1);
     let r = server
         .get(&format!(
             "/audit-events?startTime={before}&endTime={middle}"
         ))
         .await;
-    let events = r.data()["auditEvents"].as_array().unwrap();
+    let events = r.data()["events"].as_array().unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["resourceId"], a.as_str());
     let r = server.get("/audit-events?resourceType=tracking_plan").await;
-    assert_eq!(r.data()["auditEvents"][0]["type"], "Tracking Plan Created");
+    assert_eq!(r.data()["events"][0]["type"], "Tracking Plan Created");
+    let r = server
+        .get("/audit-events?resourceType=source,tracking_plan")
+        .await;
+    let types: Vec<&str> = r.data()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resourceType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["source", "source", "tracking_plan"]);
+    let r = server
+        .get("/audit-events?resourceType=source,integration")
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "resourceType")
+    );
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`integration`"),
+        "{}",
+        r.body
+    );
     let r = server.get("/audit-events?pagination.count=1").await;
-    assert_eq!(r.data()["auditEvents"].as_array().unwrap().len(), 1);
+    assert_eq!(r.data()["events"].as_array().unwrap().len(), 1);
     assert!(r.data()["pagination"]["next"].is_string());
     let r = server.get("/audit-events?startTime=yesterday").await;
     assert_eq!(
@@ -927,7 +969,7 @@ async fn everything_survives_a_restart() {
         )
         .await;
     let token = server.token(json!([{"roleId": "source-read-only"}])).await;
-    let audit_before = server.count("/audit-events", "auditEvents").await;
+    let audit_before = server.count("/audit-events", "events").await;
     server.stop().await;
 
     let server = Server::start(dir.path()).await;
@@ -948,10 +990,7 @@ async fn everything_survives_a_restart() {
         .call(reqwest::Method::GET, "/sources", Some(&token), None)
         .await;
     assert_eq!(r.status, StatusCode::OK, "tokens survive");
-    assert_eq!(
-        server.count("/audit-events", "auditEvents").await,
-        audit_before
-    );
+    assert_eq!(server.count("/audit-events", "events").await, audit_before);
     // Slugs stay unique across restarts.
     let r = server
         .post(
@@ -1021,7 +1060,7 @@ async fn concurrent_writers_lose_nothing() {
     );
     // Refused changes (the 15 conflicting creates) recorded nothing: events commit with changes.
     let r = server.get("/audit-events?resourceType=source").await;
-    let created = r.data()["auditEvents"]
+    let created = r.data()["events"]
         .as_array()
         .unwrap()
         .iter()

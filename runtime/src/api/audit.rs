@@ -27,7 +27,10 @@ pub struct AuditQuery {
     pub end_time: Option<String>,
     /// Only events about this resource.
     pub resource_id: Option<String>,
-    /// Only events about this kind of resource (`source`, `function`, ...).
+    /// Only events about these kinds of resource, comma-separated: `source`, `destination`,
+    /// `tracking_plan`, `warehouse`, `function`, `insert_function_instance`, `space`, `user`,
+    /// `invite`, `token` (e.g. `source,destination`). Any other value is a 422.
+    #[param(example = "source,destination")]
     pub resource_type: Option<String>,
     #[serde(flatten)]
     #[param(ignore)]
@@ -38,10 +41,86 @@ pub struct AuditQuery {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEvents {
-    /// Events, oldest first.
-    pub audit_events: Vec<AuditEvent>,
+    /// Events, oldest first (`events`, as Segment's `ListAuditEventsV1Output` names them).
+    pub events: Vec<AuditEvent>,
     /// Where this page sits.
     pub pagination: Pagination,
+}
+
+/// The kinds of resource the audit trail records: the `resourceType` of its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceType {
+    Source,
+    Destination,
+    TrackingPlan,
+    Warehouse,
+    Function,
+    InsertFunctionInstance,
+    Space,
+    User,
+    Invite,
+    Token,
+}
+
+impl ResourceType {
+    /// Every kind, in the order the documentation lists them.
+    pub const ALL: [ResourceType; 10] = [
+        ResourceType::Source,
+        ResourceType::Destination,
+        ResourceType::TrackingPlan,
+        ResourceType::Warehouse,
+        ResourceType::Function,
+        ResourceType::InsertFunctionInstance,
+        ResourceType::Space,
+        ResourceType::User,
+        ResourceType::Invite,
+        ResourceType::Token,
+    ];
+
+    /// The name events carry in `resourceType`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResourceType::Source => "source",
+            ResourceType::Destination => "destination",
+            ResourceType::TrackingPlan => "tracking_plan",
+            ResourceType::Warehouse => "warehouse",
+            ResourceType::Function => "function",
+            ResourceType::InsertFunctionInstance => "insert_function_instance",
+            ResourceType::Space => "space",
+            ResourceType::User => "user",
+            ResourceType::Invite => "invite",
+            ResourceType::Token => "token",
+        }
+    }
+
+    /// The kind named `text` (any case).
+    pub fn parse(text: &str) -> Option<ResourceType> {
+        ResourceType::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(text))
+    }
+}
+
+/// The `resourceType` filter: comma-separated kinds, each known, or a 422 naming the first
+/// unknown one (rather than a filter that silently matches nothing).
+fn parse_types(text: &Option<String>) -> Result<Option<Vec<ResourceType>>, ApiError> {
+    let Some(text) = text else { return Ok(None) };
+    text.split(',')
+        .map(str::trim)
+        .map(|name| {
+            ResourceType::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = ResourceType::ALL.iter().map(|t| t.name()).collect();
+                ApiError::invalid(
+                    "resourceType",
+                    format!(
+                        "unknown resourceType `{name}`; known: {} (comma-separate several)",
+                        known.join(", ")
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 fn parse_time(field: &str, text: &Option<String>) -> Result<Option<OffsetDateTime>, ApiError> {
@@ -60,8 +139,8 @@ fn parse_time(field: &str, text: &Option<String>) -> Result<Option<OffsetDateTim
 /// List audit events.
 ///
 /// Every change made through this API, oldest first: who did it, to what, when. Filter by time
-/// window, resource id or resource type. Requires Workspace Owner or Workspace Member.
-#[utoipa::path(get, path = "/audit-events", tag = "Audit Trail",
+/// window, resource id or resource types (comma-separated). Requires Workspace Owner or Workspace Member.
+#[utoipa::path(get, path = "/audit-events", operation_id = "listAuditEvents", tag = "Audit Trail",
     params(AuditQuery, PageQuery),
     responses((status = 200, body = Data<AuditEvents>), CommonErrors))]
 pub async fn list(
@@ -72,6 +151,7 @@ pub async fn list(
     caller.require(Area::Workspace, false, None, "audit trail")?;
     let start = parse_time("startTime", &query.start_time)?;
     let end = parse_time("endTime", &query.end_time)?;
+    let types = parse_types(&query.resource_type)?;
     let events: Vec<AuditEvent> = state.store.list(Kind::Audit, "")?;
     let events = events
         .into_iter()
@@ -83,15 +163,11 @@ pub async fn list(
                     .resource_id
                     .as_ref()
                     .is_none_or(|r| *r == e.resource_id)
-                && query
-                    .resource_type
+                && types
                     .as_ref()
-                    .is_none_or(|r| r.eq_ignore_ascii_case(&e.resource_type))
+                    .is_none_or(|ts| ts.iter().any(|t| t.name() == e.resource_type))
         })
         .collect();
-    let (audit_events, pagination) = page(events, &query.page)?;
-    Ok(ok(AuditEvents {
-        audit_events,
-        pagination,
-    }))
+    let (events, pagination) = page(events, &query.page)?;
+    Ok(ok(AuditEvents { events, pagination }))
 }

@@ -385,9 +385,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// Authenticates the bearer token and applies its rate limit; every response gets the
-/// `X-RateLimit-*` headers.
+/// Authenticates the bearer token (none for the OpenAPI document) and applies its rate limit;
+/// every response gets the `X-RateLimit-*` headers.
 pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    if req.uri().path() == PUBLIC_DOCUMENT {
+        // The document is public, but its readers share the unauthenticated budget.
+        let (verdict, headers) = state.limiter.check("unauthenticated");
+        let mut response = match verdict {
+            Err(err) => err.into_response(),
+            Ok(()) => next.run(req).await,
+        };
+        response.headers_mut().extend(headers);
+        return response;
+    }
     let caller = match authenticate(&state, req.headers()) {
         Ok(caller) => caller,
         Err(err) => {
@@ -412,6 +422,9 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     response.headers_mut().extend(headers);
     response
 }
+
+/// The one path readable without a token: the OpenAPI document.
+const PUBLIC_DOCUMENT: &str = "/openapi.json";
 
 /// The area a path's changes belong to, by its first segment.
 fn area_of(path: &str) -> Option<Area> {

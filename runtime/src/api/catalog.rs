@@ -37,10 +37,93 @@ pub struct Metadata {
     pub slug: &'static str,
     /// What it is.
     pub description: &'static str,
+    /// Logos (sluice has none to serve: `default` is empty).
+    pub logos: Logos,
     /// Settings it takes.
     pub options: Vec<CatalogOption>,
     /// Catalog categories.
     pub categories: Vec<&'static str>,
+    /// Sources only: whether it pulls from a cloud app (never, in sluice).
+    #[serde(rename = "isCloudEventSource", skip_serializing_if = "Option::is_none")]
+    pub is_cloud_event_source: Option<bool>,
+    /// Destinations only: what Segment's `DestinationMetadataV1` adds.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<DestinationFacts>,
+}
+
+/// A catalog type's logos, as Segment's `LogosBeta`.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct Logos {
+    /// The logo's URL.
+    pub default: &'static str,
+}
+
+/// What a destination type declares besides the common fields, as Segment's
+/// `DestinationMetadataV1` has them; sluice's destinations are built in, in cloud mode.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DestinationFacts {
+    /// Release status: `PUBLIC` for every built-in destination.
+    pub status: &'static str,
+    /// Earlier names (none).
+    pub previous_names: Vec<&'static str>,
+    /// The vendor's website (empty: built into sluice).
+    pub website: &'static str,
+    /// Code components (none: built in).
+    #[schema(value_type = Vec<Object>)]
+    pub components: Vec<Value>,
+    /// Features (`{}`: none of Segment's optional ones).
+    #[schema(value_type = Object)]
+    pub supported_features: Value,
+    /// The event methods it receives.
+    pub supported_methods: Methods,
+    /// Where it runs (`server`: sluice delivers from the server).
+    #[schema(value_type = Object)]
+    pub supported_platforms: Value,
+    /// Destination actions (none).
+    #[schema(value_type = Vec<Object>)]
+    pub actions: Vec<Value>,
+    /// Subscription presets (none).
+    #[schema(value_type = Vec<Object>)]
+    pub presets: Vec<Value>,
+}
+
+/// The event methods a destination type receives.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Methods {
+    /// Page calls.
+    pub pageview: bool,
+    /// Identify calls.
+    pub identify: bool,
+    /// Alias calls.
+    pub alias: bool,
+    /// Track calls.
+    pub track: bool,
+    /// Group calls.
+    pub group: bool,
+}
+
+impl DestinationFacts {
+    /// A built-in destination that receives every kind of call, server side.
+    fn built_in() -> DestinationFacts {
+        DestinationFacts {
+            status: "PUBLIC",
+            previous_names: vec![],
+            website: "",
+            components: vec![],
+            supported_features: Value::Object(Map::new()),
+            supported_methods: Methods {
+                pageview: true,
+                identify: true,
+                alias: true,
+                track: true,
+                group: true,
+            },
+            supported_platforms: serde_json::json!({"server": true}),
+            actions: vec![],
+            presets: vec![],
+        }
+    }
 }
 
 const fn opt(
@@ -69,36 +152,60 @@ fn meta(
         name,
         slug: id,
         description,
+        logos: Logos::default(),
         options,
         categories: vec![category],
+        is_cloud_event_source: None,
+        destination: None,
+    }
+}
+
+fn source(
+    id: &'static str,
+    name: &'static str,
+    description: &'static str,
+    category: &'static str,
+) -> Metadata {
+    Metadata {
+        is_cloud_event_source: Some(false),
+        ..meta(id, name, description, category, vec![])
+    }
+}
+
+fn destination(
+    id: &'static str,
+    name: &'static str,
+    description: &'static str,
+    options: Vec<CatalogOption>,
+) -> Metadata {
+    Metadata {
+        destination: Some(DestinationFacts::built_in()),
+        ..meta(id, name, description, "Raw Data", options)
     }
 }
 
 /// Source types.
 pub fn source_types() -> Vec<Metadata> {
     vec![
-        meta(
+        source(
             "http",
             "HTTP API",
             "Events sent to the HTTP tracking API (`/v1/track`, ...).",
             "Server",
-            vec![],
         ),
-        meta(
+        source(
             "javascript",
             "JavaScript",
             "A website, through analytics.js.",
             "Website",
-            vec![],
         ),
-        meta("ios", "iOS", "An iOS app.", "Mobile", vec![]),
-        meta("android", "Android", "An Android app.", "Mobile", vec![]),
-        meta(
+        source("ios", "iOS", "An iOS app.", "Mobile"),
+        source("android", "Android", "An Android app.", "Mobile"),
+        source(
             "server",
             "Server",
             "A back end using a server-side library.",
             "Server",
-            vec![],
         ),
     ]
 }
@@ -106,11 +213,10 @@ pub fn source_types() -> Vec<Metadata> {
 /// Destination types.
 pub fn destination_types() -> Vec<Metadata> {
     vec![
-        meta(
+        destination(
             "webhook",
             "Webhook",
             "POSTs each event as JSON to a URL.",
-            "Raw Data",
             vec![
                 opt(
                     "url",
@@ -140,11 +246,10 @@ pub fn destination_types() -> Vec<Metadata> {
                 ),
             ],
         ),
-        meta(
+        destination(
             "file",
             "File",
             "Appends each event as a JSON line to a file on the server.",
-            "Raw Data",
             vec![opt(
                 "path",
                 "string",
@@ -278,60 +383,83 @@ fn is_http_url(url: &str) -> bool {
     })
 }
 
-/// A page of catalog entries.
+/// A page of source types (`sourcesCatalog`, as Segment's `GetSourcesCatalogV1Output` has it).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CatalogPage {
+pub struct SourcesCatalog {
     /// The types.
-    pub metadata: Vec<Metadata>,
+    pub sources_catalog: Vec<Metadata>,
     /// Where this page sits.
     pub pagination: Pagination,
 }
 
-fn list(
-    items: Vec<Metadata>,
-    query: &PageQuery,
-) -> Result<axum::Json<Data<CatalogPage>>, ApiError> {
-    let (metadata, pagination) = page(items, query)?;
-    Ok(ok(CatalogPage {
-        metadata,
-        pagination,
-    }))
+/// A page of destination types (`destinationsCatalog`, as Segment's
+/// `GetDestinationsCatalogV1Output` has it).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DestinationsCatalog {
+    /// The types.
+    pub destinations_catalog: Vec<Metadata>,
+    /// Where this page sits.
+    pub pagination: Pagination,
+}
+
+/// A page of warehouse types (`warehousesCatalog`, as Segment's `GetWarehousesCatalogV1Output`
+/// has it).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WarehousesCatalog {
+    /// The types.
+    pub warehouses_catalog: Vec<Metadata>,
+    /// Where this page sits.
+    pub pagination: Pagination,
 }
 
 /// List source types.
 ///
 /// The kinds of source sluice accepts events from; pass an `id` as `metadataId` to `POST /sources`.
-#[utoipa::path(get, path = "/catalog/sources", tag = "Catalog", params(PageQuery),
-    responses((status = 200, body = Data<CatalogPage>), CommonErrors))]
+#[utoipa::path(get, path = "/catalog/sources", operation_id = "getSourcesCatalog", tag = "Catalog", params(PageQuery),
+    responses((status = 200, body = Data<SourcesCatalog>), CommonErrors))]
 pub async fn sources(
     _caller: Caller,
     Query(q): Query<PageQuery>,
-) -> Result<axum::Json<Data<CatalogPage>>, ApiError> {
-    list(source_types(), &q)
+) -> Result<axum::Json<Data<SourcesCatalog>>, ApiError> {
+    let (sources_catalog, pagination) = page(source_types(), &q)?;
+    Ok(ok(SourcesCatalog {
+        sources_catalog,
+        pagination,
+    }))
 }
 
 /// List destination types.
 ///
 /// The destinations sluice can deliver to, with the settings each needs; pass an `id` as
 /// `metadataId` to `POST /destinations`.
-#[utoipa::path(get, path = "/catalog/destinations", tag = "Catalog", params(PageQuery),
-    responses((status = 200, body = Data<CatalogPage>), CommonErrors))]
+#[utoipa::path(get, path = "/catalog/destinations", operation_id = "getDestinationsCatalog", tag = "Catalog", params(PageQuery),
+    responses((status = 200, body = Data<DestinationsCatalog>), CommonErrors))]
 pub async fn destinations(
     _caller: Caller,
     Query(q): Query<PageQuery>,
-) -> Result<axum::Json<Data<CatalogPage>>, ApiError> {
-    list(destination_types(), &q)
+) -> Result<axum::Json<Data<DestinationsCatalog>>, ApiError> {
+    let (destinations_catalog, pagination) = page(destination_types(), &q)?;
+    Ok(ok(DestinationsCatalog {
+        destinations_catalog,
+        pagination,
+    }))
 }
 
 /// List warehouse types.
 ///
 /// The warehouses sluice can load into; pass an `id` as `metadataId` to `POST /warehouses`.
-#[utoipa::path(get, path = "/catalog/warehouses", tag = "Catalog", params(PageQuery),
-    responses((status = 200, body = Data<CatalogPage>), CommonErrors))]
+#[utoipa::path(get, path = "/catalog/warehouses", operation_id = "getWarehousesCatalog", tag = "Catalog", params(PageQuery),
+    responses((status = 200, body = Data<WarehousesCatalog>), CommonErrors))]
 pub async fn warehouses(
     _caller: Caller,
     Query(q): Query<PageQuery>,
-) -> Result<axum::Json<Data<CatalogPage>>, ApiError> {
-    list(warehouse_types(), &q)
+) -> Result<axum::Json<Data<WarehousesCatalog>>, ApiError> {
+    let (warehouses_catalog, pagination) = page(warehouse_types(), &q)?;
+    Ok(ok(WarehousesCatalog {
+        warehouses_catalog,
+        pagination,
+    }))
 }

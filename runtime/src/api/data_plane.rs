@@ -45,7 +45,7 @@ pub struct Events {
 /// The source debugger: the source's recent events (newest first, bounded) with what each
 /// stage did to them: enforcement (validated, violations, blocked), insert functions (forward,
 /// drop, fan-out, error), routing and delivery per destination.
-#[utoipa::path(get, path = "/events", tag = "Event Debugger", params(EventsQuery),
+#[utoipa::path(get, path = "/events", operation_id = "listEvents", tag = "Event Debugger", params(EventsQuery),
     responses((status = 200, body = Data<Events>), CommonErrors))]
 pub async fn events(
     State(state): State<AppState>,
@@ -64,7 +64,7 @@ pub async fn events(
 ///
 /// Server-Sent Events: one `stage` event (JSON: `sourceId`, `messageId`, `stage`, and the
 /// event itself on its `ingest` stage) each time a stage handles one of the source's events.
-#[utoipa::path(get, path = "/sources/{id}/events/live", tag = "Event Debugger",
+#[utoipa::path(get, path = "/sources/{id}/events/live", operation_id = "streamLiveEventsFromSource", tag = "Event Debugger",
     params(("id" = String, Path, description = "Source id")),
     responses((status = 200, description = "A text/event-stream"), CommonErrors))]
 pub async fn live(
@@ -129,7 +129,7 @@ pub struct DeliveryMetrics {
 ///
 /// Delivered, retried, failed, dropped and filtered counts over the last `minutes` minutes
 /// (kept in memory since the server started).
-#[utoipa::path(get, path = "/destinations/{id}/delivery-metrics", tag = "Destinations",
+#[utoipa::path(get, path = "/destinations/{id}/delivery-metrics", operation_id = "listDeliveryMetricsSummaryFromDestination", tag = "Destinations",
     params(("id" = String, Path, description = "Destination id"), MetricsQuery),
     responses((status = 200, body = Data<DeliveryMetrics>), CommonErrors))]
 pub async fn delivery_metrics(
@@ -160,7 +160,7 @@ pub struct FailedEvents {
 ///
 /// Events the destination refused permanently (a 4xx other than 408 and 429) or that were
 /// retried until the maximum age, with the last error.
-#[utoipa::path(get, path = "/destinations/{id}/failed-events", tag = "Destinations",
+#[utoipa::path(get, path = "/destinations/{id}/failed-events", operation_id = "listFailedEventsFromDestination", tag = "Destinations",
     params(("id" = String, Path, description = "Destination id")),
     responses((status = 200, body = Data<FailedEvents>), CommonErrors))]
 pub async fn failed_events(
@@ -188,7 +188,7 @@ pub struct Replayed {
 /// Replay failed events.
 ///
 /// Puts every dead letter of the destination back on its delivery queue, with fresh retries.
-#[utoipa::path(post, path = "/destinations/{id}/failed-events/replay", tag = "Destinations",
+#[utoipa::path(post, path = "/destinations/{id}/failed-events/replay", operation_id = "replayFailedEventsFromDestination", tag = "Destinations",
     params(("id" = String, Path, description = "Destination id")),
     responses((status = 200, body = Data<Replayed>), CommonErrors))]
 pub async fn replay(
@@ -224,7 +224,7 @@ pub struct FunctionLogs {
 ///
 /// What the function logged while processing real events in the pipeline (not tests), newest
 /// kept, bounded per function, since the server started.
-#[utoipa::path(get, path = "/functions/{id}/logs", tag = "Functions",
+#[utoipa::path(get, path = "/functions/{id}/logs", operation_id = "listFunctionLogs", tag = "Functions",
     params(("id" = String, Path, description = "Function id")),
     responses((status = 200, body = Data<FunctionLogs>), CommonErrors))]
 pub async fn function_logs(

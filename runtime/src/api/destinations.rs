@@ -91,7 +91,7 @@ pub fn load(
 /// List destinations.
 ///
 /// Destinations of the sources the token can see, oldest first; `sourceId` narrows to one source.
-#[utoipa::path(get, path = "/destinations", tag = "Destinations", params(DestinationQuery, PageQuery),
+#[utoipa::path(get, path = "/destinations", operation_id = "listDestinations", tag = "Destinations", params(DestinationQuery, PageQuery),
     responses((status = 200, body = Data<Destinations>), CommonErrors))]
 pub async fn list(
     State(state): State<AppState>,
@@ -117,7 +117,7 @@ pub async fn list(
 /// Connects a destination of a catalog type to an existing source. Settings are checked
 /// against the type's options: a `webhook` needs an http(s) `url`, a `file` a `path` that is
 /// relative, without `..`, and lands inside `<data dir>/files/` (else 422 naming the rule).
-#[utoipa::path(post, path = "/destinations", tag = "Destinations", request_body = CreateDestination,
+#[utoipa::path(post, path = "/destinations", operation_id = "createDestination", tag = "Destinations", request_body = CreateDestination,
     responses((status = 201, body = Data<DestinationData>), CommonErrors))]
 pub async fn create(
     State(state): State<AppState>,
@@ -166,7 +166,7 @@ pub async fn create(
 /// Get a destination.
 ///
 /// One destination with its settings.
-#[utoipa::path(get, path = "/destinations/{id}", tag = "Destinations", params(("id" = String, Path, description = "Destination id")),
+#[utoipa::path(get, path = "/destinations/{id}", operation_id = "getDestination", tag = "Destinations", params(("id" = String, Path, description = "Destination id")),
     responses((status = 200, body = Data<DestinationData>), CommonErrors))]
 pub async fn get(
     State(state): State<AppState>,
@@ -181,7 +181,7 @@ pub async fn get(
 /// Update a destination.
 ///
 /// Changes name, enabled or settings (settings are checked against the type again).
-#[utoipa::path(patch, path = "/destinations/{id}", tag = "Destinations", params(("id" = String, Path, description = "Destination id")),
+#[utoipa::path(patch, path = "/destinations/{id}", operation_id = "updateDestination", tag = "Destinations", params(("id" = String, Path, description = "Destination id")),
     request_body = UpdateDestination, responses((status = 200, body = Data<DestinationData>), CommonErrors))]
 pub async fn update(
     State(state): State<AppState>,
@@ -223,7 +223,7 @@ pub async fn update(
 /// Delete a destination.
 ///
 /// Stops delivery to it and removes it, with the insert function instances attached to it.
-#[utoipa::path(delete, path = "/destinations/{id}", tag = "Destinations", params(("id" = String, Path, description = "Destination id")),
+#[utoipa::path(delete, path = "/destinations/{id}", operation_id = "deleteDestination", tag = "Destinations", params(("id" = String, Path, description = "Destination id")),
     responses((status = 200, body = Data<Deleted>), CommonErrors))]
 pub async fn delete(
     State(state): State<AppState>,

@@ -69,21 +69,48 @@ fn strip_position(message: &str) -> &str {
     message.split(" at line ").next().unwrap_or(message)
 }
 
-/// Query parameters; a parameter of the wrong type is a 422.
+/// Query parameters; a parameter of the wrong type is a 422. Segment's SDKs send the list
+/// parameters as `pagination[count]` and `pagination[cursor]` (brackets, usually
+/// percent-encoded); those are read as `pagination.count` and `pagination.cursor`.
 pub struct Query<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| Query(q.0))
-            .map_err(|rejection| ApiError::Validation {
-                message: format!("invalid query: {}", rejection.body_text()),
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = dotted(parts.uri.query().unwrap_or_default());
+        serde_urlencoded::from_str::<T>(&query)
+            .map(Query)
+            .map_err(|err| ApiError::Validation {
+                message: format!("invalid query: {err}"),
                 field: None,
             })
     }
+}
+
+/// `query` with bracketed parameter names (`a[b]=`, `a%5Bb%5D=`) written dotted (`a.b=`).
+fn dotted(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = name
+                .replace("%5B", "[")
+                .replace("%5b", "[")
+                .replace("%5D", "]")
+                .replace("%5d", "]");
+            let name = match name.strip_suffix(']').and_then(|n| n.split_once('[')) {
+                Some((outer, inner)) if !inner.contains(['[', ']']) => format!("{outer}.{inner}"),
+                _ => name,
+            };
+            if pair.contains('=') {
+                format!("{name}={value}")
+            } else {
+                name
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// An optional JSON body: an empty body is `None`, anything else must parse as [`Json`] does.
@@ -120,5 +147,18 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
             .map_err(|rejection| {
                 ApiError::BadRequest(format!("invalid path: {}", rejection.body_text()))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dotted;
+
+    #[test]
+    fn bracketed_names_read_dotted() {
+        assert_eq!(
+            dotted("pagination%5Bcount%5D=1&pagination[cursor]=x&a.b=c&plain&resourceType=source"),
+            "pagination.count=1&pagination.cursor=x&a.b=c&plain&resourceType=source"
+        );
     }
 }

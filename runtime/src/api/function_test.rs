@@ -256,7 +256,7 @@ fn limits(input: Option<&TestLimits>, max_memory: usize) -> Result<Limits, ApiEr
 /// fan-out, or an error (the function's own, such as `validation-error`, or the sandbox's, such as
 /// `out-of-fuel`, with whether a pipeline would retry it), plus the function's logs, the fuel it
 /// used and the time it took. Test before you deploy.
-#[utoipa::path(post, path = "/functions/{id}/test", tag = "Functions", params(("id" = String, Path, description = "Function id")),
+#[utoipa::path(post, path = "/functions/{id}/test", operation_id = "testFunction", tag = "Functions", params(("id" = String, Path, description = "Function id")),
     request_body = TestInput, responses((status = 200, body = Data<TestReport>), CommonErrors))]
 pub async fn test(
     State(state): State<AppState>,

@@ -269,7 +269,7 @@ fn new_version(
 /// List functions.
 ///
 /// Every function the token can see, oldest first; `resourceType` narrows to one kind.
-#[utoipa::path(get, path = "/functions", tag = "Functions", params(FunctionQuery, PageQuery),
+#[utoipa::path(get, path = "/functions", operation_id = "listFunctions", tag = "Functions", params(FunctionQuery, PageQuery),
     responses((status = 200, body = Data<Functions>), CommonErrors))]
 pub async fn list(
     State(state): State<AppState>,
@@ -297,7 +297,7 @@ pub async fn list(
 /// world, built for wasm32-wasip2). Code is parsed and its top level run now, a component
 /// validated and compiled now: a bad upload is a 422 naming the line and column of a syntax
 /// error, or the engine's reason. Creates the first version; deploy it with `POST /functions/{id}/deploy`.
-#[utoipa::path(post, path = "/functions", tag = "Functions", request_body = CreateFunction,
+#[utoipa::path(post, path = "/functions", operation_id = "createFunction", tag = "Functions", request_body = CreateFunction,
     responses((status = 201, body = Data<FunctionData>), CommonErrors))]
 pub async fn create(
     State(state): State<AppState>,
@@ -344,7 +344,7 @@ pub async fn create(
 /// Get a function.
 ///
 /// The function, its latest version's code digest and which version is deployed.
-#[utoipa::path(get, path = "/functions/{id}", tag = "Functions", params(("id" = String, Path, description = "Function id")),
+#[utoipa::path(get, path = "/functions/{id}", operation_id = "getFunction", tag = "Functions", params(("id" = String, Path, description = "Function id")),
     responses((status = 200, body = Data<FunctionData>), CommonErrors))]
 pub async fn get(
     State(state): State<AppState>,
@@ -361,7 +361,7 @@ pub async fn get(
 /// Changes name, description, declared settings or code (`code` or `wasm`, checked as on
 /// create). Every update saves a new version; the deployed version keeps running until you
 /// deploy another.
-#[utoipa::path(patch, path = "/functions/{id}", tag = "Functions", params(("id" = String, Path, description = "Function id")),
+#[utoipa::path(patch, path = "/functions/{id}", operation_id = "updateFunction", tag = "Functions", params(("id" = String, Path, description = "Function id")),
     request_body = UpdateFunction, responses((status = 200, body = Data<FunctionData>), CommonErrors))]
 pub async fn update(
     State(state): State<AppState>,
@@ -405,7 +405,7 @@ pub async fn update(
 /// Delete a function.
 ///
 /// Deletes the function and its versions. Refused (409) while insert function instances use it.
-#[utoipa::path(delete, path = "/functions/{id}", tag = "Functions", params(("id" = String, Path, description = "Function id")),
+#[utoipa::path(delete, path = "/functions/{id}", operation_id = "deleteFunction", tag = "Functions", params(("id" = String, Path, description = "Function id")),
     responses((status = 200, body = Data<Deleted>), (status = 409, body = super::error::ErrorBody), CommonErrors))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -436,7 +436,7 @@ pub async fn delete(
 /// List a function's versions.
 ///
 /// Every saved version, oldest first, with which one is deployed.
-#[utoipa::path(get, path = "/functions/{id}/versions", tag = "Functions",
+#[utoipa::path(get, path = "/functions/{id}/versions", operation_id = "listFunctionVersions", tag = "Functions",
     params(("id" = String, Path, description = "Function id"), PageQuery),
     responses((status = 200, body = Data<Versions>), CommonErrors))]
 pub async fn list_versions(
@@ -458,7 +458,7 @@ pub async fn list_versions(
 /// Get a version.
 ///
 /// One saved version with its code (JavaScript) or digest (component).
-#[utoipa::path(get, path = "/functions/{id}/versions/{versionId}", tag = "Functions",
+#[utoipa::path(get, path = "/functions/{id}/versions/{versionId}", operation_id = "getFunctionVersion", tag = "Functions",
     params(("id" = String, Path, description = "Function id"), ("versionId" = String, Path, description = "Version id")),
     responses((status = 200, body = Data<VersionData>), CommonErrors))]
 pub async fn get_version(
@@ -476,7 +476,7 @@ pub async fn get_version(
 ///
 /// Saves an older version's code and settings as a new latest version (history is kept).
 /// Deploy it to make it run.
-#[utoipa::path(post, path = "/functions/{id}/versions", tag = "Functions", params(("id" = String, Path, description = "Function id")),
+#[utoipa::path(post, path = "/functions/{id}/versions", operation_id = "restoreFunctionVersion", tag = "Functions", params(("id" = String, Path, description = "Function id")),
     request_body = RestoreVersion, responses((status = 200, body = Data<FunctionData>), CommonErrors))]
 pub async fn restore_version(
     State(state): State<AppState>,
@@ -503,7 +503,7 @@ pub async fn restore_version(
 ///
 /// Makes a version (default: the latest) the one that runs in pipelines. JavaScript versions
 /// cannot be deployed until the JavaScript runtime lands (422).
-#[utoipa::path(post, path = "/functions/{id}/deploy", tag = "Functions", params(("id" = String, Path, description = "Function id")),
+#[utoipa::path(post, path = "/functions/{id}/deploy", operation_id = "createFunctionDeployment", tag = "Functions", params(("id" = String, Path, description = "Function id")),
     request_body(content = Option<Deploy>, description = "Optional; `{}` or no body deploys the latest version"),
     responses((status = 200, body = Data<FunctionData>), CommonErrors))]
 pub async fn deploy(

@@ -28,7 +28,7 @@ pub struct Roles {
 /// List roles.
 ///
 /// The roles a permission can grant, with Segment's names; use `id` as `roleId`.
-#[utoipa::path(get, path = "/roles", tag = "IAM", params(PageQuery), responses((status = 200, body = Data<Roles>), CommonErrors))]
+#[utoipa::path(get, path = "/roles", operation_id = "listRoles", tag = "IAM", params(PageQuery), responses((status = 200, body = Data<Roles>), CommonErrors))]
 pub async fn list_roles(_caller: Caller, Query(q): Query<PageQuery>) -> Reply<Roles> {
     let (roles, pagination) = page(ROLES.to_vec(), &q)?;
     Ok(ok(Roles { roles, pagination }))
@@ -94,7 +94,7 @@ fn owner(caller: &Caller, write: bool) -> Result<(), ApiError> {
 /// List users.
 ///
 /// Every user with their permissions.
-#[utoipa::path(get, path = "/users", tag = "IAM", params(PageQuery), responses((status = 200, body = Data<Users>), CommonErrors))]
+#[utoipa::path(get, path = "/users", operation_id = "listUsers", tag = "IAM", params(PageQuery), responses((status = 200, body = Data<Users>), CommonErrors))]
 pub async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
@@ -110,7 +110,7 @@ pub async fn list_users(
 /// Adds a user with permissions. When the address was invited (`POST /invites`) and the request
 /// gives no permissions, the invitation's are used; either way the invitation is consumed.
 /// Workspace Owner only.
-#[utoipa::path(post, path = "/users", tag = "IAM", request_body = CreateUser,
+#[utoipa::path(post, path = "/users", operation_id = "createUser", tag = "IAM", request_body = CreateUser,
     responses((status = 201, body = Data<UserData>), (status = 409, body = ErrorBody), CommonErrors))]
 pub async fn create_user(
     State(state): State<AppState>,
@@ -153,7 +153,7 @@ pub async fn create_user(
 /// Get a user.
 ///
 /// One user with their permissions.
-#[utoipa::path(get, path = "/users/{id}", tag = "IAM", params(("id" = String, Path, description = "User id")),
+#[utoipa::path(get, path = "/users/{id}", operation_id = "getUser", tag = "IAM", params(("id" = String, Path, description = "User id")),
     responses((status = 200, body = Data<UserData>), CommonErrors))]
 pub async fn get_user(
     State(state): State<AppState>,
@@ -168,7 +168,7 @@ pub async fn get_user(
 /// Delete a user.
 ///
 /// Removes the user.
-#[utoipa::path(delete, path = "/users/{id}", tag = "IAM", params(("id" = String, Path, description = "User id")),
+#[utoipa::path(delete, path = "/users/{id}", operation_id = "deleteUser", tag = "IAM", params(("id" = String, Path, description = "User id")),
     responses((status = 200, body = Data<Deleted>), CommonErrors))]
 pub async fn delete_user(
     State(state): State<AppState>,
@@ -210,7 +210,7 @@ fn set_permissions(
 /// Add permissions to a user.
 ///
 /// Grants more roles (each over the workspace or some resources).
-#[utoipa::path(post, path = "/users/{id}/permissions", tag = "IAM", params(("id" = String, Path, description = "User id")),
+#[utoipa::path(post, path = "/users/{id}/permissions", operation_id = "addPermissionsToUser", tag = "IAM", params(("id" = String, Path, description = "User id")),
     request_body = Permissions, responses((status = 200, body = Data<UserData>), CommonErrors))]
 pub async fn add_permissions(
     State(state): State<AppState>,
@@ -224,7 +224,7 @@ pub async fn add_permissions(
 /// Replace a user's permissions.
 ///
 /// Sets the user's permissions to exactly these.
-#[utoipa::path(put, path = "/users/{id}/permissions", tag = "IAM", params(("id" = String, Path, description = "User id")),
+#[utoipa::path(put, path = "/users/{id}/permissions", operation_id = "replacePermissionsForUser", tag = "IAM", params(("id" = String, Path, description = "User id")),
     request_body = Permissions, responses((status = 200, body = Data<UserData>), CommonErrors))]
 pub async fn replace_permissions(
     State(state): State<AppState>,
@@ -304,7 +304,7 @@ pub struct CreateToken {
 /// List tokens.
 ///
 /// Every API token with its permissions; secrets are never shown again after creation.
-#[utoipa::path(get, path = "/tokens", tag = "IAM", params(PageQuery), responses((status = 200, body = Data<Tokens>), CommonErrors))]
+#[utoipa::path(get, path = "/tokens", operation_id = "listTokens", tag = "IAM", params(PageQuery), responses((status = 200, body = Data<Tokens>), CommonErrors))]
 pub async fn list_tokens(
     State(state): State<AppState>,
     caller: Caller,
@@ -321,7 +321,7 @@ pub async fn list_tokens(
 /// A new API token with roles, scoped to the workspace or to resources (a Source Admin over one
 /// source, say), optionally expiring at `expiresAt`. The response's `value` is the secret: it
 /// is shown only this once and stored only as a hash. Workspace Owner only.
-#[utoipa::path(post, path = "/tokens", tag = "IAM", request_body = CreateToken,
+#[utoipa::path(post, path = "/tokens", operation_id = "createToken", tag = "IAM", request_body = CreateToken,
     responses((status = 201, body = Data<TokenData>), CommonErrors))]
 pub async fn create_token(
     State(state): State<AppState>,
@@ -367,7 +367,7 @@ pub async fn create_token(
 /// Get a token.
 ///
 /// One API token with its permissions and expiry; never its secret. Workspace Owner only.
-#[utoipa::path(get, path = "/tokens/{id}", tag = "IAM", params(("id" = String, Path, description = "Token id")),
+#[utoipa::path(get, path = "/tokens/{id}", operation_id = "getToken", tag = "IAM", params(("id" = String, Path, description = "Token id")),
     responses((status = 200, body = Data<TokenData>), CommonErrors))]
 pub async fn get_token(
     State(state): State<AppState>,
@@ -386,7 +386,7 @@ pub async fn get_token(
 /// Revokes the token for good: requests with it get 401 from now on, also after a restart with
 /// the same `--bootstrap-token`. The last Workspace Owner token that has not expired cannot be
 /// deleted (409).
-#[utoipa::path(delete, path = "/tokens/{id}", tag = "IAM", params(("id" = String, Path, description = "Token id")),
+#[utoipa::path(delete, path = "/tokens/{id}", operation_id = "deleteToken", tag = "IAM", params(("id" = String, Path, description = "Token id")),
     responses((status = 200, body = Data<Deleted>), (status = 409, body = ErrorBody), CommonErrors))]
 pub async fn delete_token(
     State(state): State<AppState>,

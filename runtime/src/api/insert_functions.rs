@@ -128,7 +128,7 @@ fn load(
 ///
 /// Instances on the sources the token can see, by integration and order; filter by
 /// `integrationId` or `functionId`.
-#[utoipa::path(get, path = "/insert-function-instances", tag = "Functions", params(InstanceQuery, PageQuery),
+#[utoipa::path(get, path = "/insert-function-instances", operation_id = "listInsertFunctionInstances", tag = "Functions", params(InstanceQuery, PageQuery),
     responses((status = 200, body = Data<Instances>), CommonErrors))]
 pub async fn list(
     State(state): State<AppState>,
@@ -164,7 +164,7 @@ pub async fn list(
 /// its destinations) or an `INSERT_DESTINATION` function to one destination, with values for
 /// the function's settings (checked against its declarations; sensitive ones are masked in
 /// responses).
-#[utoipa::path(post, path = "/insert-function-instances", tag = "Functions", request_body = CreateInstance,
+#[utoipa::path(post, path = "/insert-function-instances", operation_id = "createInsertFunctionInstance", tag = "Functions", request_body = CreateInstance,
     responses((status = 201, body = Data<InstanceData>), CommonErrors))]
 pub async fn create(
     State(state): State<AppState>,
@@ -271,7 +271,7 @@ pub async fn create(
 /// Get an insert function instance.
 ///
 /// One instance, sensitive settings masked.
-#[utoipa::path(get, path = "/insert-function-instances/{id}", tag = "Functions", params(("id" = String, Path, description = "Instance id")),
+#[utoipa::path(get, path = "/insert-function-instances/{id}", operation_id = "getInsertFunctionInstance", tag = "Functions", params(("id" = String, Path, description = "Instance id")),
     responses((status = 200, body = Data<InstanceData>), CommonErrors))]
 pub async fn get(
     State(state): State<AppState>,
@@ -288,7 +288,7 @@ pub async fn get(
 ///
 /// Renames, enables or disables, reorders, or changes settings (merged into the current
 /// ones; sending a masked value back keeps the stored secret).
-#[utoipa::path(patch, path = "/insert-function-instances/{id}", tag = "Functions", params(("id" = String, Path, description = "Instance id")),
+#[utoipa::path(patch, path = "/insert-function-instances/{id}", operation_id = "updateInsertFunctionInstance", tag = "Functions", params(("id" = String, Path, description = "Instance id")),
     request_body = UpdateInstance, responses((status = 200, body = Data<InstanceData>), CommonErrors))]
 pub async fn update(
     State(state): State<AppState>,
@@ -347,7 +347,7 @@ pub async fn update(
 /// Detach an insert function instance.
 ///
 /// The function stops running on that source or destination.
-#[utoipa::path(delete, path = "/insert-function-instances/{id}", tag = "Functions", params(("id" = String, Path, description = "Instance id")),
+#[utoipa::path(delete, path = "/insert-function-instances/{id}", operation_id = "deleteInsertFunctionInstance", tag = "Functions", params(("id" = String, Path, description = "Instance id")),
     responses((status = 200, body = Data<Deleted>), CommonErrors))]
 pub async fn delete(
     State(state): State<AppState>,

@@ -31,8 +31,8 @@ pub struct Invite {
 /// A page of invited addresses.
 #[derive(Serialize, ToSchema)]
 pub struct Invites {
-    /// Invited addresses, oldest first.
-    pub emails: Vec<String>,
+    /// Invited addresses, oldest first (`invites`, as Segment's `ListInvitesV1Output` names them).
+    pub invites: Vec<String>,
     /// Where this page sits.
     pub pagination: Pagination,
 }
@@ -79,7 +79,7 @@ pub fn email(address: &str, field: &str) -> Result<String, ApiError> {
 /// List invitations.
 ///
 /// The addresses invited and not yet added as users.
-#[utoipa::path(get, path = "/invites", tag = "IAM", params(PageQuery), responses((status = 200, body = Data<Invites>), CommonErrors))]
+#[utoipa::path(get, path = "/invites", operation_id = "listInvites", tag = "IAM", params(PageQuery), responses((status = 200, body = Data<Invites>), CommonErrors))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -90,7 +90,7 @@ pub async fn list(
     all.sort_by(|a, b| (&a.created_at, &a.email).cmp(&(&b.created_at, &b.email)));
     let (page_items, pagination) = page(all, &q)?;
     Ok(ok(Invites {
-        emails: page_items.into_iter().map(|i| i.email).collect(),
+        invites: page_items.into_iter().map(|i| i.email).collect(),
         pagination,
     }))
 }
@@ -100,7 +100,7 @@ pub async fn list(
 /// Records invitations with the permissions each user will get; `POST /users` with an invited
 /// address then creates the user with them. Inviting an address twice replaces its
 /// permissions; inviting an existing user's address is a 409. Workspace Owner only.
-#[utoipa::path(post, path = "/invites", tag = "IAM", request_body = CreateInvites,
+#[utoipa::path(post, path = "/invites", operation_id = "createInvites", tag = "IAM", request_body = CreateInvites,
     responses((status = 201, body = Data<Invited>), (status = 409, body = super::error::ErrorBody), CommonErrors))]
 pub async fn create(
     State(state): State<AppState>,
@@ -140,7 +140,7 @@ pub async fn create(
 ///
 /// Withdraws the invitations of the addresses given (`?emails=a@x.com,b@x.com`); unknown
 /// addresses are a 404.
-#[utoipa::path(delete, path = "/invites", tag = "IAM", params(EmailsParam), responses((status = 200, body = Data<Deleted>), CommonErrors))]
+#[utoipa::path(delete, path = "/invites", operation_id = "deleteInvites", tag = "IAM", params(EmailsParam), responses((status = 200, body = Data<Deleted>), CommonErrors))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

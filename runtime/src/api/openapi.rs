@@ -18,7 +18,7 @@ use super::{
         title = "sluice control plane",
         description = "Segment-compatible Public API of a self-hosted sluice: sources, destinations, \
             tracking plans, warehouses, functions (WebAssembly components, tested before deploying), \
-            spaces, users, tokens and the audit trail. Every operation needs `Authorization: Bearer <token>`. \
+            spaces, users, tokens and the audit trail. Every operation but this document (`GET /openapi.json`) needs `Authorization: Bearer <token>`. \
             Success bodies are `{\"data\": ...}`, failures `{\"errors\": [{\"type\", \"message\", \"field\"?}]}`. \
             Lists take `pagination.count` (1-1000, default 200) and `pagination.cursor`."
     ),
@@ -61,8 +61,9 @@ impl Modify for BearerAuth {
 
 /// The document's JSON.
 ///
-/// The OpenAPI 3.1 description of every operation of this API, generated from the code.
-#[utoipa::path(get, path = "/openapi.json", tag = "Meta", responses((status = 200, description = "The OpenAPI document")))]
+/// The OpenAPI 3.1 description of every operation of this API, generated from the code. Public:
+/// no token needed, so that tools and agents can read it first.
+#[utoipa::path(get, path = "/openapi.json", operation_id = "getOpenApiDocument", tag = "Meta", security(()), responses((status = 200, description = "The OpenAPI document")))]
 pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(router().into_openapi())
 }

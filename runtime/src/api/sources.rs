@@ -123,7 +123,7 @@ pub fn load(state: &AppState, caller: &Caller, id: &str, write: bool) -> Result<
 /// List sources.
 ///
 /// Every source the token can see, oldest first, with write keys and settings.
-#[utoipa::path(get, path = "/sources", tag = "Sources", params(PageQuery),
+#[utoipa::path(get, path = "/sources", operation_id = "listSources", tag = "Sources", params(PageQuery),
     responses((status = 200, body = Data<Sources>), CommonErrors))]
 pub async fn list(
     State(state): State<AppState>,
@@ -147,7 +147,7 @@ pub async fn list(
 ///
 /// Creates a source of a catalog type and generates its first write key, which clients send
 /// events with. The slug must be unique (409 otherwise).
-#[utoipa::path(post, path = "/sources", tag = "Sources", request_body = CreateSource,
+#[utoipa::path(post, path = "/sources", operation_id = "createSource", tag = "Sources", request_body = CreateSource,
     responses((status = 201, body = Data<SourceData>), (status = 409, body = super::error::ErrorBody), CommonErrors))]
 pub async fn create(
     State(state): State<AppState>,
@@ -196,7 +196,7 @@ pub async fn create(
 /// Get a source.
 ///
 /// The source and the id of the tracking plan connected to it, if any.
-#[utoipa::path(get, path = "/sources/{id}", tag = "Sources", params(("id" = String, Path, description = "Source id")),
+#[utoipa::path(get, path = "/sources/{id}", operation_id = "getSource", tag = "Sources", params(("id" = String, Path, description = "Source id")),
     responses((status = 200, body = Data<SourceWithPlan>), CommonErrors))]
 pub async fn get(
     State(state): State<AppState>,
@@ -214,7 +214,7 @@ pub async fn get(
 /// Update a source.
 ///
 /// Changes the fields given (slug, name, enabled, settings); others stay as they are.
-#[utoipa::path(patch, path = "/sources/{id}", tag = "Sources", params(("id" = String, Path, description = "Source id")),
+#[utoipa::path(patch, path = "/sources/{id}", operation_id = "updateSource", tag = "Sources", params(("id" = String, Path, description = "Source id")),
     request_body = UpdateSource,
     responses((status = 200, body = Data<SourceData>), (status = 409, body = super::error::ErrorBody), CommonErrors))]
 pub async fn update(
@@ -267,7 +267,7 @@ pub async fn update(
 ///
 /// Deletes the source with its destinations and the insert function instances attached to it,
 /// revokes its write keys, and disconnects it from its tracking plan and warehouses.
-#[utoipa::path(delete, path = "/sources/{id}", tag = "Sources", params(("id" = String, Path, description = "Source id")),
+#[utoipa::path(delete, path = "/sources/{id}", operation_id = "deleteSource", tag = "Sources", params(("id" = String, Path, description = "Source id")),
     responses((status = 200, body = Data<Deleted>), CommonErrors))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -352,7 +352,7 @@ pub struct ConnectedDestinations {
 /// List a source's destinations.
 ///
 /// The destinations that receive this source's events.
-#[utoipa::path(get, path = "/sources/{id}/connected-destinations", tag = "Sources",
+#[utoipa::path(get, path = "/sources/{id}/connected-destinations", operation_id = "listConnectedDestinationsFromSource", tag = "Sources",
     params(("id" = String, Path, description = "Source id"), PageQuery),
     responses((status = 200, body = Data<ConnectedDestinations>), CommonErrors))]
 pub async fn connected_destinations(
@@ -383,7 +383,7 @@ pub struct ConnectedWarehouses {
 /// List a source's warehouses.
 ///
 /// The warehouses this source's events are loaded into.
-#[utoipa::path(get, path = "/sources/{id}/connected-warehouses", tag = "Sources",
+#[utoipa::path(get, path = "/sources/{id}/connected-warehouses", operation_id = "listConnectedWarehousesFromSource", tag = "Sources",
     params(("id" = String, Path, description = "Source id"), PageQuery),
     responses((status = 200, body = Data<ConnectedWarehouses>), CommonErrors))]
 pub async fn connected_warehouses(
@@ -410,7 +410,7 @@ pub async fn connected_warehouses(
 ///
 /// How the source's tracking plan is enforced: unplanned events and properties, violations,
 /// where violations and blocked events are forwarded.
-#[utoipa::path(get, path = "/sources/{id}/settings", tag = "Sources", params(("id" = String, Path, description = "Source id")),
+#[utoipa::path(get, path = "/sources/{id}/settings", operation_id = "listSchemaSettingsInSource", tag = "Sources", params(("id" = String, Path, description = "Source id")),
     responses((status = 200, body = Data<SchemaSettings>), CommonErrors))]
 pub async fn get_settings(
     State(state): State<AppState>,
@@ -435,7 +435,7 @@ fn merge(base: &mut Value, patch: Value) {
 ///
 /// Merges the fields given into the current settings (JSON merge); forwarding targets must be
 /// existing sources.
-#[utoipa::path(patch, path = "/sources/{id}/settings", tag = "Sources", params(("id" = String, Path, description = "Source id")),
+#[utoipa::path(patch, path = "/sources/{id}/settings", operation_id = "updateSchemaSettingsInSource", tag = "Sources", params(("id" = String, Path, description = "Source id")),
     request_body = Object,
     responses((status = 200, body = Data<SchemaSettings>), CommonErrors))]
 pub async fn patch_settings(
@@ -514,7 +514,7 @@ fn change_labels(
 /// Add labels to a source.
 ///
 /// Adds labels (a label with an existing key replaces it).
-#[utoipa::path(post, path = "/sources/{id}/labels", tag = "Sources", params(("id" = String, Path, description = "Source id")),
+#[utoipa::path(post, path = "/sources/{id}/labels", operation_id = "addLabelsToSource", tag = "Sources", params(("id" = String, Path, description = "Source id")),
     request_body = Labels, responses((status = 200, body = Data<SourceData>), CommonErrors))]
 pub async fn add_labels(
     State(state): State<AppState>,
@@ -528,7 +528,7 @@ pub async fn add_labels(
 /// Replace a source's labels.
 ///
 /// Sets the source's labels to exactly these.
-#[utoipa::path(put, path = "/sources/{id}/labels", tag = "Sources", params(("id" = String, Path, description = "Source id")),
+#[utoipa::path(put, path = "/sources/{id}/labels", operation_id = "replaceLabelsInSource", tag = "Sources", params(("id" = String, Path, description = "Source id")),
     request_body = Labels, responses((status = 200, body = Data<SourceData>), CommonErrors))]
 pub async fn replace_labels(
     State(state): State<AppState>,
@@ -542,7 +542,7 @@ pub async fn replace_labels(
 /// Create a write key.
 ///
 /// Adds a new write key to the source (to rotate keys: create, switch clients, revoke the old one).
-#[utoipa::path(post, path = "/sources/{id}/writekey", tag = "Sources", params(("id" = String, Path, description = "Source id")),
+#[utoipa::path(post, path = "/sources/{id}/writekey", operation_id = "createWriteKeyForSource", tag = "Sources", params(("id" = String, Path, description = "Source id")),
     responses((status = 200, body = Data<SourceData>), CommonErrors))]
 pub async fn create_write_key(
     State(state): State<AppState>,
@@ -566,7 +566,7 @@ pub async fn create_write_key(
 /// Revoke a write key.
 ///
 /// Removes the write key: events sent with it are refused from now on.
-#[utoipa::path(delete, path = "/sources/{id}/writekey/{key}", tag = "Sources",
+#[utoipa::path(delete, path = "/sources/{id}/writekey/{key}", operation_id = "removeWriteKeyFromSource", tag = "Sources",
     params(("id" = String, Path, description = "Source id"), ("key" = String, Path, description = "The write key")),
     responses((status = 200, body = Data<SourceData>), CommonErrors))]
 pub async fn remove_write_key(

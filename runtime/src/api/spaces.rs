@@ -52,7 +52,7 @@ pub struct SpaceInput {
 /// List spaces.
 ///
 /// Every space, oldest first.
-#[utoipa::path(get, path = "/spaces", tag = "Spaces", params(PageQuery), responses((status = 200, body = Data<Spaces>), CommonErrors))]
+#[utoipa::path(get, path = "/spaces", operation_id = "listSpaces", tag = "Spaces", params(PageQuery), responses((status = 200, body = Data<Spaces>), CommonErrors))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -66,7 +66,7 @@ pub async fn list(
 /// Create a space.
 ///
 /// A space with a unique slug (409 when taken). Workspace Owner only.
-#[utoipa::path(post, path = "/spaces", tag = "Spaces", request_body = SpaceInput,
+#[utoipa::path(post, path = "/spaces", operation_id = "createSpace", tag = "Spaces", request_body = SpaceInput,
     responses((status = 201, body = Data<SpaceData>), (status = 409, body = ErrorBody), CommonErrors))]
 pub async fn create(
     State(state): State<AppState>,
@@ -112,7 +112,7 @@ fn load(state: &AppState, id: &str) -> Result<Space, ApiError> {
 /// Get a space.
 ///
 /// One space.
-#[utoipa::path(get, path = "/spaces/{id}", tag = "Spaces", params(("id" = String, Path, description = "Space id")),
+#[utoipa::path(get, path = "/spaces/{id}", operation_id = "getSpace", tag = "Spaces", params(("id" = String, Path, description = "Space id")),
     responses((status = 200, body = Data<SpaceData>), CommonErrors))]
 pub async fn get(
     State(state): State<AppState>,
@@ -128,7 +128,7 @@ pub async fn get(
 /// Update a space.
 ///
 /// Renames it or changes its slug (409 when taken).
-#[utoipa::path(patch, path = "/spaces/{id}", tag = "Spaces", params(("id" = String, Path, description = "Space id")),
+#[utoipa::path(patch, path = "/spaces/{id}", operation_id = "updateSpace", tag = "Spaces", params(("id" = String, Path, description = "Space id")),
     request_body = SpaceInput, responses((status = 200, body = Data<SpaceData>), (status = 409, body = ErrorBody), CommonErrors))]
 pub async fn update(
     State(state): State<AppState>,
@@ -173,7 +173,7 @@ pub async fn update(
 /// Delete a space.
 ///
 /// Removes the space.
-#[utoipa::path(delete, path = "/spaces/{id}", tag = "Spaces", params(("id" = String, Path, description = "Space id")),
+#[utoipa::path(delete, path = "/spaces/{id}", operation_id = "deleteSpace", tag = "Spaces", params(("id" = String, Path, description = "Space id")),
     responses((status = 200, body = Data<Deleted>), CommonErrors))]
 pub async fn delete(
     State(state): State<AppState>,

@@ -183,7 +183,7 @@ fn check_rules(rules: &[Rule]) -> Result<(), ApiError> {
 /// List tracking plans.
 ///
 /// Every plan the token can see, oldest first, with the sources connected to each.
-#[utoipa::path(get, path = "/tracking-plans", tag = "Tracking Plans", params(PageQuery),
+#[utoipa::path(get, path = "/tracking-plans", operation_id = "listTrackingPlans", tag = "Tracking Plans", params(PageQuery),
     responses((status = 200, body = Data<TrackingPlans>), CommonErrors))]
 pub async fn list(
     State(state): State<AppState>,
@@ -207,7 +207,7 @@ pub async fn list(
 /// Create a tracking plan.
 ///
 /// An empty plan; add rules with PUT or PATCH on its rules, then connect sources.
-#[utoipa::path(post, path = "/tracking-plans", tag = "Tracking Plans", request_body = CreateTrackingPlan,
+#[utoipa::path(post, path = "/tracking-plans", operation_id = "createTrackingPlan", tag = "Tracking Plans", request_body = CreateTrackingPlan,
     responses((status = 201, body = Data<TrackingPlanData>), CommonErrors))]
 pub async fn create(
     State(state): State<AppState>,
@@ -247,7 +247,7 @@ pub async fn create(
 /// Get a tracking plan.
 ///
 /// The plan and its connected sources (rules are under `/rules`).
-#[utoipa::path(get, path = "/tracking-plans/{id}", tag = "Tracking Plans", params(("id" = String, Path, description = "Plan id")),
+#[utoipa::path(get, path = "/tracking-plans/{id}", operation_id = "getTrackingPlan", tag = "Tracking Plans", params(("id" = String, Path, description = "Plan id")),
     responses((status = 200, body = Data<TrackingPlanData>), CommonErrors))]
 pub async fn get(
     State(state): State<AppState>,
@@ -262,7 +262,7 @@ pub async fn get(
 /// Update a tracking plan.
 ///
 /// Renames it or changes its description.
-#[utoipa::path(patch, path = "/tracking-plans/{id}", tag = "Tracking Plans", params(("id" = String, Path, description = "Plan id")),
+#[utoipa::path(patch, path = "/tracking-plans/{id}", operation_id = "updateTrackingPlan", tag = "Tracking Plans", params(("id" = String, Path, description = "Plan id")),
     request_body = UpdateTrackingPlan, responses((status = 200, body = Data<TrackingPlanData>), CommonErrors))]
 pub async fn update(
     State(state): State<AppState>,
@@ -295,7 +295,7 @@ pub async fn update(
 /// Delete a tracking plan.
 ///
 /// Disconnects it from its sources (which stop enforcing it) and deletes it.
-#[utoipa::path(delete, path = "/tracking-plans/{id}", tag = "Tracking Plans", params(("id" = String, Path, description = "Plan id")),
+#[utoipa::path(delete, path = "/tracking-plans/{id}", operation_id = "deleteTrackingPlan", tag = "Tracking Plans", params(("id" = String, Path, description = "Plan id")),
     responses((status = 200, body = Data<Deleted>), CommonErrors))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -318,7 +318,7 @@ pub async fn delete(
 /// List a plan's rules.
 ///
 /// The plan's rules, paginated.
-#[utoipa::path(get, path = "/tracking-plans/{id}/rules", tag = "Tracking Plans",
+#[utoipa::path(get, path = "/tracking-plans/{id}/rules", operation_id = "listRulesFromTrackingPlan", tag = "Tracking Plans",
     params(("id" = String, Path, description = "Plan id"), PageQuery),
     responses((status = 200, body = Data<RulesPage>), CommonErrors))]
 pub async fn list_rules(
@@ -363,7 +363,7 @@ fn change_rules(
 ///
 /// Sets the rules to exactly these (at most 200). Every `jsonSchema` must compile as JSON
 /// Schema; an invalid one is a 422 naming the rule.
-#[utoipa::path(put, path = "/tracking-plans/{id}/rules", tag = "Tracking Plans", params(("id" = String, Path, description = "Plan id")),
+#[utoipa::path(put, path = "/tracking-plans/{id}/rules", operation_id = "replaceRulesInTrackingPlan", tag = "Tracking Plans", params(("id" = String, Path, description = "Plan id")),
     request_body = Rules, responses((status = 200, body = Data<RulesPage>), CommonErrors))]
 pub async fn replace_rules(
     State(state): State<AppState>,
@@ -379,7 +379,7 @@ pub async fn replace_rules(
 /// Add or update rules.
 ///
 /// Upserts rules by (type, key, version); others stay. Schemas are checked as for PUT.
-#[utoipa::path(patch, path = "/tracking-plans/{id}/rules", tag = "Tracking Plans", params(("id" = String, Path, description = "Plan id")),
+#[utoipa::path(patch, path = "/tracking-plans/{id}/rules", operation_id = "updateRulesInTrackingPlan", tag = "Tracking Plans", params(("id" = String, Path, description = "Plan id")),
     request_body = Rules, responses((status = 200, body = Data<RulesPage>), CommonErrors))]
 pub async fn upsert_rules(
     State(state): State<AppState>,
@@ -407,7 +407,7 @@ pub async fn upsert_rules(
 /// Delete rules.
 ///
 /// Removes the rules named by (type, key, version).
-#[utoipa::path(delete, path = "/tracking-plans/{id}/rules", tag = "Tracking Plans", params(("id" = String, Path, description = "Plan id")),
+#[utoipa::path(delete, path = "/tracking-plans/{id}/rules", operation_id = "removeRulesFromTrackingPlan", tag = "Tracking Plans", params(("id" = String, Path, description = "Plan id")),
     request_body = RuleKeys, responses((status = 200, body = Data<RulesPage>), CommonErrors))]
 pub async fn delete_rules(
     State(state): State<AppState>,
@@ -424,7 +424,7 @@ pub async fn delete_rules(
 /// List a plan's sources.
 ///
 /// The sources that enforce this plan.
-#[utoipa::path(get, path = "/tracking-plans/{id}/sources", tag = "Tracking Plans",
+#[utoipa::path(get, path = "/tracking-plans/{id}/sources", operation_id = "listSourcesFromTrackingPlan", tag = "Tracking Plans",
     params(("id" = String, Path, description = "Plan id"), PageQuery),
     responses((status = 200, body = Data<PlanSources>), CommonErrors))]
 pub async fn list_sources(
@@ -446,7 +446,7 @@ pub async fn list_sources(
 ///
 /// The source starts enforcing this plan. A source has at most one plan: connecting a source
 /// that already has another plan is a 409 (disconnect it first).
-#[utoipa::path(post, path = "/tracking-plans/{id}/sources", tag = "Tracking Plans", params(("id" = String, Path, description = "Plan id")),
+#[utoipa::path(post, path = "/tracking-plans/{id}/sources", operation_id = "addSourceToTrackingPlan", tag = "Tracking Plans", params(("id" = String, Path, description = "Plan id")),
     request_body = ConnectSource,
     responses((status = 200, body = Data<TrackingPlanData>), (status = 409, body = ErrorBody), CommonErrors))]
 pub async fn connect_source(
@@ -489,7 +489,7 @@ pub async fn connect_source(
 /// Disconnect a source.
 ///
 /// The source stops enforcing this plan (`?sourceId=`).
-#[utoipa::path(delete, path = "/tracking-plans/{id}/sources", tag = "Tracking Plans",
+#[utoipa::path(delete, path = "/tracking-plans/{id}/sources", operation_id = "removeSourceFromTrackingPlan", tag = "Tracking Plans",
     params(("id" = String, Path, description = "Plan id"), SourceParam),
     responses((status = 200, body = Data<TrackingPlanData>), CommonErrors))]
 pub async fn disconnect_source(

@@ -114,7 +114,7 @@ fn load(state: &AppState, caller: &Caller, id: &str, write: bool) -> Result<Ware
 /// List warehouses.
 ///
 /// Every warehouse the token can see, oldest first.
-#[utoipa::path(get, path = "/warehouses", tag = "Warehouses", params(PageQuery),
+#[utoipa::path(get, path = "/warehouses", operation_id = "listWarehouses", tag = "Warehouses", params(PageQuery),
     responses((status = 200, body = Data<Warehouses>), CommonErrors))]
 pub async fn list(
     State(state): State<AppState>,
@@ -138,7 +138,7 @@ pub async fn list(
 /// Create a warehouse.
 ///
 /// A warehouse of a catalog type; `postgres` needs `hostname`, `database` and `username`.
-#[utoipa::path(post, path = "/warehouses", tag = "Warehouses", request_body = CreateWarehouse,
+#[utoipa::path(post, path = "/warehouses", operation_id = "createWarehouse", tag = "Warehouses", request_body = CreateWarehouse,
     responses((status = 201, body = Data<WarehouseData>), CommonErrors))]
 pub async fn create(
     State(state): State<AppState>,
@@ -178,7 +178,7 @@ pub async fn create(
 /// Get a warehouse.
 ///
 /// One warehouse with its settings and connected sources.
-#[utoipa::path(get, path = "/warehouses/{id}", tag = "Warehouses", params(("id" = String, Path, description = "Warehouse id")),
+#[utoipa::path(get, path = "/warehouses/{id}", operation_id = "getWarehouse", tag = "Warehouses", params(("id" = String, Path, description = "Warehouse id")),
     responses((status = 200, body = Data<WarehouseData>), CommonErrors))]
 pub async fn get(
     State(state): State<AppState>,
@@ -193,7 +193,7 @@ pub async fn get(
 /// Update a warehouse.
 ///
 /// Changes name, enabled or settings.
-#[utoipa::path(patch, path = "/warehouses/{id}", tag = "Warehouses", params(("id" = String, Path, description = "Warehouse id")),
+#[utoipa::path(patch, path = "/warehouses/{id}", operation_id = "updateWarehouse", tag = "Warehouses", params(("id" = String, Path, description = "Warehouse id")),
     request_body = UpdateWarehouse, responses((status = 200, body = Data<WarehouseData>), CommonErrors))]
 pub async fn update(
     State(state): State<AppState>,
@@ -234,7 +234,7 @@ pub async fn update(
 /// Delete a warehouse.
 ///
 /// Disconnects its sources and deletes it.
-#[utoipa::path(delete, path = "/warehouses/{id}", tag = "Warehouses", params(("id" = String, Path, description = "Warehouse id")),
+#[utoipa::path(delete, path = "/warehouses/{id}", operation_id = "deleteWarehouse", tag = "Warehouses", params(("id" = String, Path, description = "Warehouse id")),
     responses((status = 200, body = Data<Deleted>), CommonErrors))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -254,7 +254,7 @@ pub async fn delete(
 ///
 /// `CONNECTED` when sluice can load into it. The embedded warehouse is always connected; a
 /// Postgres warehouse is reported `FAILED` until the loader (a later issue) has connected.
-#[utoipa::path(get, path = "/warehouses/{id}/connection-state", tag = "Warehouses",
+#[utoipa::path(get, path = "/warehouses/{id}/connection-state", operation_id = "getConnectionStateFromWarehouse", tag = "Warehouses",
     params(("id" = String, Path, description = "Warehouse id")),
     responses((status = 200, body = Data<ConnectionState>), CommonErrors))]
 pub async fn connection_state(
@@ -279,7 +279,7 @@ pub async fn connection_state(
 /// List a warehouse's sources.
 ///
 /// The sources whose events load into this warehouse.
-#[utoipa::path(get, path = "/warehouses/{id}/connected-sources", tag = "Warehouses",
+#[utoipa::path(get, path = "/warehouses/{id}/connected-sources", operation_id = "listConnectedSourcesFromWarehouse", tag = "Warehouses",
     params(("id" = String, Path, description = "Warehouse id"), PageQuery),
     responses((status = 200, body = Data<WarehouseSources>), CommonErrors))]
 pub async fn connected_sources(
@@ -300,7 +300,7 @@ pub async fn connected_sources(
 /// Connect a source to a warehouse.
 ///
 /// The source's events start loading into the warehouse. Connecting twice changes nothing.
-#[utoipa::path(post, path = "/warehouses/{id}/connected-sources/{sourceId}", tag = "Warehouses",
+#[utoipa::path(post, path = "/warehouses/{id}/connected-sources/{sourceId}", operation_id = "addConnectionFromSourceToWarehouse", tag = "Warehouses",
     params(("id" = String, Path, description = "Warehouse id"), ("sourceId" = String, Path, description = "Source id")),
     responses((status = 200, body = Data<WarehouseData>), CommonErrors))]
 pub async fn connect_source(
@@ -314,7 +314,7 @@ pub async fn connect_source(
 /// Disconnect a source from a warehouse.
 ///
 /// The source's events stop loading into the warehouse.
-#[utoipa::path(delete, path = "/warehouses/{id}/connected-sources/{sourceId}", tag = "Warehouses",
+#[utoipa::path(delete, path = "/warehouses/{id}/connected-sources/{sourceId}", operation_id = "removeSourceConnectionFromWarehouse", tag = "Warehouses",
     params(("id" = String, Path, description = "Warehouse id"), ("sourceId" = String, Path, description = "Source id")),
     responses((status = 200, body = Data<WarehouseData>), CommonErrors))]
 pub async fn disconnect_source(

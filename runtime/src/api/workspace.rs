@@ -29,7 +29,7 @@ pub struct WorkspaceData {
 /// Get the workspace.
 ///
 /// Which workspace the token belongs to. Any valid token may call it: use it to check a token.
-#[utoipa::path(get, path = "/", tag = "Workspaces", responses((status = 200, body = Data<WorkspaceData>), CommonErrors))]
+#[utoipa::path(get, path = "/", operation_id = "getWorkspace", tag = "Workspaces", responses((status = 200, body = Data<WorkspaceData>), CommonErrors))]
 pub async fn get_workspace(
     State(state): State<AppState>,
     _caller: Caller,

@@ -221,7 +221,7 @@ impl Server {
             .get(&format!("/audit-events?resourceId={resource_id}"))
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        r.data()["auditEvents"]
+        r.data()["events"]
             .as_array()
             .expect("events")
             .iter()
