@@ -23,6 +23,8 @@ mod eval;
 #[cfg(target_arch = "wasm32")]
 mod globals;
 #[cfg(target_arch = "wasm32")]
+mod json_in;
+#[cfg(target_arch = "wasm32")]
 mod json_out;
 #[cfg(target_arch = "wasm32")]
 mod outcome;

@@ -1,4 +1,6 @@
-//! The handler's result as the host receives it: exactly the JSON text node's `JSON.stringify`
+//! Events reach a handler with `JSON.parse`'s meaning (key order, duplicate keys, `-0`, big
+//! integers, escapes, lone surrogates, a `__proto__` key), and the handler's result reaches
+//! the host as follows: exactly the JSON text node's `JSON.stringify`
 //! gives for every case of `tests/js-conformance/json-cases.js` (numbers, escapes, lone
 //! surrogates, skipped values, key order, `toJSON`, boxed primitives, Dates; a cycle or a
 //! BigInt a TypeError), and a function that replaces `JSON.stringify` or puts `toJSON` on the
@@ -85,4 +87,40 @@ fn a_function_cannot_hijack_the_json_the_host_receives() {
             "event {n}: {sent}"
         );
     }
+}
+
+#[test]
+fn events_reach_the_handler_as_json_parse_reads_them() {
+    // The same function in node gives `expected` (checked when this test was written).
+    let code = r#"
+        function onTrack(event) {
+          const p = event.properties;
+          event.properties = {
+            keys: Object.keys(p),
+            dup: p.dup,
+            negZero: Object.is(p.negZero, -0),
+            big: p.big === 12345678901234567890,
+            frac: p.frac,
+            int: p.int, over: p.over,
+            esc: [p.esc.length, p.esc.charCodeAt(0), p.esc.codePointAt(p.esc.indexOf('\u{1F600}'))],
+            lone: [p.lone.length, p.lone.charCodeAt(0)],
+            nested: [Array.isArray(p.nested[0]), Object.keys(p.nested[2][0]),
+                     Object.getPrototypeOf(p.nested[2][0]) === Object.prototype],
+            literals: [p.t, p.f, p.n],
+          };
+          return event;
+        }
+    "#;
+    let event = r#"{"type":"track","properties":{"b":1,"a":2,"10":"ten","2":"two","dup":"first","x":0,"dup":"second","negZero":-0,"big":12345678901234567890,"frac":1.5e-7,"int":2147483647,"over":2147483648,"esc":"tab\t quote\" nl\n \u00e9 \ud83d\ude00 \/","lone":"\ud800x","nested":[[],{},[{"__proto__":1}]],"t":true,"f":false,"n":null}}"#;
+    let expected = json!({"keys":["2","10","b","a","dup","x","negZero","big","frac","int","over","esc","lone","nested","t","f","n"],
+        "dup":"second","negZero":true,"big":true,"frac":1.5e-7,"int":2147483647,"over":2_147_483_648_u64,
+        "esc":[22,116,128512],"lone":[2,55296],"nested":[true,["__proto__"],true],"literals":[true,false,null]});
+    let engine = engine();
+    let f = js_engine(&engine).function(code).expect("compiles");
+    let run = f.invoke(event, "{}", &Limits::default(), Isolation::default());
+    let Ok(Outcome::Forward { event: sent }) = run.result else {
+        panic!("{:?}", run.result);
+    };
+    let sent: Value = serde_json::from_str(&sent).expect("JSON");
+    assert_eq!(sent["properties"], expected);
 }

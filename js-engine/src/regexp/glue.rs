@@ -3,9 +3,10 @@
 //! `String.prototype.replace/replaceAll/match` reach these through the symbols, and
 //! `matchAll`, `split` and `search` (left to QuickJS) through `exec`.
 //!
-//! A RegExp object gets its compiled pattern (or the "falls back" verdict) on first use, kept
+//! A RegExp object gets its pattern's entry (or the "falls back" verdict) on first use, kept
 //! under a private symbol on the object; patterns are compiled once per (source, flags) per
-//! instance. The fast paths run only on a real RegExp whose `exec` is this one (a user's own
+//! instance, after QuickJS's engine has run them on a few KB of text (see [`Entry`]). The
+//! fast paths run only on a real RegExp whose `exec` is this one (a user's own
 //! `exec` is honoured by QuickJS's originals, as the specification says).
 
 use std::cell::RefCell;
@@ -20,7 +21,7 @@ use rquickjs::{Array, Coerced, Ctx, Function, Object, Persistent, Result, Value,
 use super::matcher::{
     Compiled, Found, Span, byte_index, expand, next_char, template_uses_captures, utf16_index,
 };
-use super::translate::translate;
+use super::translate::{Translated, translate};
 use crate::eval::eval;
 
 /// Reads QuickJS's originals and the private key before anything is replaced.
@@ -59,11 +60,27 @@ struct State {
     cache: RefCell<Cache>,
 }
 
-/// Compiled patterns by (source, flags); `None` for those that fall back.
+/// Text a pattern must have been applied to (each call counting at least [`CALL_BYTES`])
+/// before it is compiled: until then QuickJS's engine runs it. Compiling costs about as much
+/// as QuickJS spends on ~5 KB of searching, so a fresh instance that uses a pattern a few
+/// times never pays for it, and a warm one compiles it early in its first events.
+const COMPILE_AFTER_BYTES: usize = 4096;
+const CALL_BYTES: usize = 64;
+
+/// A pattern the translation accepted.
+enum Entry {
+    /// Not compiled yet: QuickJS's engine runs it until `remaining` bytes of text are used up.
+    Pending(Box<Translated>, usize),
+    Compiled(Box<Compiled>),
+    /// `regex` refused it (e.g. too large): QuickJS's engine runs it.
+    Refused,
+}
+
+/// Patterns by (source, flags): an index into `entries`, or `None` for those that fall back.
 #[derive(Default)]
 struct Cache {
     ids: HashMap<(String, String), Option<usize>>,
-    compiled: Vec<Compiled>,
+    entries: Vec<Entry>,
 }
 
 impl Cache {
@@ -71,14 +88,41 @@ impl Cache {
         if let Some(id) = self.ids.get(&(source.to_string(), flags.to_string())) {
             return *id;
         }
-        let id = translate(source, flags)
-            .and_then(Compiled::new)
-            .map(|compiled| {
-                self.compiled.push(compiled);
-                self.compiled.len() - 1
-            });
+        let id = translate(source, flags).map(|translated| {
+            self.entries
+                .push(Entry::Pending(Box::new(translated), COMPILE_AFTER_BYTES));
+            self.entries.len() - 1
+        });
         self.ids.insert((source.to_string(), flags.to_string()), id);
         id
+    }
+
+    /// The compiled pattern of entry `id` for a call on `len` bytes of text; `None` while
+    /// QuickJS's engine should run it (compiling it once enough text has gone by).
+    fn ready(&mut self, id: usize, len: usize) -> Option<&mut Compiled> {
+        let entry = self.entries.get_mut(id)?;
+        if let Entry::Pending(translated, remaining) = entry {
+            *remaining = remaining.saturating_sub(len.max(CALL_BYTES));
+            if *remaining > 0 {
+                return None;
+            }
+            *entry = match Compiled::new((**translated).clone()) {
+                Some(compiled) => Entry::Compiled(Box::new(compiled)),
+                None => Entry::Refused,
+            };
+        }
+        match entry {
+            Entry::Compiled(compiled) => Some(compiled),
+            _ => None,
+        }
+    }
+
+    /// The compiled pattern of entry `id`, if it is compiled.
+    fn get(&mut self, id: usize) -> Option<&mut Compiled> {
+        match self.entries.get_mut(id)? {
+            Entry::Compiled(compiled) => Some(compiled),
+            _ => None,
+        }
     }
 }
 
@@ -261,7 +305,12 @@ impl State {
         let Ok(haystack) = text.to_string() else {
             return Ok(Plan::Fallback(this, text));
         };
-        if !self.cache.borrow().compiled[id].accepts(&haystack) {
+        let accepted = self
+            .cache
+            .borrow_mut()
+            .ready(id, haystack.len())
+            .is_some_and(|compiled| compiled.accepts(&haystack));
+        if !accepted {
             return Ok(Plan::Fallback(this, text));
         }
         Ok(Plan::Fast(id, re, text, haystack))
@@ -288,7 +337,10 @@ impl State {
             Plan::Fallback(this, text) => return fallback(this, text),
         };
         let mut cache = self.cache.borrow_mut();
-        let compiled = &mut cache.compiled[id];
+        let Some(compiled) = cache.get(id) else {
+            drop(cache);
+            return fallback(re.into_value(), text);
+        };
         if !compiled.captures_exact() {
             drop(cache);
             return fallback(re.into_value(), text);
@@ -336,8 +388,11 @@ impl State {
             Plan::Fast(id, re, text, haystack) => (id, re, text, haystack),
             Plan::Fallback(this, text) => return fallback(this, text),
         };
-        let cache = self.cache.borrow();
-        let compiled = &cache.compiled[id];
+        let mut cache = self.cache.borrow_mut();
+        let Some(compiled) = cache.get(id) else {
+            drop(cache);
+            return fallback(re.into_value(), text);
+        };
         let flags = compiled.flags();
         if !(flags.global || flags.sticky) {
             let found = compiled.find(&haystack, 0).is_some();
@@ -369,8 +424,11 @@ impl State {
             Plan::Fallback(this, text) => return fallback(this, text),
         };
         let spans = {
-            let cache = self.cache.borrow();
-            let compiled = &cache.compiled[id];
+            let mut cache = self.cache.borrow_mut();
+            let Some(compiled) = cache.get(id) else {
+                drop(cache);
+                return fallback(re.into_value(), text);
+            };
             if !compiled.flags().global {
                 drop(cache);
                 return self.exec(ctx, re.into_value(), Some(text.into_value()));
@@ -416,7 +474,10 @@ impl State {
         let needs_captures = template.as_deref().is_none_or(template_uses_captures);
         let (matches, names) = {
             let mut cache = self.cache.borrow_mut();
-            let compiled = &mut cache.compiled[id];
+            let Some(compiled) = cache.get(id) else {
+                drop(cache);
+                return fallback(re.into_value(), text);
+            };
             if needs_captures && !compiled.captures_exact() {
                 drop(cache);
                 return fallback(re.into_value(), text);
