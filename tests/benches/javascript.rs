@@ -59,7 +59,11 @@ fn main() {
     let events = sample_events();
     let n = events.len();
     let bytes: usize = events.iter().map(String::len).sum();
-    let limits = Limits::default();
+    // A busy machine must not turn a slow event into a deadline error: fuel still bounds it.
+    let limits = Limits {
+        deadline: Duration::from_secs(5),
+        ..Limits::default()
+    };
     let engine = engine();
     let scrub = example_js("pii-scrub-js");
 
@@ -187,12 +191,17 @@ fn warm(f: &Function, events: &[String], limits: &Limits, passes: usize) -> Meas
 fn report(case: &Case, measured: &Measured, v8: Result<(f64, Vec<String>), String>) {
     let (v8_us, ratio, identical) = match &v8 {
         Ok((us, outputs)) => {
-            let differ = outputs
+            let mut pairs = outputs
                 .iter()
                 .zip(&measured.outputs)
-                .filter(|(a, b)| a != b)
-                .count()
-                + outputs.len().abs_diff(measured.outputs.len());
+                .filter(|(a, b)| a != b);
+            if let Some((v8, sluice)) = pairs.clone().next() {
+                eprintln!(
+                    "{}: first difference\n  V8:     {v8}\n  sluice: {sluice}",
+                    case.name
+                );
+            }
+            let differ = pairs.by_ref().count() + outputs.len().abs_diff(measured.outputs.len());
             let identical = if differ == 0 {
                 "yes".to_string()
             } else {
