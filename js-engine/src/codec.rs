@@ -1,5 +1,5 @@
 //! The byte-level helpers behind the JavaScript globals: SHA-256 hex digests, base64 with
-//! `btoa`/`atob` semantics, and version-4 UUID formatting. Pure Rust, so they are unit-tested
+//! `btoa`/`atob` semantics, version-4 UUID formatting, and JSON string quoting. Pure Rust, so they are unit-tested
 //! on the host.
 
 use sha2::{Digest, Sha256};
@@ -107,6 +107,60 @@ pub fn atob(text: &str) -> Option<String> {
     Some(out)
 }
 
+/// Appends `bytes` (WTF-8) as a JSON string: `"`, `\\` and controls escaped as JavaScript
+/// does, lone surrogates as `\udXXX`.
+pub fn json_quote(bytes: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let mut i = 0;
+    let mut plain = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let escape: Option<&[u8]> = match b {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            0x08 => Some(b"\\b"),
+            0x0c => Some(b"\\f"),
+            _ => None,
+        };
+        let surrogate = b == 0xED && bytes.get(i + 1).is_some_and(|n| *n >= 0xA0);
+        if escape.is_none() && b >= 0x20 && !surrogate {
+            i += 1;
+            continue;
+        }
+        out.extend_from_slice(&bytes[plain..i]);
+        if let Some(escape) = escape {
+            out.extend_from_slice(escape);
+            i += 1;
+        } else if surrogate {
+            let unit = 0xD000
+                | (u32::from(bytes[i + 1] & 0x3F) << 6)
+                | u32::from(bytes.get(i + 2).copied().unwrap_or(0x80) & 0x3F);
+            out.extend_from_slice(b"\\u");
+            for shift in [12, 8, 4, 0] {
+                out.push(HEX[((unit >> shift) & 0xF) as usize]);
+            }
+            i += 3;
+        } else {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xF)],
+            ]);
+            i += 1;
+        }
+        plain = i;
+    }
+    out.extend_from_slice(&bytes[plain.min(bytes.len())..]);
+    out.push(b'"');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +203,20 @@ mod tests {
         assert_eq!(atob(" Zm9v\nYmFy ").as_deref(), Some("foobar"));
         assert_eq!(atob("Zm9vY"), None);
         assert_eq!(atob("Zm9v!"), None);
+    }
+
+    #[test]
+    fn json_quote_escapes_as_javascript_does() {
+        let mut out = Vec::new();
+        json_quote("a\"b\\c\n\u{1}\u{7f}é😀".as_bytes(), &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a\\\"b\\\\c\\n\\u0001\u{7f}é😀\""
+        );
+        // A lone surrogate, as QuickJS hands it over (WTF-8).
+        let mut out = Vec::new();
+        json_quote(&[b'x', 0xED, 0xA0, 0xBD], &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "\"x\\ud83d\"");
     }
 
     #[test]

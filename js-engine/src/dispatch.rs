@@ -135,9 +135,14 @@ fn one_event<'js>(
     reporter.settled(settled, name)
 }
 
-/// Parses an event's JSON text; it must be an object.
+/// Parses an event's JSON text (in Rust, see `json_in`; QuickJS's parser for what that one
+/// leaves, e.g. to word the error); it must be an object.
 fn parse_event<'js>(ctx: &Ctx<'js>, event: String) -> Result<Object<'js>, Outcome> {
-    match ctx.json_parse(event) {
+    let parsed = match crate::json_in::parse(ctx, &event) {
+        Some(value) => Ok(value),
+        None => ctx.json_parse(event),
+    };
+    match parsed {
         Ok(value) => match value.into_object() {
             Some(object) if !object.is_array() => Ok(object),
             _ => Err(error(

@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::ptr;
+use std::rc::Rc;
 
 use rquickjs::{Array, Context, Ctx, Function, Object, Persistent, Runtime, Value, qjs};
 
@@ -11,6 +12,7 @@ use crate::bindings::sluice::function::host;
 use crate::bindings::sluice::function::script::{self, SyntaxError};
 use crate::eval::eval;
 use crate::globals::{self, Prelude};
+use crate::json_out::Pristine;
 use crate::outcome::Reporter;
 use crate::position::{Position, USER_FILE, first_user_position, refine_parse_column};
 
@@ -94,13 +96,15 @@ pub struct Loaded {
     pub handlers: Handlers,
     /// The settings of the last invocation.
     pub settings: SettingsCache,
+    /// The built-ins results are serialised with, captured before the user's code ran.
+    pub json: Rc<RefCell<Pristine>>,
 }
 
 impl Loaded {
     /// A reporter for outcomes in `ctx`.
     pub fn reporter<'js>(&self, ctx: &Ctx<'js>) -> rquickjs::Result<Reporter<'js>> {
         let describe = self.prelude.describe_error.clone().restore(ctx)?;
-        Ok(Reporter::new(ctx.clone(), describe))
+        Ok(Reporter::new(ctx.clone(), describe, self.json.clone()))
     }
 }
 
@@ -147,10 +151,13 @@ impl Engine {
 /// Prelude, user code, handler lookup.
 fn load(ctx: &Ctx<'_>) -> Result<Loaded, SyntaxError> {
     let prelude = globals::install(ctx).map_err(|err| engine_failure(ctx, "prelude", err))?;
+    crate::regexp::glue::install(ctx).map_err(|err| engine_failure(ctx, "RegExp set-up", err))?;
+    let json = Pristine::capture(ctx).map_err(|err| engine_failure(ctx, "JSON set-up", err))?;
+    let json = Rc::new(RefCell::new(json));
     let source = script::source();
     if eval(ctx, &source, USER_FILE).is_err() {
         let thrown = ctx.catch();
-        return Err(top_level_error(ctx, &prelude, thrown, &source));
+        return Err(top_level_error(ctx, &prelude, &json, thrown, &source));
     }
     // Top-level async work (`(async () => ...)()`) runs before the first event.
     drain_jobs(ctx);
@@ -160,6 +167,7 @@ fn load(ctx: &Ctx<'_>) -> Result<Loaded, SyntaxError> {
         prelude,
         handlers,
         settings: SettingsCache::default(),
+        json,
     })
 }
 
@@ -187,11 +195,12 @@ fn lookup_handlers(ctx: &Ctx<'_>) -> rquickjs::Result<Handlers> {
 fn top_level_error<'js>(
     ctx: &Ctx<'js>,
     prelude: &Prelude,
+    json: &Rc<RefCell<Pristine>>,
     thrown: Value<'js>,
     source: &str,
 ) -> SyntaxError {
     if let Ok(describe) = prelude.describe_error.clone().restore(ctx) {
-        Reporter::new(ctx.clone(), describe).abort_if_stack_overflow(thrown.clone());
+        Reporter::new(ctx.clone(), describe, json.clone()).abort_if_stack_overflow(thrown.clone());
     }
     let Some(error) = thrown.as_object() else {
         let message = thrown

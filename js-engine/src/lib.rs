@@ -9,6 +9,8 @@
 mod codec;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod position;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod regexp;
 
 #[cfg(target_arch = "wasm32")]
 mod alloc;
@@ -20,6 +22,10 @@ mod engine;
 mod eval;
 #[cfg(target_arch = "wasm32")]
 mod globals;
+#[cfg(target_arch = "wasm32")]
+mod json_in;
+#[cfg(target_arch = "wasm32")]
+mod json_out;
 #[cfg(target_arch = "wasm32")]
 mod outcome;
 

@@ -6,10 +6,14 @@
 //! `error-kind`, anything else is `unknown` with name, message and stack; a JavaScript stack
 //! overflow ends the invocation through `script.abort`.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use rquickjs::{Array, Ctx, Function, Type, Value};
 
 use crate::bindings::sluice::function::script::{self, AbortReason};
 use crate::bindings::sluice::function::types::{ErrorKind, FunctionError, Outcome};
+use crate::json_out::{JsonError, Pristine, to_json};
 
 /// How a call into JavaScript ended, promises already settled.
 pub enum Settled<'js> {
@@ -29,18 +33,21 @@ pub fn error(kind: ErrorKind, message: impl Into<String>) -> Outcome {
     })
 }
 
-/// Turns settled calls into outcomes; holds the prelude's `describeError`.
+/// Turns settled calls into outcomes; holds the prelude's `describeError` and the built-ins
+/// the results are serialised with.
 pub struct Reporter<'js> {
     ctx: Ctx<'js>,
     describe_error: Function<'js>,
+    json: Rc<RefCell<Pristine>>,
 }
 
 impl<'js> Reporter<'js> {
-    /// A reporter for `ctx`, with the prelude's `describeError`.
-    pub fn new(ctx: Ctx<'js>, describe_error: Function<'js>) -> Self {
+    /// A reporter for `ctx`, with the prelude's `describeError` and the captured built-ins.
+    pub fn new(ctx: Ctx<'js>, describe_error: Function<'js>, json: Rc<RefCell<Pristine>>) -> Self {
         Reporter {
             ctx,
             describe_error,
+            json,
         }
     }
 
@@ -95,22 +102,25 @@ impl<'js> Reporter<'js> {
         Outcome::FanOut(events)
     }
 
-    /// JSON text of an event object; an outcome if stringifying throws or gives no object.
+    /// JSON text of an event object (see `json_out`: built-ins the function may have changed
+    /// are not consulted); an outcome if serialising throws or gives no object.
     fn event_json(&self, value: Value<'js>) -> Result<String, Outcome> {
-        match self.ctx.json_stringify(value) {
-            Ok(Some(json)) => match json.to_string() {
-                Ok(text) if text.starts_with('{') => Ok(text),
-                Ok(_) => Err(error(
-                    ErrorKind::Unknown,
-                    "the returned event's JSON (through its toJSON) is not an object",
-                )),
-                Err(err) => Err(self.failed(err)),
-            },
+        let json = to_json(&self.ctx, &mut self.json.borrow_mut(), value);
+        match json {
+            Ok(Some(text)) if text.starts_with('{') => Ok(text),
+            Ok(Some(_)) => Err(error(
+                ErrorKind::Unknown,
+                "the returned event's JSON (through its toJSON) is not an object",
+            )),
             Ok(None) => Err(error(
                 ErrorKind::Unknown,
                 "the returned event has no JSON form (its toJSON returned undefined)",
             )),
-            Err(err) => Err(self.failure(err)),
+            Err(JsonError::Type(message)) => Err(error(
+                ErrorKind::Unknown,
+                format!("TypeError: the returned event cannot be serialised: {message}"),
+            )),
+            Err(JsonError::Threw(err)) => Err(self.failure(err)),
         }
     }
 
