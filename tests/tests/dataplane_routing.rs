@@ -5,10 +5,9 @@
 
 mod api_support;
 
-use std::path::Path;
 use std::time::Duration;
 
-use api_support::{OWNER, Server};
+use api_support::{OWNER, Server, lines};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::StatusCode;
@@ -29,22 +28,6 @@ async fn send(server: &Server, path: &str, key: &str, body: Value) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-}
-
-/// The JSON lines of `path`, once there are `n` of them (waits up to 20 s).
-async fn lines(path: &Path, n: usize) -> Vec<Value> {
-    for _ in 0..400 {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if lines.len() >= n {
-            return lines;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{} never had {n} lines", path.display());
 }
 
 async fn deploy(server: &Server, example: &str, settings: Value) -> String {

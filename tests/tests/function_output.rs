@@ -5,9 +5,7 @@
 
 mod api_support;
 
-use std::time::Duration;
-
-use api_support::Server;
+use api_support::{Server, lines};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -65,19 +63,7 @@ async fn invalid_outputs_are_refused_and_missing_ids_restored() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 
-    let file = server.file("out.jsonl");
-    let mut lines: Vec<Value> = Vec::new();
-    for _ in 0..200 {
-        lines = std::fs::read_to_string(&file)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if lines.len() >= 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let lines = lines(&server.file("out.jsonl"), 4).await;
     let mut ids: Vec<&str> = lines
         .iter()
         .map(|e| e["messageId"].as_str().unwrap())

@@ -6,9 +6,8 @@
 mod api_support;
 
 use std::io::Write;
-use std::time::Duration;
 
-use api_support::Server;
+use api_support::{Server, lines};
 use flate2::Compression;
 use flate2::write::{GzEncoder, ZlibEncoder};
 use reqwest::StatusCode;
@@ -40,21 +39,6 @@ async fn post(
         .unwrap();
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn lines(file: &std::path::Path, n: usize) -> Vec<Value> {
-    for _ in 0..400 {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if lines.len() >= n {
-            return lines;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{} never held {n} lines", file.display());
 }
 
 #[tokio::test]

@@ -4,9 +4,7 @@
 
 mod api_support;
 
-use std::time::Duration;
-
-use api_support::Server;
+use api_support::{Server, lines};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sluice_tests::example_js;
@@ -62,27 +60,6 @@ async fn send_batch(server: &Server, source: &str, batch: Vec<Value>) {
 }
 
 /// The JSON lines of `file` once it holds `n`, waiting up to 20 s.
-async fn lines(file: &std::path::Path, n: usize) -> Vec<Value> {
-    for _ in 0..400 {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if lines.len() >= n {
-            // Anything more would arrive right behind: give it a moment to show up.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let text = std::fs::read_to_string(file).unwrap_or_default();
-            return text
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{} never held {n} lines", file.display());
-}
-
 #[tokio::test]
 async fn code_is_checked_at_upload_and_tested_with_segment_semantics() {
     let dir = tempfile::tempdir().unwrap();

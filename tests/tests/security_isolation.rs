@@ -7,9 +7,7 @@
 
 mod api_support;
 
-use std::time::Duration;
-
-use api_support::Server;
+use api_support::{Server, lines};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::StatusCode;
@@ -110,21 +108,6 @@ async fn probe(server: &Server, sources: &[String], event: &str) -> Vec<Vec<Valu
         received.push(events);
     }
     received
-}
-
-async fn lines(file: &std::path::Path, n: usize) -> Vec<Value> {
-    for _ in 0..400 {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if lines.len() >= n {
-            return lines;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{} never held {n} lines", file.display());
 }
 
 #[tokio::test]

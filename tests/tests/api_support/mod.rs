@@ -229,3 +229,22 @@ impl Server {
             .collect()
     }
 }
+
+/// The JSON lines of `file` once it holds at least `n` (polled every 50 ms, up to 20 s).
+///
+/// # Panics
+/// When it never holds `n` lines, naming the file.
+pub async fn lines(file: &Path, n: usize) -> Vec<Value> {
+    for _ in 0..400 {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{} never held {n} lines", file.display());
+}
