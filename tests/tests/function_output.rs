@@ -54,14 +54,7 @@ async fn invalid_outputs_are_refused_and_missing_ids_restored() {
         .iter()
         .map(|name| json!({"type": "track", "userId": "u", "event": name, "messageId": format!("id-{name}")}))
         .collect();
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/batch", server.url))
-        .basic_auth(&key, Some(""))
-        .json(&json!({ "batch": batch }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    server.send_batch(&key, batch).await;
 
     let lines = lines(&server.file("out.jsonl"), 4).await;
     let mut ids: Vec<&str> = lines

@@ -49,14 +49,7 @@ async fn attach(server: &Server, source: &str, name: &str, code: &str, settings:
 
 async fn send_batch(server: &Server, source: &str, batch: Vec<Value>) {
     let key = server.write_key(source).await;
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/batch", server.url))
-        .basic_auth(&key, Some(""))
-        .json(&json!({ "batch": batch }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    server.send_batch(&key, batch).await;
 }
 
 /// The JSON lines of `file` once it holds `n`, waiting up to 20 s.

@@ -95,14 +95,7 @@ async fn probe(server: &Server, sources: &[String], event: &str) -> Vec<Vec<Valu
         let batch: Vec<Value> = (0..3)
             .map(|i| json!({"type": "track", "event": event, "userId": "u", "messageId": format!("{slug}-{i}"), "properties": {}}))
             .collect();
-        let response = reqwest::Client::new()
-            .post(format!("{}/v1/batch", server.url))
-            .basic_auth(&key, Some(""))
-            .json(&json!({ "batch": batch }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+        server.send_batch(&key, batch).await;
         let mut events = lines(&server.file(&format!("{slug}.jsonl")), 3).await;
         events.sort_by_key(|e| e["messageId"].as_str().unwrap_or_default().to_string());
         received.push(events);

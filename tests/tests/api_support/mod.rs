@@ -190,6 +190,20 @@ impl Server {
         self.dir.join("files").join(path)
     }
 
+    /// POSTs `batch` to `/v1/batch` with write key `key` (HTTP Basic, as Segment's libraries
+    /// send it) and asserts the 200: the events are durable.
+    pub async fn send_batch(&self, key: &str, batch: Vec<Value>) {
+        let response = self
+            .client
+            .post(format!("{}/v1/batch", self.url))
+            .basic_auth(key, Some(""))
+            .json(&serde_json::json!({ "batch": batch }))
+            .send()
+            .await
+            .expect("the server answers");
+        assert_eq!(response.status(), StatusCode::OK, "POST /v1/batch");
+    }
+
     /// The first write key of source `source_id`.
     pub async fn write_key(&self, source_id: &str) -> String {
         let r = self.get(&format!("/sources/{source_id}")).await;
