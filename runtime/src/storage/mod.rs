@@ -11,15 +11,37 @@
 mod components;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 pub use components::{ComponentStore, StorageError, Stored};
 
-/// Opens (creating if missing) the sled database in `dir`.
+/// How long opening waits for a database another holder is still closing (a restart right
+/// after a stop; a child process forked while it was open, until the child execs).
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Opens (creating if missing) the sled database in `dir`, waiting up to [`LOCK_WAIT`] while
+/// its lock is held.
 ///
 /// # Errors
-/// The directory cannot be created or sled cannot open it (another process holds it, say).
+/// The directory cannot be created, another process keeps the database, or sled cannot open
+/// it.
 pub fn open_db(dir: &Path) -> Result<sled::Db, StorageError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| StorageError::Io(format!("{}: {e}", dir.display())))?;
-    Ok(sled::open(dir.join("db"))?)
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::open(dir.join("db")) {
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() >= deadline {
+                    return Err(StorageError::Io(format!(
+                        "{}: another process is using this data directory; stop it or choose \
+                         another --data-dir",
+                        dir.display()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
 }

@@ -9,7 +9,7 @@ use super::*;
 #[tokio::test]
 async fn round_trip_across_rotation_keeps_each_append_in_one_segment() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = SegmentLog::open(dir.path(), config(1000, &[])).expect("open");
+    let log = open(dir.path(), config(1000, &[]));
     let groups: Vec<Vec<Bytes>> = (0..40u64)
         .map(|g| {
             (0..1 + g % 3)
@@ -68,7 +68,7 @@ async fn round_trip_across_rotation_keeps_each_append_in_one_segment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appends_share_syncs_and_are_readable_when_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = Arc::new(SegmentLog::open(dir.path(), config(64 << 10, &[])).expect("open"));
+    let log = Arc::new(open(dir.path(), config(64 << 10, &[])));
     let (tasks, rounds) = (32u64, 20u64);
     let mut handles = Vec::new();
     for task in 0..tasks {
@@ -112,7 +112,7 @@ async fn concurrent_appends_share_syncs_and_are_readable_when_acknowledged() {
 #[tokio::test]
 async fn appends_issued_together_share_one_sync() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = SegmentLog::open(dir.path(), config(64 << 20, &[])).expect("open");
+    let log = open(dir.path(), config(64 << 20, &[]));
     let appends = (0..100u64).map(|i| log.append(vec![payload(i, 64)]));
     let results = futures_util::future::join_all(appends).await;
     for (i, result) in results.into_iter().enumerate() {
@@ -136,11 +136,11 @@ async fn reopening_recovers_everything_and_appends_continue() {
     let dir = tempfile::tempdir().expect("tempdir");
     let groups: Vec<Vec<Bytes>> = (0..30).map(|i| vec![payload(i, 150)]).collect();
     let (written, end) = {
-        let log = SegmentLog::open(dir.path(), config(1024, &[])).expect("open");
+        let log = open(dir.path(), config(1024, &[]));
         let written = append_groups(&log, groups).await;
         (written, log.end())
     };
-    let log = SegmentLog::open(dir.path(), config(1024, &[])).expect("reopen");
+    let log = open(dir.path(), config(1024, &[]));
     assert_eq!(log.end(), end);
     let read: Vec<(u64, Bytes)> = read_all(&log)
         .into_iter()
@@ -162,8 +162,7 @@ async fn reopening_recovers_everything_and_appends_continue() {
 async fn wait_beyond_wakes_when_a_record_is_durable() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Behind the trait object, as the data plane holds it.
-    let log: Arc<dyn EventLog> =
-        Arc::new(SegmentLog::open(dir.path(), config(1 << 20, &[])).expect("open"));
+    let log: Arc<dyn EventLog> = Arc::new(open(dir.path(), config(1 << 20, &[])));
     let end = log.end();
     let waiter = {
         let log = log.clone();
@@ -185,7 +184,7 @@ async fn wait_beyond_wakes_when_a_record_is_durable() {
 #[tokio::test]
 async fn read_limits_and_typed_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = SegmentLog::open(dir.path(), config(1 << 20, &[])).expect("open");
+    let log = open(dir.path(), config(1 << 20, &[]));
     let small = log
         .append((0..5).map(|i| payload(i, 100)).collect())
         .await
@@ -230,7 +229,7 @@ async fn read_limits_and_typed_errors() {
 #[tokio::test]
 async fn a_second_open_of_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = SegmentLog::open(dir.path(), config(1 << 20, &[])).expect("open");
+    let log = open(dir.path(), config(1 << 20, &[]));
     let second = SegmentLog::open(dir.path(), config(1 << 20, &[]));
     assert!(
         matches!(second, Err(LogError::Locked(_))),
@@ -238,5 +237,5 @@ async fn a_second_open_of_the_same_directory_is_refused() {
         second.err()
     );
     drop(log);
-    SegmentLog::open(dir.path(), config(1 << 20, &[])).expect("open once the first is dropped");
+    open(dir.path(), config(1 << 20, &[]));
 }

@@ -22,7 +22,7 @@ async fn segmented(log: &SegmentLog) -> Vec<u64> {
 async fn commits_survive_reopening() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(1000, &["pipeline", "delivery"]);
-    let log = SegmentLog::open(dir.path(), cfg.clone()).expect("open");
+    let log = open(dir.path(), cfg.clone());
     assert_eq!(
         log.position("pipeline").expect("registered"),
         0,
@@ -40,7 +40,7 @@ async fn commits_survive_reopening() {
         .expect("commit");
     drop(log);
 
-    let log = SegmentLog::open(dir.path(), cfg).expect("reopen");
+    let log = open(dir.path(), cfg);
     assert_eq!(
         log.position("pipeline").expect("pipeline"),
         records.positions[2],
@@ -55,7 +55,7 @@ async fn commits_survive_reopening() {
 #[tokio::test]
 async fn segments_are_deleted_only_once_every_consumer_passed_them() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = SegmentLog::open(dir.path(), config(1000, &["a", "b"])).expect("open");
+    let log = open(dir.path(), config(1000, &["a", "b"]));
     let starts = segmented(&log).await;
     assert!(starts.len() >= 4, "{starts:?}");
 
@@ -106,7 +106,7 @@ async fn segments_are_deleted_only_once_every_consumer_passed_them() {
 
     // The full active segment was sealed by that append; both consumers had passed it, so
     // opening deletes it.
-    let log = SegmentLog::open(dir.path(), config(1000, &["a", "b"])).expect("reopen");
+    let log = open(dir.path(), config(1000, &["a", "b"]));
     assert_eq!(log.first(), end);
     assert_eq!(segment_files(dir.path()).len(), 1);
     assert_eq!(log.position("a").expect("a"), end);
@@ -115,10 +115,10 @@ async fn segments_are_deleted_only_once_every_consumer_passed_them() {
 #[tokio::test]
 async fn with_no_consumers_nothing_is_deleted() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = SegmentLog::open(dir.path(), config(1000, &[])).expect("open");
+    let log = open(dir.path(), config(1000, &[]));
     let starts = segmented(&log).await;
     drop(log);
-    let log = SegmentLog::open(dir.path(), config(1000, &[])).expect("reopen");
+    let log = open(dir.path(), config(1000, &[]));
     assert_eq!(segment_files(dir.path()).len(), starts.len());
     assert_eq!(log.first(), 0);
 }
@@ -127,12 +127,12 @@ async fn with_no_consumers_nothing_is_deleted() {
 async fn consumers_registered_later_start_at_the_first_retained_record() {
     let dir = tempfile::tempdir().expect("tempdir");
     let starts = {
-        let log = SegmentLog::open(dir.path(), config(1000, &["a"])).expect("open");
+        let log = open(dir.path(), config(1000, &["a"]));
         let starts = segmented(&log).await;
         log.commit("a", starts[1]).await.expect("commit");
         starts
     };
-    let log = SegmentLog::open(dir.path(), config(1000, &["a", "late"])).expect("reopen");
+    let log = open(dir.path(), config(1000, &["a", "late"]));
     assert_eq!(log.position("late").expect("late"), starts[1]);
 }
 
@@ -145,7 +145,7 @@ async fn unknown_invalid_and_out_of_range_commits_are_refused() {
         "{:?}",
         bad.err()
     );
-    let log = SegmentLog::open(dir.path(), config(1000, &["a"])).expect("open");
+    let log = open(dir.path(), config(1000, &["a"]));
     let unknown = log.commit("b", 0).await;
     assert!(
         matches!(unknown, Err(LogError::UnknownConsumer(ref n)) if n == "b"),
@@ -171,7 +171,7 @@ async fn unknown_invalid_and_out_of_range_commits_are_refused() {
 async fn an_unreadable_consumer_file_replays_from_the_first_record() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        let log = SegmentLog::open(dir.path(), config(1000, &["a"])).expect("open");
+        let log = open(dir.path(), config(1000, &["a"]));
         let appended = log
             .append(vec![payload(1, 10), payload(2, 10)])
             .await
@@ -180,6 +180,6 @@ async fn an_unreadable_consumer_file_replays_from_the_first_record() {
     }
     // A crash after the rename but before its data reached the disk leaves an empty file.
     std::fs::write(dir.path().join("a.consumer"), b"").expect("truncate");
-    let log = SegmentLog::open(dir.path(), config(1000, &["a"])).expect("reopen");
+    let log = open(dir.path(), config(1000, &["a"]));
     assert_eq!(log.position("a").expect("a"), 0, "replay, never skip");
 }

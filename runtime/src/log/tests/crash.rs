@@ -53,7 +53,7 @@ fn kill_9_keeps_every_acknowledged_append() {
     acknowledged.extend(lines.map_while(Result::ok).filter_map(|l| parse(&l)));
     child.wait().expect("reaped");
 
-    let log = SegmentLog::open(dir.path(), config(256 << 10, &[])).expect("reopen after kill -9");
+    let log = open(dir.path(), config(256 << 10, &[]));
     for &(position, t, i, k) in &acknowledged {
         let read = log
             .read_blocking(position, 1, 1 << 20)

@@ -19,6 +19,21 @@ fn config(segment_bytes: u64, consumers: &[&str]) -> LogConfig {
     }
 }
 
+/// Opens the log in `dir`, waiting out a lock a previous handle in this process still holds
+/// for a moment: the crash test spawns child processes, and a child forked while a log was
+/// open holds a copy of its lock until it execs.
+fn open(dir: &Path, config: LogConfig) -> SegmentLog {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match SegmentLog::open(dir, config.clone()) {
+            Err(super::LogError::Locked(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.expect("open the log"),
+        }
+    }
+}
+
 /// `len` bytes determined by `seed`, so a test can recompute what it appended.
 fn payload(seed: u64, len: usize) -> Bytes {
     let mut rng = fastrand::Rng::with_seed(seed);

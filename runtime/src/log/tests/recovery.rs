@@ -100,7 +100,7 @@ async fn random_crash_points_recover_a_prefix_of_whole_records() {
             })
             .collect();
         let written = {
-            let log = SegmentLog::open(dir.path(), config(700, &[])).expect("open");
+            let log = open(dir.path(), config(700, &[]));
             append_groups(&log, groups).await
         };
         let last = segment_files(dir.path()).pop().expect("segment");
@@ -142,8 +142,7 @@ async fn a_corrupt_record_in_a_sealed_segment_is_an_error_when_read() {
     bytes[second_payload] ^= 1;
     std::fs::write(&first, &bytes).expect("corrupt");
 
-    let log = SegmentLog::open(dir.path(), config(600, &[]))
-        .expect("sealed segments are not scanned at open");
+    let log = open(dir.path(), config(600, &[]));
     let one = log
         .read_blocking(0, 1, 1 << 20)
         .expect("the first record is intact");
