@@ -3,11 +3,13 @@
 //! ingest log; an answer of 200 means that record is on disk (its group commit's `fdatasync`).
 //!
 //! - [`encoding`]: `Content-Encoding` (gzip, deflate) decoded under the size limit;
+//! - [`members`]: a JSON object's members, borrowed from the body (never a parsed tree);
 //! - [`normalize`]: per-event validation and normalisation (the event's bytes are written there);
 //! - [`dedup`]: `messageId`s seen per source.
 
 pub mod dedup;
 pub mod encoding;
+pub mod members;
 pub mod normalize;
 
 use std::sync::Arc;
@@ -20,13 +22,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine as _;
-use serde_json::{Map, Value, json};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::DataPlane;
 use super::event::{Batch, Event, EventType};
 use crate::workspace::{Kind, Source};
-use normalize::{MAX_BATCH_EVENTS, MAX_REQUEST_BYTES, normalize};
+use members::Members;
+use normalize::{MAX_BATCH_EVENTS, MAX_REQUEST_BYTES, Shared, normalize};
 
 /// Why a tracking call was refused.
 #[derive(Debug)]
@@ -160,7 +164,7 @@ fn answer(result: Result<(), IngestError>) -> Response {
 }
 
 /// The write key: HTTP Basic user name, else `writeKey` in the body.
-fn write_key(headers: &HeaderMap, body: &Map<String, Value>) -> Option<String> {
+fn write_key(headers: &HeaderMap, body: &Members<'_>) -> Option<String> {
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -175,8 +179,8 @@ fn write_key(headers: &HeaderMap, body: &Map<String, Value>) -> Option<String> {
         .filter(|k| !k.is_empty());
     basic.or_else(|| {
         body.get("writeKey")
-            .and_then(Value::as_str)
-            .map(str::to_string)
+            .and_then(members::string)
+            .map(|k| k.into_owned())
     })
 }
 
@@ -195,14 +199,10 @@ async fn accept(
         other => invalid(other.body_text(), None),
     })?;
     let body = encoding::decode(headers, body, MAX_REQUEST_BYTES).map_err(IngestError::Encoding)?;
-    let parsed: Value = serde_json::from_slice(&body)
-        .map_err(|e| invalid(format!("the body is not valid JSON: {e}"), None))?;
-    let Value::Object(root) = parsed else {
-        return Err(invalid("the body must be a JSON object", None));
-    };
+    let root = root(&body)?;
     let key = write_key(headers, &root).ok_or(IngestError::Unauthorized)?;
     let source = source_for(plane, &key)?;
-    let events = events(root, kind, OffsetDateTime::now_utc())?;
+    let events = events(&root, kind, OffsetDateTime::now_utc())?;
     if plane.backlog.pending(&source.id) + events.len() > plane.config.queue_bound {
         return Err(IngestError::Overloaded {
             retry_after: plane.config.retry_after_secs,
@@ -212,9 +212,7 @@ async fn accept(
     if fresh.is_empty() {
         return Ok(());
     }
-    for event in &fresh {
-        plane.observe.ingested(&source.id, event);
-    }
+    plane.observe.ingested(&source.id, &fresh);
     let count = fresh.len();
     let record = Batch {
         source_id: source.id.clone(),
@@ -230,21 +228,36 @@ async fn accept(
     Ok(())
 }
 
+/// The body's top-level members.
+fn root(body: &[u8]) -> Result<Members<'_>, IngestError> {
+    let not_json =
+        |e: &dyn std::fmt::Display| invalid(format!("the body is not valid JSON: {e}"), None);
+    let text = std::str::from_utf8(body).map_err(|e| not_json(&e))?;
+    if !text.trim_start().starts_with('{') {
+        // Valid JSON or not, only an object can be a tracking call.
+        return match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => Err(invalid("the body must be a JSON object", None)),
+            Err(e) => Err(not_json(&e)),
+        };
+    }
+    Members::parse(text).map_err(|e| not_json(&e))
+}
+
 /// The request's events, normalised; `kind` is `None` for a batch.
 fn events(
-    mut root: Map<String, Value>,
+    root: &Members<'_>,
     kind: Option<EventType>,
     received_at: OffsetDateTime,
 ) -> Result<Vec<Event>, IngestError> {
     if let Some(kind) = kind {
-        let event = normalize(Value::Object(root), Some(kind), &Map::new(), received_at)
+        let event = normalize(root, Some(kind), &Shared::default(), received_at)
             .map_err(|m| invalid(m, None))?;
         return Ok(vec![event]);
     }
-    let items = match root.remove("batch") {
-        Some(Value::Array(items)) => items,
-        _ => return Err(invalid("`batch` must be an array of events", None)),
-    };
+    let items = root
+        .get("batch")
+        .and_then(|raw| serde_json::from_str::<Vec<&RawValue>>(raw.get()).ok())
+        .ok_or_else(|| invalid("`batch` must be an array of events", None))?;
     if items.len() > MAX_BATCH_EVENTS {
         return Err(invalid(
             format!(
@@ -254,14 +267,18 @@ fn events(
             Some("batch".into()),
         ));
     }
+    let shared = Shared::of(root);
     items
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            normalize(item, None, &root, received_at).map_err(|m| {
-                let field = format!("batch[{i}]");
-                invalid(format!("{field}: {m}"), Some(field))
-            })
+            Members::parse(item.get())
+                .map_err(|_| "an event must be a JSON object".to_string())
+                .and_then(|event| normalize(&event, None, &shared, received_at))
+                .map_err(|m| {
+                    let field = format!("batch[{i}]");
+                    invalid(format!("{field}: {m}"), Some(field))
+                })
         })
         .collect()
 }
