@@ -16,6 +16,7 @@ use super::extract::{Json, Path};
 use super::functions::{SettingDecl, SettingType, load, version};
 use super::resource::Reply;
 use super::{AppState, Data, ok};
+use crate::dataplane::observe::changes::{self, Change};
 use crate::engine::{Invocation, Isolation, Limits, Outcome};
 
 /// Most events one test call may run.
@@ -137,23 +138,6 @@ pub struct TestLog {
     pub level: String,
     /// The message.
     pub message: String,
-}
-
-/// One field the function changed.
-#[derive(Serialize, ToSchema)]
-pub struct Change {
-    /// JSON path (`properties.email`).
-    pub path: String,
-    /// `added`, `removed` or `changed`.
-    pub op: &'static str,
-    /// The value before.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub before: Option<Value>,
-    /// The value after.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub after: Option<Value>,
 }
 
 /// Checks setting values against declarations: required ones present, types right, no unknown
@@ -360,8 +344,7 @@ fn report(index: usize, input: &Value, invocation: Invocation) -> EventResult {
     match invocation.result {
         Ok(Outcome::Forward { event }) => {
             let event = parse(&event);
-            let mut changes = Vec::new();
-            diff("", input, &event, &mut changes);
+            let changes = changes::between(input, &event);
             result.outcome = "forward";
             result.changes = Some(changes);
             result.event = Some(event);
@@ -389,47 +372,4 @@ fn report(index: usize, input: &Value, invocation: Invocation) -> EventResult {
         }
     }
     result
-}
-
-/// Lists what differs between `before` and `after`, by JSON path.
-fn diff(path: &str, before: &Value, after: &Value, out: &mut Vec<Change>) {
-    let join = |key: &str| {
-        if path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{path}.{key}")
-        }
-    };
-    match (before, after) {
-        (Value::Object(b), Value::Object(a)) => {
-            for (key, bv) in b {
-                match a.get(key) {
-                    Some(av) => diff(&join(key), bv, av, out),
-                    None => out.push(Change {
-                        path: join(key),
-                        op: "removed",
-                        before: Some(bv.clone()),
-                        after: None,
-                    }),
-                }
-            }
-            for (key, av) in a.iter().filter(|(k, _)| !b.contains_key(*k)) {
-                out.push(Change {
-                    path: join(key),
-                    op: "added",
-                    before: None,
-                    after: Some(av.clone()),
-                });
-            }
-        }
-        (b, a) if b != a => {
-            out.push(Change {
-                path: path.to_string(),
-                op: "changed",
-                before: Some(b.clone()),
-                after: Some(a.clone()),
-            });
-        }
-        _ => {}
-    }
 }

@@ -21,7 +21,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::destinations::Sink;
 use super::event::{Delivery, RecordError, decode_deliveries};
-use super::observe::Count;
+use super::observe::{Count, Status};
 use super::parked::{ParkedError, Retry};
 use super::{DELIVER, DataPlane, now_ms};
 use crate::log::{LogError, Record};
@@ -127,9 +127,11 @@ async fn deliver_chunk(
     let mut groups: Vec<(String, String, Vec<Delivery>)> = Vec::new();
     for record in records {
         for d in decode_deliveries(record.payload)? {
+            // By destination and source: the source's wiring decides where its events go, and
+            // its backlog counts them.
             match groups
                 .iter_mut()
-                .find(|(dest, _, _)| *dest == d.destination_id)
+                .find(|(dest, src, _)| *dest == d.destination_id && *src == d.source_id)
             {
                 Some((_, _, list)) => list.push(d),
                 None => groups.push((d.destination_id.clone(), d.source_id.clone(), vec![d])),
@@ -177,9 +179,7 @@ async fn first_attempt(
     let mut parked = Vec::new();
     let error = attempt.error.as_deref().unwrap_or_default();
     if attempt.verdict == Verdict::Success {
-        for d in &batch {
-            trace(plane, d, 1, "delivered", None);
-        }
+        trace(plane, &batch, 1, Status::Delivered, None);
         if let Some(first) = batch.first() {
             let n = batch.len();
             plane
@@ -194,19 +194,37 @@ async fn first_attempt(
             Verdict::Success => {}
             Verdict::Retry { after } => match next_attempt(plane, now, 1, *after) {
                 Some(at) => {
-                    trace(plane, d, 1, "retrying", Some(error));
+                    trace(
+                        plane,
+                        std::slice::from_ref(d),
+                        1,
+                        Status::Retrying,
+                        Some(error),
+                    );
                     plane.observe.count(&d.destination_id, Count::Retried);
                     parked.push(Retry::first(d, now, at, error));
                 }
                 None => {
                     let error = format!("retries exhausted: {error}");
-                    trace(plane, d, 1, "failed", Some(&error));
+                    trace(
+                        plane,
+                        std::slice::from_ref(d),
+                        1,
+                        Status::Failed,
+                        Some(&error),
+                    );
                     plane.observe.count(&d.destination_id, Count::Failed);
                     bury(plane, None, d, 1, &error).await?;
                 }
             },
             Verdict::GiveUp => {
-                trace(plane, d, 1, "failed", Some(error));
+                trace(
+                    plane,
+                    std::slice::from_ref(d),
+                    1,
+                    Status::Failed,
+                    Some(error),
+                );
                 plane.observe.count(&d.destination_id, Count::Failed);
                 bury(plane, None, d, 1, error).await?;
             }
@@ -254,14 +272,24 @@ pub async fn bury(
     Ok(())
 }
 
-/// The debugger's `deliver` stage for one event's attempt.
-pub fn trace(plane: &DataPlane, d: &Delivery, attempt_no: u32, status: &str, error: Option<&str>) {
-    let detail = error.map_or(serde_json::Value::Null, |e| json!(e));
-    plane.observe.stage(
-        &d.source_id,
-        &d.event.message_id,
-        "deliver",
-        status,
-        json!({"destinationId": d.destination_id, "attempt": attempt_no, "detail": detail}),
-    );
+/// The debugger's `deliver` stage for one attempt at `batch` (one source's events to one
+/// destination).
+pub fn trace(
+    plane: &DataPlane,
+    batch: &[Delivery],
+    attempt_no: u32,
+    status: Status,
+    error: Option<&str>,
+) {
+    let Some(first) = batch.first() else {
+        return;
+    };
+    let ids: Vec<&str> = batch.iter().map(|d| d.event.message_id.as_str()).collect();
+    let destination_id = &first.destination_id;
+    plane
+        .observe
+        .delivery(&first.source_id, destination_id, status, &ids, || {
+            let detail = error.map_or(serde_json::Value::Null, |e| json!(e));
+            json!({"destinationId": destination_id, "attempt": attempt_no, "detail": detail})
+        });
 }

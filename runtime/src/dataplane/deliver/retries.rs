@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use super::retry::Verdict;
 use super::{DeliverError, bury, next_attempt, trace};
 use crate::dataplane::destinations::Sink;
-use crate::dataplane::observe::Count;
+use crate::dataplane::observe::{Count, Status};
 use crate::dataplane::parked::{Retry, when_due};
 use crate::dataplane::{DataPlane, now_ms};
 
@@ -86,14 +86,26 @@ async fn again(plane: &DataPlane, sink: &dyn Sink, batch: Keyed) -> Result<(), D
         let id = delivery.destination_id.clone();
         match attempt.verdict {
             Verdict::Success => {
-                trace(plane, &delivery, n, "delivered", None);
+                trace(
+                    plane,
+                    std::slice::from_ref(&delivery),
+                    n,
+                    Status::Delivered,
+                    None,
+                );
                 plane.observe.count(&id, Count::Delivered);
                 plane.parked.delivered(seq)?;
                 plane.backlog.adjust(&delivery.source_id, 0, 1);
             }
             Verdict::Retry { after } => match next_attempt(plane, retry.first_at_ms, n, after) {
                 Some(at) => {
-                    trace(plane, &delivery, n, "retrying", Some(&error));
+                    trace(
+                        plane,
+                        std::slice::from_ref(&delivery),
+                        n,
+                        Status::Retrying,
+                        Some(&error),
+                    );
                     plane.observe.count(&id, Count::Retried);
                     retry.next_at_ms = at;
                     retry.last_error = Some(error.clone());
@@ -101,13 +113,25 @@ async fn again(plane: &DataPlane, sink: &dyn Sink, batch: Keyed) -> Result<(), D
                 }
                 None => {
                     let error = format!("retries exhausted: {error}");
-                    trace(plane, &delivery, n, "failed", Some(&error));
+                    trace(
+                        plane,
+                        std::slice::from_ref(&delivery),
+                        n,
+                        Status::Failed,
+                        Some(&error),
+                    );
                     plane.observe.count(&id, Count::Failed);
                     bury(plane, Some(seq), &delivery, n, &error).await?;
                 }
             },
             Verdict::GiveUp => {
-                trace(plane, &delivery, n, "failed", Some(&error));
+                trace(
+                    plane,
+                    std::slice::from_ref(&delivery),
+                    n,
+                    Status::Failed,
+                    Some(&error),
+                );
                 plane.observe.count(&id, Count::Failed);
                 bury(plane, Some(seq), &delivery, n, &error).await?;
             }

@@ -22,6 +22,8 @@ use metrics_exporter_prometheus::{
 };
 use metrics_util::MetricKindMask;
 
+use super::Status;
+
 /// HTTP requests, by `method`, `route` and `status`.
 pub const HTTP_REQUESTS: &str = "sluice_http_requests_total";
 /// HTTP request latency until the response's head, by `method` and `route`.
@@ -111,9 +113,9 @@ impl Metrics {
         });
     }
 
-    /// An event accepted for `source_id`.
-    pub fn ingested(&self, source_id: &str) {
-        self.count(INGESTED, &[("source_id", source_id)]);
+    /// `n` events accepted for `source_id`.
+    pub fn ingested(&self, source_id: &str, n: u64) {
+        self.count_n(INGESTED, &[("source_id", source_id)], n);
     }
 
     /// `source_id`'s pipeline wiring was built.
@@ -131,17 +133,18 @@ impl Metrics {
         self.count(DISCARDED, &[("source_id", source_id), ("reason", reason)]);
     }
 
-    /// A delivery attempt's end: `delivered`, `retrying` or `failed` (others are ignored).
-    pub fn delivery(&self, source_id: &str, destination_id: &str, status: &str) {
+    /// `n` delivery attempts' ends: `delivered`, `retrying` or `failed` (others are ignored).
+    pub fn delivery(&self, source_id: &str, destination_id: &str, status: Status, n: u64) {
         let name = match status {
-            "delivered" => DELIVERED,
-            "failed" => FAILED,
-            "retrying" => RETRIED,
+            Status::Delivered => DELIVERED,
+            Status::Failed => FAILED,
+            Status::Retrying => RETRIED,
             _ => return,
         };
-        self.count(
+        self.count_n(
             name,
             &[("source_id", source_id), ("destination_id", destination_id)],
+            n,
         );
     }
 
@@ -182,12 +185,16 @@ impl Metrics {
     }
 
     fn count(&self, name: &'static str, labels: &[(&'static str, &str)]) {
+        self.count_n(name, labels, 1);
+    }
+
+    fn count_n(&self, name: &'static str, labels: &[(&'static str, &str)], n: u64) {
         self.record(|| {
             let labels: Vec<metrics::Label> = labels
                 .iter()
                 .map(|(k, v)| metrics::Label::new(*k, v.to_string()))
                 .collect();
-            counter!(name, labels).increment(1);
+            counter!(name, labels).increment(n);
         });
     }
 }
@@ -256,9 +263,8 @@ mod tests {
     #[test]
     fn two_recorders_never_see_each_others_counts() {
         let (a, b) = (Metrics::new(), Metrics::new());
-        a.ingested("s1");
-        a.ingested("s1");
-        b.ingested("s1");
+        a.ingested("s1", 2);
+        b.ingested("s1", 1);
         assert!(
             a.render()
                 .contains(r#"sluice_events_ingested_total{source_id="s1"} 2"#),
@@ -276,8 +282,8 @@ mod tests {
         let m = Metrics::new();
         m.http_request("GET", "/sources/{id}", 200, Duration::from_millis(3));
         m.invoked("f", "forward", 12_000, Duration::from_micros(40));
-        m.delivery("s", "d", "delivered");
-        m.delivery("s", "d", "routed");
+        m.delivery("s", "d", Status::Delivered, 1);
+        m.delivery("s", "d", Status::Routed, 1);
         m.queue(&[("s".into(), 7)], 1);
         let text = m.render();
         for expected in [

@@ -3,12 +3,14 @@
 //! and function logs from real runs. Nothing here is needed to deliver an event, so it is not
 //! persisted: a restart starts these views afresh.
 //!
+//! - [`changes`]: what a function changed in an event, field by field;
 //! - [`metrics`]: the Prometheus metrics. The stages report to the debugger, and the
 //!   debugger's vocabulary (stage `enforce` status `blocked`, stage `deliver` status
 //!   `delivered`...) is what the event counters are derived from, so the stages need no second
 //!   set of calls and the two views cannot disagree. Only function invocations (outcome, fuel,
 //!   time) are reported on their own, through [`Observe::invoked`].
 
+pub mod changes;
 pub mod metrics;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -26,20 +28,83 @@ use super::now_ms;
 use crate::engine::{Invocation, Outcome};
 use metrics::Metrics;
 
+/// The stages an event goes through, as the debugger names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StageName {
+    /// Accepted by the tracking API.
+    Ingest,
+    /// The tracking plan.
+    Enforce,
+    /// A source insert function.
+    Function,
+    /// A destination insert function.
+    DestinationFunction,
+    /// Routing by `integrations`.
+    Route,
+    /// A delivery attempt.
+    Deliver,
+}
+
+/// What a stage did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Ingested.
+    Accepted,
+    /// The plan found nothing wrong.
+    Validated,
+    /// The plan found violations; the event goes on.
+    Violations,
+    /// The plan blocked the event.
+    Blocked,
+    /// A function forwarded the event.
+    Forward,
+    /// A function dropped the event.
+    Drop,
+    /// A function turned the event into several.
+    FanOut,
+    /// It failed for good (a function's error, an unreadable event).
+    Error,
+    /// It failed and will be tried again.
+    Retrying,
+    /// Sent on to a destination.
+    Routed,
+    /// Not sent to a destination, by the event's `integrations`.
+    Filtered,
+    /// The destination accepted it.
+    Delivered,
+    /// Delivery was given up (dead letters).
+    Failed,
+}
+
 /// What one stage did to one event.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Stage {
-    /// `ingest`, `enforce`, `function`, `route`, `deliver`.
-    pub stage: String,
-    /// What happened: `accepted`, `validated`, `violations`, `blocked`, `forward`, `drop`,
-    /// `fan-out`, `error`, `routed`, `filtered`, `delivered`, `retrying`, `failed`...
-    pub status: String,
+    /// Which stage.
+    pub stage: StageName,
+    /// What happened.
+    pub status: Status,
     /// Details (violations, the error, the destination...).
     #[schema(value_type = Object)]
     pub detail: Value,
     /// When, RFC 3339.
-    pub at: String,
+    #[serde(rename = "at", serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at_ms: u64,
+}
+
+/// Milliseconds since the epoch, written as RFC 3339 (only when a trace is read).
+fn rfc3339<S: serde::Serializer>(at_ms: &u64, s: S) -> Result<S::Ok, S::Error> {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(*at_ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    s.serialize_str(&at)
 }
 
 /// A recent event of a source and its stages.
@@ -193,63 +258,109 @@ impl Observe {
         }
     }
 
-    /// Records that `event` was accepted by `source_id`. Cost: a lock, a hash insert, a
-    /// clone of the bytes' handle; the event is parsed only for live subscribers.
-    pub fn ingested(&self, source_id: &str, event: &Event) {
-        self.prometheus.ingested(source_id);
-        let stage = stage("ingest", "accepted", Value::Null);
-        if let Ok(mut events) = self.events.lock() {
-            events.entry(source_id.to_string()).or_default().push(
-                Trace {
+    /// Records that `events` were accepted by `source_id`. Cost: one lock and one counter
+    /// for all of them, a hash insert and a clone of the bytes' handle each; events are
+    /// parsed only for live subscribers.
+    pub fn ingested(&self, source_id: &str, events: &[Event]) {
+        self.prometheus.ingested(source_id, events.len() as u64);
+        let at_ms = now_ms();
+        let accepted = || Stage {
+            stage: StageName::Ingest,
+            status: Status::Accepted,
+            detail: Value::Null,
+            at_ms,
+        };
+        if let Ok(mut rings) = self.events.lock() {
+            let ring = rings.entry(source_id.to_string()).or_default();
+            for event in events {
+                let trace = Trace {
                     message_id: event.message_id.clone(),
                     event: event.json.clone(),
-                    stages: vec![stage.clone()],
-                },
-                self.events_per_source,
-            );
+                    stages: vec![accepted()],
+                };
+                ring.push(trace, self.events_per_source);
+            }
         }
-        if self.live.receiver_count() > 0 {
+        if self.live.receiver_count() == 0 {
+            return;
+        }
+        for event in events {
             let _ = self.live.send(LiveUpdate {
                 source_id: source_id.to_string(),
                 message_id: event.message_id.clone(),
                 event: serde_json::from_slice(&event.json).ok(),
-                stage,
+                stage: accepted(),
             });
         }
     }
 
     /// Records what stage `name` did to event `message_id` of `source_id`. Cost: a lock and
-    /// a hash lookup; nothing is kept for an event no longer in the debugger's window.
+    /// a hash lookup; `detail` is built only for an event still in the debugger's window or
+    /// when someone watches the live feed.
     pub fn stage(
         &self,
         source_id: &str,
         message_id: &str,
-        name: &str,
-        status: &str,
-        detail: Value,
+        name: StageName,
+        status: Status,
+        detail: impl FnOnce() -> Value,
     ) {
-        match name {
-            "enforce" if status == "blocked" => self.prometheus.blocked(source_id),
-            "deliver" => {
-                let destination_id = detail["destinationId"].as_str().unwrap_or_default();
-                self.prometheus.delivery(source_id, destination_id, status);
-            }
-            _ => {}
+        if name == StageName::Enforce && status == Status::Blocked {
+            self.prometheus.blocked(source_id);
         }
-        let stage = stage(name, status, detail);
+        self.record(source_id, message_id, name, status, detail);
+    }
+
+    /// Records the end of one attempt to deliver `message_ids` (events of `source_id`) to
+    /// `destination_id`: the `deliver` stage of each, and the delivery counters derived from
+    /// it (one update for the batch).
+    pub fn delivery(
+        &self,
+        source_id: &str,
+        destination_id: &str,
+        status: Status,
+        message_ids: &[&str],
+        detail: impl Fn() -> Value,
+    ) {
+        let n = message_ids.len() as u64;
+        self.prometheus
+            .delivery(source_id, destination_id, status, n);
+        for id in message_ids {
+            self.record(source_id, id, StageName::Deliver, status, &detail);
+        }
+    }
+
+    fn record(
+        &self,
+        source_id: &str,
+        message_id: &str,
+        name: StageName,
+        status: Status,
+        detail: impl FnOnce() -> Value,
+    ) {
+        let live = self.live.receiver_count() > 0;
+        let mut detail = Some(detail);
+        let mut kept = None;
         if let Ok(mut events) = self.events.lock()
             && let Some(trace) = events.get_mut(source_id).and_then(|r| r.find(message_id))
         {
-            trace.stages.push(stage.clone());
+            let built = stage(name, status, detail.take().map_or(Value::Null, |d| d()));
+            if live {
+                kept = Some(built.clone());
+            }
+            trace.stages.push(built);
         }
-        if self.live.receiver_count() > 0 {
-            let _ = self.live.send(LiveUpdate {
-                source_id: source_id.to_string(),
-                message_id: message_id.to_string(),
-                event: None,
-                stage,
-            });
+        if !live {
+            return;
         }
+        let stage =
+            kept.unwrap_or_else(|| stage(name, status, detail.take().map_or(Value::Null, |d| d())));
+        let _ = self.live.send(LiveUpdate {
+            source_id: source_id.to_string(),
+            message_id: message_id.to_string(),
+            event: None,
+            stage,
+        });
     }
 
     /// The recent events of `source_id`, newest first.
@@ -391,12 +502,12 @@ fn outcome_name(result: &Result<Outcome, crate::engine::InvokeError>) -> &'stati
     }
 }
 
-fn stage(name: &str, status: &str, detail: Value) -> Stage {
+fn stage(name: StageName, status: Status, detail: Value) -> Stage {
     Stage {
-        stage: name.to_string(),
-        status: status.to_string(),
+        stage: name,
+        status,
         detail,
-        at: crate::workspace::now(),
+        at_ms: now_ms(),
     }
 }
 
@@ -416,18 +527,24 @@ mod tests {
     #[test]
     fn traces_are_bounded_and_stages_attach() {
         let o = Observe::new(2, 2);
-        for id in ["a", "b", "c"] {
-            o.ingested("s", &event(id));
-        }
-        o.stage("s", "c", "enforce", "validated", Value::Null);
-        // An event out of the window keeps nothing.
-        o.stage("s", "a", "enforce", "validated", Value::Null);
+        o.ingested("s", &[event("a"), event("b"), event("c")]);
+        o.stage("s", "c", StageName::Enforce, Status::Validated, || {
+            Value::Null
+        });
+        // An event out of the window keeps nothing, and its detail is never built.
+        o.stage("s", "a", StageName::Enforce, Status::Validated, || {
+            panic!("built for an event out of the window")
+        });
         let recent = o.recent("s", 10);
         assert_eq!(recent.len(), 2);
         assert_eq!(recent[0].message_id, "c");
         assert_eq!(recent[0].event["messageId"], "c");
         assert_eq!(recent[0].stages.len(), 2);
         assert_eq!(recent[1].stages.len(), 1);
+        let stage = serde_json::to_value(&recent[0].stages[1]).unwrap();
+        assert_eq!(stage["stage"], "enforce");
+        assert_eq!(stage["status"], "validated");
+        assert!(stage["at"].as_str().unwrap().ends_with('Z'), "{stage}");
         o.count("d", Count::Delivered);
         o.count("d", Count::Delivered);
         o.count("d", Count::Failed);

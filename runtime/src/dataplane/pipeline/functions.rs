@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 use super::output::{self, InvalidOutput};
 use crate::dataplane::DataPlane;
 use crate::dataplane::event::Event;
-use crate::dataplane::observe::FunctionLog;
+use crate::dataplane::observe::changes;
+use crate::dataplane::observe::{FunctionLog, StageName, Status};
 use crate::engine::{Function, Invocation, InvokeError, Limits, Outcome};
 use crate::workspace::InsertFunctionInstance;
 
@@ -69,10 +70,10 @@ pub enum ChainStage {
 }
 
 impl ChainStage {
-    fn name(self) -> &'static str {
+    fn name(self) -> StageName {
         match self {
-            ChainStage::Source => "function",
-            ChainStage::Destination => "destination-function",
+            ChainStage::Source => StageName::Function,
+            ChainStage::Destination => StageName::DestinationFunction,
         }
     }
 }
@@ -103,15 +104,10 @@ pub fn run(plane: &DataPlane, chain: &[Step], events: Vec<Event>, run: Run<'_>) 
                 for fate in fates.iter_mut() {
                     if let Fate::Events(events) = fate {
                         for e in events.iter() {
-                            record(
-                                plane,
-                                source_id,
-                                &e.message_id,
-                                stage,
-                                step,
-                                "error",
-                                json!(reason.to_string()),
-                            );
+                            let at = (source_id, e.message_id.as_str());
+                            record(plane, at, stage, step, Status::Error, || {
+                                json!(reason.to_string())
+                            });
                         }
                         *fate = Fate::Discarded("function-unavailable".into());
                     }
@@ -158,25 +154,29 @@ fn settle(
     input: &Event,
     result: Result<Outcome, InvokeError>,
 ) -> Result<Vec<Event>, Fate> {
-    let id = &input.message_id;
-    let note = |status: &str, extra: Value| {
-        record(plane, run.source_id, id, run.stage, step, status, extra)
+    let at = (run.source_id, input.message_id.as_str());
+    let note = |status: Status, extra: &dyn Fn() -> Value| {
+        record(plane, at, run.stage, step, status, extra)
     };
-    let failed = if run.last_try { "error" } else { "retrying" };
+    let failed = if run.last_try {
+        Status::Error
+    } else {
+        Status::Retrying
+    };
     let outputs = match result {
         Ok(Outcome::Forward { event }) => vec![event],
         Ok(Outcome::FanOut { events }) => events,
         Ok(Outcome::Drop) => {
-            note("drop", Value::Null);
+            note(Status::Drop, &|| Value::Null);
             return Ok(Vec::new());
         }
         Ok(Outcome::Error { kind, message }) => {
             let status = if kind == "retry-error" {
                 failed
             } else {
-                "error"
+                Status::Error
             };
-            note(status, json!({"kind": kind, "message": message}));
+            note(status, &|| json!({"kind": kind, "message": message}));
             return match kind {
                 "drop-event" => Ok(Vec::new()),
                 "retry-error" => Err(Fate::Retry(kind.to_string())),
@@ -184,10 +184,14 @@ fn settle(
             };
         }
         Err(err) => {
-            let status = if err.is_retryable() { failed } else { "error" };
+            let status = if err.is_retryable() {
+                failed
+            } else {
+                Status::Error
+            };
             note(
                 status,
-                json!({"kind": err.code(), "message": err.to_string()}),
+                &|| json!({"kind": err.code(), "message": err.to_string()}),
             );
             return Err(if err.is_retryable() {
                 Fate::Retry(err.code().to_string())
@@ -200,35 +204,41 @@ fn settle(
     match output::check(input, outputs) {
         Ok(events) => {
             if fanned {
-                note("fan-out", json!(events.len()));
+                note(Status::FanOut, &|| json!(events.len()));
             } else {
-                note("forward", Value::Null);
+                // What the function changed, built only when the debugger keeps it.
+                note(Status::Forward, &|| {
+                    let after = events.first().map(|e| &e.json[..]).unwrap_or_default();
+                    json!({"changes": changes::between_bytes(&input.json, after)})
+                });
             }
             Ok(events)
         }
         Err(InvalidOutput(why)) => {
-            note("error", json!({"kind": "invalid-output", "message": why}));
+            note(
+                Status::Error,
+                &|| json!({"kind": "invalid-output", "message": why}),
+            );
             Err(Fate::Discarded("invalid-output".into()))
         }
     }
 }
 
+/// The debugger's stage for the event at `(source_id, message_id)`; `result` is built only
+/// when the debugger keeps it.
 fn record(
     plane: &DataPlane,
-    source_id: &str,
-    message_id: &str,
+    (source_id, message_id): (&str, &str),
     stage: ChainStage,
     step: &Step,
-    status: &str,
-    result: Value,
+    status: Status,
+    result: impl FnOnce() -> Value,
 ) {
-    plane.observe.stage(
-        source_id,
-        message_id,
-        stage.name(),
-        status,
-        json!({"instanceId": step.instance.id, "functionId": step.instance.function_id, "result": result}),
-    );
+    plane
+        .observe
+        .stage(source_id, message_id, stage.name(), status, || {
+            json!({"instanceId": step.instance.id, "functionId": step.instance.function_id, "result": result()})
+        });
 }
 
 /// The invocation's metrics and log lines.

@@ -215,9 +215,7 @@ pub async fn persist(plane: &DataPlane, output: &Output) -> Result<(), PipelineE
             plane
                 .backlog
                 .adjust(&batch.source_id, batch.events.len(), 0);
-            for event in &batch.events {
-                plane.observe.ingested(&batch.source_id, event);
-            }
+            plane.observe.ingested(&batch.source_id, &batch.events);
         }
         let records = forwarded.iter().map(|b| b.encode()).collect();
         plane.ingest_log.append(records).await?;

@@ -10,7 +10,7 @@ use super::functions::{self, ChainStage, Fate, Run};
 use super::route;
 use super::wiring::{Route, Wiring};
 use crate::dataplane::event::{Batch, Delivery, Event, Head};
-use crate::dataplane::observe::Count;
+use crate::dataplane::observe::{Count, StageName, Status};
 use crate::dataplane::parked::Held;
 use crate::dataplane::{DataPlane, now_ms};
 use crate::workspace::SchemaSettings;
@@ -50,9 +50,9 @@ pub fn process(plane: &DataPlane, wiring: &Wiring, events: Vec<Event>, attempts:
                 plane.observe.stage(
                     &source.id,
                     &e.message_id,
-                    "enforce",
-                    "validated",
-                    json!({"violations": [], "omitted": []}),
+                    StageName::Enforce,
+                    Status::Validated,
+                    || json!({"violations": [], "omitted": []}),
                 );
             }
             events
@@ -121,21 +121,29 @@ fn enforce_all(
             Ok(value) => value,
             // Ingestion wrote these bytes, so this is a bug or a damaged record: say so.
             Err(e) => {
-                let detail = json!({"error": format!("the event is not JSON: {e}")});
-                plane
-                    .observe
-                    .stage(&source.id, &event.message_id, "enforce", "error", detail);
+                let detail = || json!({"error": format!("the event is not JSON: {e}")});
+                plane.observe.stage(
+                    &source.id,
+                    &event.message_id,
+                    StageName::Enforce,
+                    Status::Error,
+                    detail,
+                );
                 plane.observe.discarded(&source.id, "unreadable");
                 continue;
             }
         };
         let enforced = enforce::enforce(plan, settings, value);
         forward_violations(&source.id, settings, &enforced, out);
-        let detail = json!({"violations": enforced.violations, "omitted": enforced.omitted});
-        let Some(kept) = enforced.event else {
-            plane
-                .observe
-                .stage(&source.id, &event.message_id, "enforce", "blocked", detail);
+        let detail = || json!({"violations": enforced.violations, "omitted": enforced.omitted});
+        let Some(kept) = &enforced.event else {
+            plane.observe.stage(
+                &source.id,
+                &event.message_id,
+                StageName::Enforce,
+                Status::Blocked,
+                detail,
+            );
             if let Some(target) = settings.forwarding_blocked_events_to.as_deref()
                 && target != source.id
             {
@@ -147,15 +155,19 @@ fn enforce_all(
             continue;
         };
         let status = if enforced.violations.is_empty() {
-            "validated"
+            Status::Validated
         } else {
-            "violations"
+            Status::Violations
         };
-        plane
-            .observe
-            .stage(&source.id, &event.message_id, "enforce", status, detail);
+        plane.observe.stage(
+            &source.id,
+            &event.message_id,
+            StageName::Enforce,
+            status,
+            detail,
+        );
         passed.push(Event {
-            json: serde_json::to_vec(&kept).unwrap_or_default().into(),
+            json: serde_json::to_vec(kept).unwrap_or_default().into(),
             ..event
         });
     }
@@ -218,9 +230,9 @@ fn route_to(plane: &DataPlane, source_id: &str, route: &Route, events: &[Event],
             plane.observe.stage(
                 source_id,
                 &event.message_id,
-                "route",
-                "filtered",
-                json!({"destinationId": id}),
+                StageName::Route,
+                Status::Filtered,
+                || json!({"destinationId": id}),
             );
         }
     }
@@ -246,9 +258,9 @@ fn route_to(plane: &DataPlane, source_id: &str, route: &Route, events: &[Event],
             plane.observe.stage(
                 source_id,
                 &event.message_id,
-                "route",
-                "routed",
-                json!({"destinationId": id}),
+                StageName::Route,
+                Status::Routed,
+                || json!({"destinationId": id}),
             );
             out.deliveries.push(Delivery {
                 destination_id: id.clone(),
