@@ -23,3 +23,7 @@ pub mod log;
 pub mod server;
 pub mod storage;
 pub mod workspace;
+
+/// The allocator the `sluice` binary installs (mimalloc), for benches that should measure the
+/// same.
+pub use mimalloc::MiMalloc as Allocator;

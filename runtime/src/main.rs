@@ -3,6 +3,10 @@
 use clap::Parser;
 use sluice_runtime::cli::{Cli, execute};
 
+/// mimalloc: per-thread free lists suit the data plane's many small, short-lived buffers.
+#[global_allocator]
+static ALLOCATOR: sluice_runtime::Allocator = sluice_runtime::Allocator;
+
 fn main() -> std::process::ExitCode {
     quiet_on_closed_pipe();
     match execute(Cli::parse()) {

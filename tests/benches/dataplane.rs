@@ -24,6 +24,10 @@ use sluice_runtime::api::Config;
 use sluice_runtime::dataplane::DataPlaneConfig;
 use sluice_tests::{component, sample_events};
 
+/// The allocator the `sluice` binary uses, so the bench measures what users run.
+#[global_allocator]
+static ALLOCATOR: sluice_runtime::Allocator = sluice_runtime::Allocator;
+
 const BATCH: usize = 100;
 const CLIENTS: usize = 8;
 
