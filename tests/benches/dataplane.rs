@@ -148,6 +148,10 @@ async fn main() {
         .map(|e| serde_json::from_str(e).expect("JSON"))
         .collect();
 
+    // The floor under every acknowledgement: the device's own fdatasync of one request's worth
+    // of bytes, in the same file system as the server's data.
+    let floor = sync_floor(&std::env::temp_dir());
+
     // The ceiling: the same clients and bodies against a handler that only reads the body.
     let (ceiling_url, ceiling_count) = counter().await;
     let (_, ceiling_time) = send(&ceiling_url, "-", batches(&events, total, "ceiling"), None).await;
@@ -222,6 +226,11 @@ async fn main() {
         "| ack latency per batch at full load, p50 / p99 | {:.1} / {:.1} ms | - |",
         ms(percentile(&acks, 0.5)),
         ms(percentile(&acks, 0.99))
+    );
+    println!(
+        "| the device's fdatasync of a 100 KB append (the floor under any ack), p50 / p99 | {:.1} / {:.1} ms | - |",
+        ms(floor.0),
+        ms(floor.1)
     );
     println!(
         "| ack latency per batch at half the delivered rate ({:.0} events/s), p50 / p99 | {:.1} / {:.1} ms | p99 <= 10 ms |",
@@ -300,6 +309,25 @@ async fn pipeline(server: &Server, hook_url: &str, webhook_batch: u64) -> (Strin
     let ingest = format!("{}/v1/batch", server.url);
     let auth = format!("Basic {}", STANDARD.encode(format!("{key}:")));
     (ingest, auth)
+}
+
+/// p50 and p99 of `fdatasync` after appending 100 KB (one request of 100 ~1 KB events) to a
+/// file in `dir`: no durable acknowledgement can be quicker than one of these.
+fn sync_floor(dir: &std::path::Path) -> (Duration, Duration) {
+    use std::io::Write;
+    let file = tempfile::tempfile_in(dir).expect("temp file");
+    let mut file = std::io::BufWriter::new(file);
+    let chunk = vec![b'x'; 100 * 1024];
+    let mut times = Vec::with_capacity(200);
+    for _ in 0..200 {
+        file.write_all(&chunk).expect("write");
+        file.flush().expect("flush");
+        let started = Instant::now();
+        file.get_ref().sync_data().expect("fdatasync");
+        times.push(started.elapsed());
+    }
+    times.sort();
+    (percentile(&times, 0.5), percentile(&times, 0.99))
 }
 
 /// Resident memory of this process, MiB (the server runs in it).
