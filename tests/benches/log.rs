@@ -1,6 +1,7 @@
 //! The event log (`sluice_runtime::log`): appends of ~100 KB records (100 sample events of
 //! ~1 KB each) from 8 concurrent tasks with group commit, next to the same workload through
-//! sled with a shared flush per append group (the queue's design before issue 10); then the
+//! sled with a shared flush per append group (the queue's design before issue 10), and through
+//! fjall (an LSM tree with its own journal) with a shared persist; then the
 //! time to reopen a log holding ~1 GB, with its files in the page cache and evicted, and to
 //! read it all back; and single appends interleaved with the disk's own write + `fdatasync`,
 //! the floor under an append.
@@ -55,8 +56,10 @@ async fn main() {
     let runs = [
         ("as fast as it goes", log_run(&groups, appends, None).await),
         ("as fast as it goes", sled_run(&groups, appends, None).await),
+        ("as fast as it goes", fjall_run(&groups, appends, None).await),
         ("paced", log_run(&groups, paced_appends, pace).await),
         ("paced", sled_run(&groups, paced_appends, pace).await),
+        ("paced", fjall_run(&groups, paced_appends, pace).await),
     ];
     println!(
         "Paced: {paced_rate} appends/s ({} events/s) in total, for 8 s.",
@@ -157,26 +160,82 @@ async fn log_run(groups: &[Vec<Bytes>], appends: usize, pace: Option<Duration>) 
     }
 }
 
-/// Group commit over sled as `queue::Queue::commit` does it: tickets, one flush at a time.
+/// Group commit as `queue::Queue::commit` did it over sled: tickets, one sync at a time, and
+/// a sync covers every ticket taken before it started.
 #[derive(Default)]
-struct SledCommits {
+struct GroupCommits {
     requested: AtomicU64,
     durable: AtomicU64,
-    flushes: AtomicU64,
-    flushing: tokio::sync::Mutex<()>,
+    syncs: AtomicU64,
+    syncing: tokio::sync::Mutex<()>,
 }
 
-impl SledCommits {
-    async fn commit(&self, db: &sled::Db) {
+impl GroupCommits {
+    async fn commit<F: std::future::Future<Output = ()>>(&self, sync: impl FnOnce() -> F) {
         let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
-        let _turn = self.flushing.lock().await;
+        let _turn = self.syncing.lock().await;
         if self.durable.load(Ordering::SeqCst) >= ticket {
             return;
         }
         let covered = self.requested.load(Ordering::SeqCst);
-        db.flush_async().await.expect("flush");
-        self.flushes.fetch_add(1, Ordering::Relaxed);
+        sync().await;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
         self.durable.fetch_max(covered, Ordering::SeqCst);
+    }
+}
+
+/// The same appends into fjall (an LSM tree with its own journal), a key per record (as the
+/// log keeps them), then a shared `persist(SyncData)`: fjall as the log's replacement.
+async fn fjall_run(groups: &[Vec<Bytes>], appends: usize, pace: Option<Duration>) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keyspace = fjall::Config::new(dir.path()).open().expect("fjall");
+    let records = keyspace
+        .open_partition("ingest", fjall::PartitionCreateOptions::default())
+        .expect("partition");
+    let commits = Arc::new(GroupCommits::default());
+    let encoded: Arc<Vec<Bytes>> = Arc::new(groups.iter().map(|g| record(g)).collect());
+    let next = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let (wall, (latencies, ())) = {
+        let (commits, bytes) = (commits.clone(), bytes.clone());
+        concurrently(appends, pace, move |i| {
+            let (keyspace, records, commits, encoded, next, bytes) = (
+                keyspace.clone(),
+                records.clone(),
+                commits.clone(),
+                encoded.clone(),
+                next.clone(),
+                bytes.clone(),
+            );
+            async move {
+                let record = encoded[i % encoded.len()].clone();
+                let key = next.fetch_add(1, Ordering::SeqCst).to_be_bytes();
+                bytes.fetch_add(record.len() as u64 + 8, Ordering::Relaxed);
+                tokio::task::spawn_blocking(move || records.insert(key, record.as_ref()))
+                    .await
+                    .expect("task")
+                    .expect("insert");
+                commits
+                    .commit(|| async move {
+                        tokio::task::spawn_blocking(move || {
+                            keyspace.persist(fjall::PersistMode::SyncData)
+                        })
+                        .await
+                        .expect("task")
+                        .expect("persist");
+                    })
+                    .await;
+            }
+        })
+        .await
+    };
+    Run {
+        name: "fjall 2 (a key per record, shared persist)",
+        appends,
+        bytes: bytes.load(Ordering::Relaxed),
+        wall,
+        latencies,
+        syncs: commits.syncs.load(Ordering::Relaxed),
     }
 }
 
@@ -186,7 +245,7 @@ async fn sled_run(groups: &[Vec<Bytes>], appends: usize, pace: Option<Duration>)
     let dir = tempfile::tempdir().expect("tempdir");
     let db = sled::open(dir.path()).expect("sled");
     let tree = db.open_tree("dp.ingest").expect("tree");
-    let commits = Arc::new(SledCommits::default());
+    let commits = Arc::new(GroupCommits::default());
     let groups = Arc::new(groups.to_vec());
     let bytes = Arc::new(AtomicU64::new(0));
     let (wall, (latencies, ())) = {
@@ -207,7 +266,9 @@ async fn sled_run(groups: &[Vec<Bytes>], appends: usize, pace: Option<Duration>)
                     bytes.fetch_add(event.len() as u64 + 8, Ordering::Relaxed);
                 }
                 tree.apply_batch(batch).expect("insert");
-                commits.commit(&db).await;
+                commits
+                    .commit(|| async move { db.flush_async().await.map(drop).expect("flush") })
+                    .await;
             }
         })
         .await
@@ -218,7 +279,7 @@ async fn sled_run(groups: &[Vec<Bytes>], appends: usize, pace: Option<Duration>)
         bytes: bytes.load(Ordering::Relaxed),
         wall,
         latencies,
-        syncs: commits.flushes.load(Ordering::Relaxed),
+        syncs: commits.syncs.load(Ordering::Relaxed),
     }
 }
 
