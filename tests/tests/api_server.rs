@@ -452,6 +452,11 @@ async fn every_operation_needs_a_token_and_members_cannot_change_anything() {
     let doc = server.get("/openapi.json").await.body;
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
+        // The tracking API is documented too, but it takes a write key, not a bearer token
+        // (its own tests cover that).
+        if path.starts_with("/v1/") {
+            continue;
+        }
         let concrete = path.replace(['{', '}'], "");
         for method in item.as_object().unwrap().keys() {
             let Ok(m) = Method::from_bytes(method.to_uppercase().as_bytes()) else {

@@ -9,7 +9,8 @@
 //!   [`tracking_plans`], [`warehouses`], [`functions`] (and [`function_test`]), [`insert_functions`], [`spaces`], [`iam`] (and [`invites`]);
 //! - [`data_plane`]: the event debugger, delivery metrics, dead letters and function logs;
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics` (no token) and the per-request metrics layer;
-//! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers' annotations.
+//! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers' annotations;
+//! - [`mcp`]: the Model Context Protocol endpoint (`/mcp`), its tools read from that document.
 
 pub mod audit;
 pub mod auth;
@@ -23,6 +24,7 @@ pub mod functions;
 pub mod iam;
 pub mod insert_functions;
 pub mod invites;
+pub mod mcp;
 pub mod openapi;
 pub mod ops;
 pub mod pagination;
@@ -62,7 +64,8 @@ pub const BODY_LIMIT_BYTES: usize = 16 << 20;
 /// Server settings.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Requests per minute per token. Default 600.
+    /// Requests per minute per token. Default [`rate_limit::DEFAULT_PER_MINUTE`] (6,000: about
+    /// 100 a second, Segment's default).
     pub rate_limit_per_minute: u32,
     /// The workspace's name, shown by `GET /`. Default `sluice`.
     pub workspace_name: String,
@@ -75,7 +78,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            rate_limit_per_minute: 600,
+            rate_limit_per_minute: rate_limit::DEFAULT_PER_MINUTE,
             workspace_name: "sluice".into(),
             data_plane: DataPlaneConfig::default(),
             engine: EngineConfig::default(),
@@ -147,13 +150,32 @@ pub use crate::workspace::{new_id, now};
 /// The control plane's routes with their layers: request ids, tracing, auth and rate
 /// limits, content negotiation, the body limit, the fallbacks.
 pub fn control(state: AppState) -> Router {
+    // MCP tool calls go through the same routes and layers as any request (the tracking API
+    // too, for `send_test_event`), so that they are authorised, limited and audited alike.
+    let dispatch = crate::dataplane::ingest::router()
+        .with_state(state.data_plane.clone())
+        .merge(layered(routes(state.clone(), None), state.clone()));
+    let mcp = Router::new().nest_service("/mcp", mcp::service(dispatch));
+    layered(routes(state.clone(), Some(mcp)), state)
+}
+
+/// The documented routes (and `extra`), with the fallbacks.
+fn routes(state: AppState, extra: Option<Router>) -> Router {
     let (router, _) = openapi::router().split_for_parts();
     let router = router
         .fallback(|| async {
             ApiError::NotFound("no such path; GET /openapi.json lists them all".into())
         })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state.clone());
+        .with_state(state);
+    match extra {
+        Some(extra) => router.merge(extra),
+        None => router,
+    }
+}
+
+/// `router` behind the control plane's layers.
+fn layered(router: Router, state: AppState) -> Router {
     router.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

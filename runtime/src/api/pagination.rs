@@ -55,7 +55,9 @@ pub fn page<T>(items: Vec<T>, query: &PageQuery) -> Result<(Vec<T>, Pagination),
         },
     };
     let offset = match &query.cursor {
+        // An empty cursor is the first page, as no cursor is (generated clients send one).
         None => 0,
+        Some(cursor) if cursor.is_empty() => 0,
         Some(cursor) => decode(cursor).ok_or_else(|| {
             ApiError::invalid(
                 "pagination.cursor",

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Area, Caller};
 use super::catalog::source_types;
@@ -120,18 +120,37 @@ pub fn load(state: &AppState, caller: &Caller, id: &str, write: bool) -> Result<
     state.store.find(Kind::Source, id).map_err(ApiError::from)
 }
 
+/// Filters of `GET /sources`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SourceFilter {
+    /// Only the source with this slug: an agent or a script finds a source by the name it gave
+    /// it without paging through every source (an empty list when there is none).
+    #[param(example = "ios-app")]
+    pub slug: Option<String>,
+}
+
 /// List sources.
 ///
-/// Every source the token can see, oldest first, with write keys and settings.
-#[utoipa::path(get, path = "/sources", operation_id = "listSources", tag = "Sources", params(PageQuery),
-    responses((status = 200, body = Data<Sources>), CommonErrors))]
+/// Every source the token can see, oldest first, with write keys and settings; `slug` looks
+/// one up by its slug.
+#[utoipa::path(get, path = "/sources", operation_id = "listSources", tag = "Sources", params(SourceFilter, PageQuery),
+    responses((status = 200, description = "A page of sources", body = Data<Sources>), CommonErrors))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    Query(filter): Query<SourceFilter>,
     Query(q): Query<PageQuery>,
 ) -> Reply<Sources> {
     caller.require_some(Area::Sources, "sources")?;
-    let all: Vec<Source> = state.store.list(Kind::Source, "")?;
+    let all: Vec<Source> = match &filter.slug {
+        // The slug index answers without reading every source.
+        Some(slug) => match state.store.index(&format!("slug:source:{slug}"))? {
+            Some(id) => state.store.get(Kind::Source, &id)?.into_iter().collect(),
+            None => Vec::new(),
+        },
+        None => state.store.list(Kind::Source, "")?,
+    };
     let visible = all
         .into_iter()
         .filter(|s| caller.sees(Area::Sources, &s.id))

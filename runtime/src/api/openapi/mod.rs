@@ -1,6 +1,17 @@
 //! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations: the
 //! router is built from the same annotations ([`router`]), so the document cannot drift.
+//! [`refine`] adds what annotations cannot say (enums, examples, defaults, error responses);
+//! [`tracking`] describes the tracking API, whose handlers live in the data plane.
 
+mod refine;
+mod tracking;
+
+pub use refine::{AUDIT_EVENT_TYPES, Missing};
+
+use std::sync::OnceLock;
+
+use axum::http::{HeaderMap, header};
+use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -18,7 +29,9 @@ use super::{
         title = "sluice control plane",
         description = "Segment-compatible Public API of a self-hosted sluice: sources, destinations, \
             tracking plans, warehouses, functions (WebAssembly components, tested before deploying), \
-            spaces, users, tokens and the audit trail. Every operation but this document (`GET /openapi.json`) needs `Authorization: Bearer <token>`. \
+            spaces, users, tokens and the audit trail; and the tracking API (`/v1/*`) that events arrive through. \
+            Every control-plane operation but this document (`GET /openapi.json`) needs `Authorization: Bearer <token>`; \
+            the tracking API takes a source's write key instead (HTTP Basic). \
             Success bodies are `{\"data\": ...}`, failures `{\"errors\": [{\"type\", \"message\", \"field\"?}]}`. \
             Lists take `pagination.count` (1-1000, default 200) and `pagination.cursor`."
     ),
@@ -63,9 +76,49 @@ impl Modify for BearerAuth {
 ///
 /// The OpenAPI 3.1 description of every operation of this API, generated from the code. Public:
 /// no token needed, so that tools and agents can read it first.
-#[utoipa::path(get, path = "/openapi.json", operation_id = "getOpenApiDocument", tag = "Meta", security(()), responses((status = 200, description = "The OpenAPI document")))]
-pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
-    axum::Json(router().into_openapi())
+#[utoipa::path(get, path = "/openapi.json", operation_id = "getOpenApiDocument", tag = "Meta", security(()),
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object)))]
+pub async fn document(headers: HeaderMap) -> axum::Json<Value> {
+    let mut doc = document_value().clone();
+    // The server is the one that answered: the address the client used, which is the only one
+    // sluice can know to be reachable (it may sit behind a proxy).
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()));
+    let url = match host {
+        Some(host) => format!("http://{host}"),
+        None => "/".to_string(),
+    };
+    doc["servers"] =
+        json!([{"url": url, "description": "The sluice server that served this document."}]);
+    axum::Json(doc)
+}
+
+/// The refined document (without `servers`), built once per process (a few milliseconds; it
+/// never changes). The MCP tools are read from it too.
+pub fn document_value() -> &'static Value {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    DOCUMENT.get_or_init(|| match build() {
+        Ok(doc) => doc,
+        Err(err) => {
+            // Only a code change can cause this, and the unit test catches it; serve what the
+            // annotations say rather than nothing.
+            tracing::error!(error = %err, "the OpenAPI document is incomplete");
+            serde_json::to_value(router().into_openapi()).unwrap_or(Value::Null)
+        }
+    })
+}
+
+/// The whole document: generated from the annotations, then refined.
+///
+/// # Errors
+/// A refinement's target is missing from the generated document.
+pub fn build() -> Result<Value, Missing> {
+    let mut doc = serde_json::to_value(router().into_openapi())
+        .map_err(|e| Missing(format!("the generated document ({e})")))?;
+    refine::refine(&mut doc)?;
+    Ok(doc)
 }
 
 /// Every route of the API with its documentation.
@@ -154,4 +207,50 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(data_plane::failed_events))
         .routes(routes!(data_plane::replay))
         .routes(routes!(data_plane::function_logs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AUDIT_EVENT_TYPES, build};
+
+    #[test]
+    fn every_refinement_finds_its_target() {
+        let doc = build().unwrap_or_else(|e| panic!("{e}"));
+        assert!(doc["paths"]["/v1/track"]["post"].is_object());
+    }
+
+    /// Every `audit("<type>"` written anywhere in the runtime is in the documented enum.
+    #[test]
+    fn every_audit_event_type_is_documented() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut pending = vec![root];
+        let mut found = 0;
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                for call in text.split("audit(").skip(1) {
+                    let call = call.trim_start();
+                    let Some(rest) = call.strip_prefix('"') else {
+                        continue;
+                    };
+                    let kind = rest.split('"').next().unwrap_or_default();
+                    // Audit types are words ("Source Created"); this test's own code is not.
+                    if kind.contains(' ') && kind.chars().all(|c| c.is_alphabetic() || c == ' ') {
+                        found += 1;
+                        assert!(
+                            AUDIT_EVENT_TYPES.contains(&kind),
+                            "{}: audit type `{kind}` is not in AUDIT_EVENT_TYPES",
+                            path.display()
+                        );
+                    }
+                }
+            }
+        }
+        assert!(found > 30, "{found} audit calls found");
+    }
 }
