@@ -321,20 +321,20 @@ pub fn warehouse_types() -> Vec<Metadata> {
 fn check_warehouse_setting(name: &str, value: &Value, path: &str) -> Result<(), ApiError> {
     let bad = |message: &str| Err(ApiError::invalid(path.to_string(), message.to_string()));
     match name {
-        "syncIntervalSeconds" if !value.as_u64().is_some_and(|n| n >= 1) => {
+        "syncIntervalSeconds" if value.as_u64().is_none_or(|n| n < 1) => {
             bad("`syncIntervalSeconds` must be a whole number of seconds, at least 1")
         }
         "sslmode" if !matches!(value.as_str(), Some("disable" | "prefer")) => {
             bad("`sslmode` must be `disable` or `prefer` (the loader does not speak TLS yet)")
         }
         "schemaPrefix"
-            if !value.as_str().is_some_and(|p| {
-                p.len() <= 20 && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            if value.as_str().is_none_or(|p| {
+                p.len() > 20 || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             }) =>
         {
             bad("`schemaPrefix` must be at most 20 letters, digits or `_`")
         }
-        "port" if !value.as_u64().is_some_and(|p| (1..=65535).contains(&p)) => {
+        "port" if value.as_u64().is_none_or(|p| !(1..=65535).contains(&p)) => {
             bad("`port` must be a port number from 1 to 65535")
         }
         _ => Ok(()),
