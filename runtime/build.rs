@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 fn main() {
+    duckdb_rpath();
     println!("cargo::rustc-check-cfg=cfg(sluice_js_engine)");
     println!("cargo::rerun-if-env-changed=SLUICE_JS_ENGINE_WASM");
     let Some(path) = engine_path() else { return };
@@ -38,4 +39,27 @@ fn engine_path() -> Option<PathBuf> {
         .find(|dir| dir.join(BUILT).is_file());
     let target = found.or_else(|| out.ancestors().nth(4))?;
     Some(target.join(BUILT))
+}
+
+/// The `sluice` binary finds DuckDB's library where `scripts/fetch-duckdb` put it (the
+/// directory `.cargo/config.toml` names in `DUCKDB_LIB_DIR`), also once installed elsewhere;
+/// and a copy in this script's output directory is on the library path Cargo gives the test
+/// binaries of every crate that depends on this one.
+fn duckdb_rpath() {
+    println!("cargo::rerun-if-env-changed=DUCKDB_LIB_DIR");
+    if std::env::var_os("CARGO_FEATURE_BUNDLED_DUCKDB").is_some() {
+        return;
+    }
+    let Some(dir) = std::env::var_os("DUCKDB_LIB_DIR").map(PathBuf::from) else {
+        return;
+    };
+    let Ok(dir) = dir.canonicalize() else { return };
+    println!("cargo::rustc-link-arg-bins=-Wl,-rpath,{}", dir.display());
+    let library = dir.join("libduckdb.so");
+    println!("cargo::rerun-if-changed={}", library.display());
+    if let Some(out) = std::env::var_os("OUT_DIR").map(PathBuf::from)
+        && std::fs::copy(&library, out.join("libduckdb.so")).is_ok()
+    {
+        println!("cargo::rustc-link-search=native={}", out.display());
+    }
 }

@@ -207,7 +207,7 @@ async function main() {
   await call('listInvites', iamUsers.listInvites(page(10)));
   await call('listSpaces', spaces.listSpaces(page(10)));
 
-  const warehouse = await call('createWarehouse', warehouses.createWarehouse({ metadataId: 'embedded', settings: {} }));
+  const warehouse = await call('createWarehouse', warehouses.createWarehouse({ metadataId: 'duckdb', settings: {} }));
   await call('listWarehouses', warehouses.listWarehouses(page(10)));
   await call('getWarehouse', warehouses.getWarehouse(warehouse && warehouse.data.warehouse.id));
   await call('getSourcesCatalog', catalog.getSourcesCatalog(page(10)));

@@ -443,7 +443,7 @@ async fn read_only_roles_can_read_but_not_write() {
                 Method::POST,
                 "/warehouses",
                 p,
-                Some(json!({"metadataId": "embedded"}))
+                Some(json!({"metadataId": "duckdb"}))
             )
             .await
             .status,

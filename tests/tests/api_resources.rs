@@ -31,7 +31,7 @@ async fn catalog_lists_what_sluice_supports() {
         (Some("url"), Some(true))
     );
     let r = server.get("/catalog/warehouses").await;
-    assert_eq!(ids(&r), ["postgres", "embedded"]);
+    assert_eq!(ids(&r), ["postgres", "duckdb"]);
     let r = server.get("/catalog/sources?pagination.count=2").await;
     assert_eq!(ids(&r), ["http", "javascript"]);
     // Segment's SDKs write the list parameters with brackets.
@@ -677,7 +677,7 @@ async fn warehouses_connect_many_sources_and_spaces_have_unique_slugs() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let pg = r.data()["warehouse"]["id"].as_str().unwrap().to_string();
     let embedded = server
-        .post("/warehouses", json!({"metadataId": "embedded"}))
+        .post("/warehouses", json!({"metadataId": "duckdb"}))
         .await
         .data()["warehouse"]["id"]
         .as_str()
@@ -687,14 +687,14 @@ async fn warehouses_connect_many_sources_and_spaces_have_unique_slugs() {
         server
             .get(&format!("/warehouses/{pg}/connection-state"))
             .await
-            .data()["state"],
+            .data()["connectionState"],
         "FAILED"
     );
     assert_eq!(
         server
             .get(&format!("/warehouses/{embedded}/connection-state"))
             .await
-            .data()["state"],
+            .data()["connectionState"],
         "CONNECTED"
     );
 

@@ -263,28 +263,82 @@ pub fn destination_types() -> Vec<Metadata> {
 
 /// Warehouse types.
 pub fn warehouse_types() -> Vec<Metadata> {
+    let interval = || {
+        opt(
+            "syncIntervalSeconds",
+            "number",
+            false,
+            "Seconds between syncs (default 3600: hourly).",
+        )
+    };
     vec![
         meta(
             "postgres",
             "Postgres",
-            "Loads events into PostgreSQL tables.",
+            "Loads events into PostgreSQL: one schema per source, Segment's tables, by COPY.",
             "Warehouse",
             vec![
                 opt("hostname", "string", true, "Database host."),
                 opt("port", "number", false, "Port (default 5432)."),
                 opt("database", "string", true, "Database name."),
                 opt("username", "string", true, "User."),
-                opt("password", "string", false, "Password."),
+                opt("password", "string", false, "Password (sensitive)."),
+                opt(
+                    "sslmode",
+                    "string",
+                    false,
+                    "`disable` (default) or `prefer`; TLS is not supported yet.",
+                ),
+                opt(
+                    "schemaPrefix",
+                    "string",
+                    false,
+                    "Prepended to each source's schema name (letters, digits, `_`).",
+                ),
+                interval(),
             ],
         ),
         meta(
-            "embedded",
-            "Embedded",
-            "sluice's own embedded store under the data directory.",
+            "duckdb",
+            "DuckDB",
+            "The embedded warehouse: a DuckDB file under the data directory \
+             (`warehouses/<id>/warehouse.duckdb`); needs no server.",
             "Warehouse",
-            vec![],
+            vec![
+                opt(
+                    "schemaPrefix",
+                    "string",
+                    false,
+                    "Prepended to each source's schema name (letters, digits, `_`).",
+                ),
+                interval(),
+            ],
         ),
     ]
+}
+
+/// The warehouse settings' own rules (their types are checked with every option's).
+fn check_warehouse_setting(name: &str, value: &Value, path: &str) -> Result<(), ApiError> {
+    let bad = |message: &str| Err(ApiError::invalid(path.to_string(), message.to_string()));
+    match name {
+        "syncIntervalSeconds" if value.as_u64().is_none_or(|n| n < 1) => {
+            bad("`syncIntervalSeconds` must be a whole number of seconds, at least 1")
+        }
+        "sslmode" if !matches!(value.as_str(), Some("disable" | "prefer")) => {
+            bad("`sslmode` must be `disable` or `prefer` (the loader does not speak TLS yet)")
+        }
+        "schemaPrefix"
+            if value.as_str().is_none_or(|p| {
+                p.len() > 20 || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            }) =>
+        {
+            bad("`schemaPrefix` must be at most 20 letters, digits or `_`")
+        }
+        "port" if value.as_u64().is_none_or(|p| !(1..=65535).contains(&p)) => {
+            bad("`port` must be a port number from 1 to 65535")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The most events one webhook request may carry.
@@ -341,6 +395,9 @@ pub fn validate_settings(
                         path,
                         "`url` must be an http:// or https:// URL with a host",
                     ));
+                }
+                if meta.categories.contains(&"Warehouse") {
+                    check_warehouse_setting(option.name, value, &path)?;
                 }
                 if meta.id == "file" && option.name == "path" {
                     file::normalise(value.as_str().unwrap_or_default())

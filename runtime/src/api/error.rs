@@ -215,6 +215,20 @@ impl From<crate::workspace::StoreError> for ApiError {
     }
 }
 
+// A warehouse sync that could not run: disabled is a conflict with the record's state, a
+// deleted warehouse a 404, anything else sluice's own failure.
+impl From<crate::dataplane::warehouse::SyncError> for ApiError {
+    fn from(err: crate::dataplane::warehouse::SyncError) -> ApiError {
+        use crate::dataplane::warehouse::SyncError;
+        match err {
+            SyncError::Disabled(_) => ApiError::Conflict(err.to_string()),
+            SyncError::Gone(id) => ApiError::not_found("warehouse", &id),
+            SyncError::Store(e) => e.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<serde_json::Error> for ApiError {
     fn from(err: serde_json::Error) -> ApiError {
         ApiError::Internal(format!("stored JSON: {err}"))

@@ -34,6 +34,7 @@ pub mod sources;
 pub mod spaces;
 pub mod store;
 pub mod tracking_plans;
+pub mod warehouse_syncs;
 pub mod warehouses;
 pub mod workspace;
 

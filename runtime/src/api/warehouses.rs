@@ -11,35 +11,13 @@ use super::catalog::{validate_settings, warehouse_types};
 use super::error::{ApiError, CommonErrors};
 use super::extract::{Json, Path, Query};
 use super::pagination::{PageQuery, Pagination, page};
-use super::resource::{Created, Deleted, MetadataRef, Reply, catalog_entry, check_name, deleted};
+use super::resource::{Created, Deleted, Reply, catalog_entry, check_name, deleted};
 use super::sources::{Source, visible_sources};
 use super::store::Kind;
 use super::{AppState, Data, created, new_id, now, ok};
+use crate::dataplane::warehouse;
 
-/// A warehouse.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Warehouse {
-    /// Id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Catalog type.
-    pub metadata: MetadataRef,
-    /// Always `default`.
-    pub workspace_id: String,
-    /// Whether loads run.
-    pub enabled: bool,
-    /// Connection settings (checked against the type's options).
-    #[schema(value_type = Object)]
-    pub settings: Map<String, Value>,
-    /// Connected sources.
-    pub source_ids: Vec<String>,
-    /// Creation time.
-    pub created_at: String,
-    /// Last change.
-    pub updated_at: String,
-}
+pub use crate::workspace::Warehouse;
 
 /// A warehouse in the envelope.
 #[derive(Serialize, ToSchema)]
@@ -61,7 +39,7 @@ pub struct Warehouses {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWarehouse {
-    /// A type from `GET /catalog/warehouses` (`postgres`, `embedded`).
+    /// A type from `GET /catalog/warehouses` (`postgres`, `duckdb`).
     pub metadata_id: String,
     /// Display name; defaults to the type's name.
     pub name: Option<String>,
@@ -85,11 +63,13 @@ pub struct UpdateWarehouse {
     pub settings: Option<Map<String, Value>>,
 }
 
-/// Whether sluice can reach the warehouse.
+/// Whether sluice can reach the warehouse (Segment's `connectionState`; sluice adds the
+/// reason).
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ConnectionState {
     /// `CONNECTED` or `FAILED`.
-    pub state: &'static str,
+    pub connection_state: &'static str,
     /// Why, when it failed.
     pub reason: Option<String>,
 }
@@ -160,6 +140,7 @@ pub async fn create(
         enabled: input.enabled.unwrap_or(true),
         settings,
         source_ids: vec![],
+        sync_overrides: vec![],
         created_at: at.clone(),
         updated_at: at,
     };
@@ -252,8 +233,8 @@ pub async fn delete(
 
 /// Get a warehouse's connection state.
 ///
-/// `CONNECTED` when sluice can load into it. The embedded warehouse is always connected; a
-/// Postgres warehouse is reported `FAILED` until the loader (a later issue) has connected.
+/// Connects to the warehouse now (PostgreSQL: a connection and `SELECT 1`; DuckDB: opening
+/// its file, between syncs): `CONNECTED`, or `FAILED` with the database's error.
 #[utoipa::path(get, path = "/warehouses/{id}/connection-state", operation_id = "getConnectionStateFromWarehouse", tag = "Warehouses",
     params(("id" = String, Path, description = "Warehouse id")),
     responses((status = 200, body = Data<ConnectionState>), CommonErrors))]
@@ -262,17 +243,16 @@ pub async fn connection_state(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Reply<ConnectionState> {
-    let w = load(&state, &caller, &id, false)?;
-    Ok(ok(if w.metadata.id == "embedded" {
-        ConnectionState {
-            state: "CONNECTED",
+    load(&state, &caller, &id, false)?;
+    Ok(ok(match warehouse::check(&state.data_plane, &id).await? {
+        Ok(()) => ConnectionState {
+            connection_state: "CONNECTED",
             reason: None,
-        }
-    } else {
-        ConnectionState {
-            state: "FAILED",
-            reason: Some("the Postgres loader is not built yet; no connection attempted".into()),
-        }
+        },
+        Err(e) => ConnectionState {
+            connection_state: "FAILED",
+            reason: Some(e.to_string()),
+        },
     }))
 }
 

@@ -14,6 +14,7 @@ mod send;
 mod serve;
 mod sse;
 mod table;
+mod warehouses;
 
 pub use logging::LogFormat;
 
@@ -89,6 +90,15 @@ pub enum Command {
     /// Send a file of events to a source through the tracking API (`POST /v1/batch`), in
     /// batches within Segment's limits; prints a summary.
     Send(send::SendArgs),
+    /// Manage warehouses on a running server: connect sources, sync, read sync reports.
+    Warehouses {
+        /// What to do.
+        #[command(subcommand)]
+        action: warehouses::WarehousesCmd,
+        /// The server.
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
     /// Manage API tokens on a running server.
     Tokens {
         /// What to do.
@@ -192,6 +202,9 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Tokens { action, client } => client_command(|| resources::tokens(action, &client)),
         Command::Events { action, client } => client_command(|| events::events(action, &client)),
         Command::Send(args) => client_command(|| send::send(args)),
+        Command::Warehouses { action, client } => {
+            client_command(|| warehouses::warehouses(action, &client))
+        }
     }
 }
 

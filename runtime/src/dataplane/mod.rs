@@ -8,7 +8,8 @@
 //!   route, destination functions; appends what to deliver to the deliveries log;
 //! - [`deliver`]: reads the deliveries log, batches per destination, sends through
 //!   [`destinations`]; failures are [`parked`] (retries, dead letters) off the hot path;
-//! - [`observe`]: the debugger, metrics and function logs.
+//! - [`observe`]: the debugger, metrics and function logs;
+//! - [`warehouse`]: connected sources' events staged by delivery, loaded on a sync interval.
 //!
 //! The logs are [`crate::log`]; the records they carry are [`event`]'s.
 
@@ -20,6 +21,7 @@ pub mod ingest;
 pub mod observe;
 pub mod parked;
 pub mod pipeline;
+pub mod warehouse;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,6 +38,7 @@ use observe::Observe;
 use parked::{Parked, ParkedError};
 use pipeline::enforce::Validators;
 use pipeline::wiring::Wirings;
+use warehouse::Warehouses;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -152,6 +155,8 @@ pub struct DataPlane {
     pub data_dir: PathBuf,
     /// Turns true when the server shuts down, ending live streams so that it can.
     pub closing: watch::Sender<bool>,
+    /// The warehouses' staging logs, sync loops and reports.
+    pub warehouses: Warehouses,
 }
 
 impl DataPlane {
@@ -197,6 +202,7 @@ impl DataPlane {
             http,
             data_dir: data_dir.to_path_buf(),
             closing: watch::channel(false).0,
+            warehouses: Warehouses::open(db, data_dir)?,
         })
     }
 }
@@ -228,6 +234,7 @@ pub fn start(plane: &Arc<DataPlane>) -> Running {
         tokio::spawn(pipeline::held::run(plane.clone(), stopped.clone())),
         tokio::spawn(deliver::run(plane.clone(), stopped.clone())),
         tokio::spawn(deliver::retries::run(plane.clone(), stopped.clone())),
+        tokio::spawn(warehouse::run(plane.clone(), stopped.clone())),
     ];
     let mut stop = stopped;
     tasks.push(tokio::spawn(async move {

@@ -1,7 +1,8 @@
 //! The workspace: the domain records both planes share (sources, destinations, tracking plans
-//! and rules, functions and their versions, insert function instances, the audit trail) and
-//! the [`store`] that keeps them. It imports nothing above it: the control plane (`api`) edits
-//! these records over HTTP, the data plane reads them to wire each source's pipeline.
+//! and rules, warehouses, functions and their versions, insert function instances, the audit
+//! trail) and the [`store`] that keeps them. It imports nothing above it: the control plane
+//! (`api`) edits these records over HTTP, the data plane reads them to wire each source's
+//! pipeline.
 
 pub mod audit;
 pub mod destination;
@@ -11,6 +12,7 @@ pub mod resource;
 pub mod source;
 pub mod store;
 pub mod tracking_plan;
+pub mod warehouse;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -25,6 +27,7 @@ pub use source::{
 };
 pub use store::{Kind, Store, StoreError};
 pub use tracking_plan::{Rule, RuleType, TrackingPlan};
+pub use warehouse::{SyncOverride, Warehouse};
 
 /// A new time-ordered id (UUIDv7, hex), so that listing by key lists by creation.
 pub fn new_id() -> String {

@@ -20,7 +20,8 @@ use utoipa_axum::routes;
 use super::error::ErrorBody;
 use super::{
     AppState, audit, catalog, data_plane, destinations, function_test, functions, iam,
-    insert_functions, invites, sources, spaces, tracking_plans, warehouses, workspace,
+    insert_functions, invites, sources, spaces, tracking_plans, warehouse_syncs, warehouses,
+    workspace,
 };
 
 #[derive(OpenApi)]
@@ -167,6 +168,10 @@ pub fn router() -> OpenApiRouter<AppState> {
             warehouses::delete
         ))
         .routes(routes!(warehouses::connection_state))
+        .routes(routes!(warehouse_syncs::list, warehouse_syncs::run))
+        .routes(routes!(warehouse_syncs::list_for_source))
+        .routes(routes!(warehouse_syncs::selective_syncs))
+        .routes(routes!(warehouse_syncs::update))
         .routes(routes!(warehouses::connected_sources))
         .routes(routes!(
             warehouses::connect_source,

@@ -1,6 +1,7 @@
 //! Each source's pipeline, built once per configuration version: the source, its tracking
 //! plan's rules with their compiled validators, its insert function chain, and its enabled
-//! destinations with their own chains and their [`Sink`]s. A change anywhere in the
+//! destinations with their own chains and their [`Sink`]s (and its connected warehouses,
+//! whose sink stages their events). A change anywhere in the
 //! workspace bumps the store's version; the next chunk of that source's events rebuilds the
 //! wiring, and nothing is read from the store per event.
 
@@ -12,10 +13,11 @@ use super::enforce::Plan;
 use super::functions::{Step, Unavailable};
 use crate::dataplane::DataPlane;
 use crate::dataplane::destinations::{self, Sink};
+use crate::dataplane::warehouse::stage::Stager;
 use crate::engine::Function;
 use crate::workspace::{
     Destination, Function as FunctionRecord, InsertFunctionInstance, Kind, Source, StoreError,
-    Version,
+    Version, Warehouse,
 };
 
 /// One destination of a source, ready to deliver to.
@@ -141,8 +143,52 @@ fn build(plane: &DataPlane, source_id: &str, version: u64) -> Result<Wiring, Sto
             destination,
         });
     }
+    warehouse_routes(plane, &mut wiring, source_id)?;
     wiring.source = Some(source);
     Ok(wiring)
+}
+
+/// A route per enabled warehouse connected to the source: its sink stages the events for
+/// the warehouse's sync loop. The route's destination stands for the warehouse (its id and
+/// name, so `integrations` can name it); a staging log that cannot open leaves it out.
+fn warehouse_routes(
+    plane: &DataPlane,
+    wiring: &mut Wiring,
+    source_id: &str,
+) -> Result<(), StoreError> {
+    for w in plane
+        .store
+        .list::<Warehouse>(Kind::Warehouse, "")?
+        .into_iter()
+        .filter(|w| w.enabled && w.source_ids.iter().any(|s| s == source_id))
+    {
+        let log = match plane.warehouses.staging(&w.id) {
+            Ok(log) => log,
+            Err(e) => {
+                tracing::error!(warehouse = %w.id, error = %e, "cannot open its staging log");
+                continue;
+            }
+        };
+        let sink = Arc::new(Stager {
+            source_id: source_id.to_string(),
+            log,
+        });
+        wiring.routes.push(Route {
+            destination: Destination {
+                id: w.id,
+                name: w.name,
+                enabled: true,
+                metadata: w.metadata,
+                source_id: source_id.to_string(),
+                settings: serde_json::Map::new(),
+                created_at: w.created_at,
+                updated_at: w.updated_at,
+            },
+            chain: Vec::new(),
+            sink,
+        });
+    }
+    Ok(())
 }
 
 /// The enabled instances attached to `integration_id`, in order, with their functions loaded.

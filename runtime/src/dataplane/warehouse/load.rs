@@ -1,0 +1,113 @@
+//! What both loaders share: one source's batch (its schema, each table's rows), the plan
+//! made inside the load's transaction from the columns the warehouse has at that moment,
+//! what a load reports, and why one fails (naming the table).
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::flatten::Row;
+use super::plan::{self, Columns, DISCARDS, TableLoad};
+use super::types::ColumnType;
+
+/// One source's share of a sync, flattened.
+#[derive(Debug, Default)]
+pub struct SourceBatch {
+    /// The source's schema in the warehouse.
+    pub schema: String,
+    /// Table -> rows, in ingestion order.
+    pub tables: BTreeMap<String, Vec<Row>>,
+}
+
+/// What a load did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// Table -> rows written (inserted, or updated in `users`).
+    pub tables: BTreeMap<String, u64>,
+    /// Table -> the columns its rows filled (what selective sync lists).
+    pub columns: BTreeMap<String, Vec<String>>,
+}
+
+/// Why a load failed; nothing of it was committed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The warehouse could not be reached (or opened).
+    #[error("cannot connect to the warehouse: {0}")]
+    Connect(String),
+    /// A statement on one table failed.
+    #[error("loading table `{table}` failed: {message}")]
+    Table {
+        /// The table.
+        table: String,
+        /// The database's error.
+        message: String,
+    },
+    /// A statement outside any one table failed (the schema, the commit).
+    #[error("the warehouse refused the load: {0}")]
+    Database(String),
+    /// The settings cannot describe a connection.
+    #[error("{0}")]
+    Settings(String),
+    /// The blocking task that runs an embedded load failed.
+    #[error("the load task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl LoadError {
+    /// A failure of a statement on `table`.
+    pub fn table(table: &str, error: impl std::fmt::Display) -> LoadError {
+        LoadError::Table {
+            table: table.to_string(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// The tables' columns from `information_schema` rows (table, column, data type).
+pub fn existing(
+    rows: impl IntoIterator<Item = (String, String, String)>,
+) -> HashMap<String, Columns> {
+    let mut out: HashMap<String, Columns> = HashMap::new();
+    for (table, column, data_type) in rows {
+        out.entry(table)
+            .or_default()
+            .insert(column, ColumnType::from_sql(&data_type));
+    }
+    out
+}
+
+/// The plans of a batch: one per table, then `discards` when any value was refused.
+pub fn plans(
+    existing: &HashMap<String, Columns>,
+    batch: &mut SourceBatch,
+    now_micros: i64,
+) -> Vec<TableLoad> {
+    let mut discards = Vec::new();
+    let mut out: Vec<TableLoad> = std::mem::take(&mut batch.tables)
+        .into_iter()
+        .map(|(table, rows)| {
+            plan::table(
+                &table,
+                existing.get(&table),
+                rows,
+                now_micros,
+                &mut discards,
+            )
+        })
+        .collect();
+    if !discards.is_empty() {
+        // A discards table edited by hand could refuse its own rows; those are dropped.
+        let mut none = Vec::new();
+        out.push(plan::table(
+            DISCARDS,
+            existing.get(DISCARDS),
+            discards,
+            now_micros,
+            &mut none,
+        ));
+    }
+    out
+}
+
+/// Now, in microseconds since the epoch (the rows' `uuid_ts`).
+pub fn now_micros() -> i64 {
+    i64::try_from(crate::dataplane::now_ms()).unwrap_or(0) * 1000
+}

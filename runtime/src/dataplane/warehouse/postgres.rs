@@ -1,0 +1,246 @@
+//! The PostgreSQL warehouse, through tokio-postgres: one connection per sync, one transaction
+//! per source: schema changes, each table's rows by `COPY ... FROM STDIN` (text format) into
+//! a temporary staging table, then the merge. Without TLS: `sslmode` `disable` or `prefer`
+//! (which then connects in the clear); `require` is refused by name.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::SinkExt;
+use serde_json::{Map, Value};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{Client, Config, NoTls};
+
+use super::load::{LoadError, Loaded, SourceBatch, existing, now_micros, plans};
+use super::plan::TableLoad;
+use super::sql;
+use super::types::{Cell, Dialect, format_timestamp};
+
+const D: Dialect = Dialect::Postgres;
+
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The connection the settings describe (`hostname`, `port`, `database`, `username`,
+/// `password`, `sslmode`).
+///
+/// # Errors
+/// [`LoadError::Settings`] for an `sslmode` sluice cannot honour.
+pub fn config(settings: &Map<String, Value>) -> Result<Config, LoadError> {
+    let text = |key: &str| settings.get(key).and_then(Value::as_str).unwrap_or("");
+    let mut config = Config::new();
+    config
+        .host(text("hostname"))
+        .port(
+            settings
+                .get("port")
+                .and_then(Value::as_u64)
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(5432),
+        )
+        .dbname(text("database"))
+        .user(text("username"))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .application_name("sluice");
+    if let Some(password) = settings.get("password").and_then(Value::as_str) {
+        config.password(password);
+    }
+    match text("sslmode") {
+        "" | "disable" => {
+            config.ssl_mode(SslMode::Disable);
+        }
+        "prefer" => {
+            config.ssl_mode(SslMode::Prefer);
+        }
+        other => {
+            return Err(LoadError::Settings(format!(
+                "sslmode `{other}` needs TLS, which the PostgreSQL loader does not speak yet: \
+                 use `disable` or `prefer`"
+            )));
+        }
+    }
+    Ok(config)
+}
+
+/// Connects and checks the server answers (what `connection-state` reports).
+///
+/// # Errors
+/// [`LoadError::Connect`] with the server's (or the network's) reason.
+pub async fn connect(settings: &Map<String, Value>) -> Result<Client, LoadError> {
+    let (client, connection) = config(settings)?
+        .connect(NoTls)
+        .await
+        .map_err(|e| LoadError::Connect(reason(&e)))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "warehouse connection closed");
+        }
+    });
+    client
+        .simple_query("SELECT 1")
+        .await
+        .map_err(|e| LoadError::Connect(reason(&e)))?;
+    Ok(client)
+}
+
+/// The database's own message when there is one (tokio-postgres's `Display` says only "db
+/// error").
+fn reason(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+/// Loads one source's batch in one transaction, on a new connection.
+///
+/// # Errors
+/// [`LoadError`] naming the table whose statement failed; nothing of the batch is committed.
+pub async fn load(settings: &Map<String, Value>, batch: SourceBatch) -> Result<Loaded, LoadError> {
+    let mut client = connect(settings).await?;
+    load_one(&mut client, batch).await
+}
+
+async fn load_one(client: &mut Client, mut batch: SourceBatch) -> Result<Loaded, LoadError> {
+    let db = |e: tokio_postgres::Error| LoadError::Database(reason(&e));
+    let tx = client.transaction().await.map_err(db)?;
+    tx.batch_execute(&sql::create_schema(&batch.schema))
+        .await
+        .map_err(db)?;
+    let rows = tx
+        .query(sql::columns_query(D), &[&batch.schema])
+        .await
+        .map_err(db)?;
+    let stored = existing(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))));
+    let schema = batch.schema.clone();
+    let plans = plans(&stored, &mut batch, now_micros());
+    let mut loaded = Loaded::default();
+    for (n, plan) in plans.iter().enumerate() {
+        let written = table(&tx, &schema, n, plan)
+            .await
+            .map_err(|e| LoadError::table(&plan.table, reason(&e)))?;
+        loaded.tables.insert(plan.table.clone(), written);
+        loaded
+            .columns
+            .insert(plan.table.clone(), plan.column_names());
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(loaded)
+}
+
+async fn table(
+    tx: &tokio_postgres::Transaction<'_>,
+    schema: &str,
+    n: usize,
+    plan: &TableLoad,
+) -> Result<u64, tokio_postgres::Error> {
+    for statement in sql::schema_changes(D, schema, plan) {
+        tx.batch_execute(&statement).await?;
+    }
+    let stage = sql::stage_name(n);
+    tx.batch_execute(&sql::create_stage(D, schema, &stage, plan))
+        .await?;
+    let names: Vec<String> = plan
+        .columns
+        .iter()
+        .map(|(c, _)| super::naming::quote(c))
+        .collect();
+    let copy = format!(
+        "COPY {} ({}) FROM STDIN",
+        super::naming::quote(&stage),
+        names.join(", ")
+    );
+    let sink = tx.copy_in::<_, Bytes>(copy.as_str()).await?;
+    let mut sink = std::pin::pin!(sink);
+    // Sent in pieces of about 1 MiB, so a large batch is never one buffer.
+    let mut buffer = String::with_capacity(1 << 20);
+    for row in &plan.rows {
+        copy_row(&mut buffer, row);
+        if buffer.len() >= 1 << 20 {
+            sink.send(Bytes::from(std::mem::take(&mut buffer))).await?;
+        }
+    }
+    if !buffer.is_empty() {
+        sink.send(Bytes::from(buffer)).await?;
+    }
+    sink.as_mut().finish().await?;
+    let mut written = 0;
+    for statement in sql::merge(D, schema, &stage, plan) {
+        written += tx.execute(statement.as_str(), &[]).await?;
+    }
+    Ok(written)
+}
+
+/// One row in `COPY`'s text format: tab-separated, `\N` for null, backslash escapes.
+pub fn copy_row(out: &mut String, row: &[Cell]) {
+    for (i, cell) in row.iter().enumerate() {
+        if i > 0 {
+            out.push('\t');
+        }
+        match cell {
+            Cell::Null => out.push_str("\\N"),
+            Cell::Int(v) => out.push_str(&v.to_string()),
+            Cell::Float(v) => out.push_str(&v.to_string()),
+            Cell::Bool(v) => out.push(if *v { 't' } else { 'f' }),
+            Cell::Timestamp(us) => out.push_str(&format_timestamp(*us)),
+            Cell::Text(t) => escape(out, t),
+        }
+    }
+    out.push('\n');
+}
+
+fn escape(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            // PostgreSQL text cannot hold NUL.
+            '\0' => {}
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_format() {
+        let mut out = String::new();
+        copy_row(
+            &mut out,
+            &[
+                Cell::Text("a\tb\\c\nd".into()),
+                Cell::Null,
+                Cell::Int(-3),
+                Cell::Float(1.5),
+                Cell::Bool(true),
+                Cell::Timestamp(0),
+            ],
+        );
+        assert_eq!(
+            out,
+            "a\\tb\\\\c\\nd\t\\N\t-3\t1.5\tt\t1970-01-01T00:00:00Z\n"
+        );
+    }
+
+    #[test]
+    fn tls_modes_are_refused_by_name() {
+        let mut settings = Map::new();
+        settings.insert("sslmode".into(), Value::String("require".into()));
+        let e = config(&settings).unwrap_err().to_string();
+        assert!(e.contains("sslmode `require`"), "{e}");
+    }
+}

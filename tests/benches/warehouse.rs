@@ -1,0 +1,205 @@
+//! Warehouse loads against each database's own bulk path, on the same data in the same run:
+//! 100,000 events (the sample events, repeated with fresh ids) sent to `/v1/batch`, staged,
+//! then synced into the embedded DuckDB and into PostgreSQL; the sync time comes from the
+//! sync reports (their `duration`), so ingestion and staging are not counted. Next to them:
+//! DuckDB's `read_json` of the same events, and PostgreSQL's `COPY ... FROM STDIN (FORMAT
+//! csv)` of the same rows (every loaded table exported to CSV, copied into empty twins).
+//!
+//! Run: `cargo bench -p sluice-tests --bench warehouse` (`SLUICE_BENCH_EVENTS`, default
+//! 100,000; PostgreSQL at 127.0.0.1:5432 or `SLUICE_TEST_POSTGRES_URL`).
+
+#[path = "../tests/api_support/mod.rs"]
+mod api_support;
+#[path = "../tests/warehouse_support/mod.rs"]
+mod warehouse_support;
+
+use std::time::Instant;
+
+use api_support::Server;
+use futures_util::SinkExt;
+use serde_json::{Map, Value, json};
+use sluice_tests::sample_events;
+use warehouse_support::{duckdb_file, fresh_prefix, postgres, postgres_settings, warehouse};
+
+/// Sends `events` in batches of 500 from 4 clients.
+async fn send(server: &Server, key: &str, events: &[Value]) {
+    let chunks: Vec<Vec<Value>> = events.chunks(500).map(<[Value]>::to_vec).collect();
+    let per = chunks.len().div_ceil(4);
+    let mut tasks = Vec::new();
+    for part in chunks.chunks(per) {
+        let part = part.to_vec();
+        let (url, key) = (server.url.clone(), key.to_string());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for batch in part {
+                let r = client
+                    .post(format!("{url}/v1/batch"))
+                    .basic_auth(&key, Some(""))
+                    .json(&json!({ "batch": batch }))
+                    .send()
+                    .await
+                    .expect("the server answers");
+                assert!(r.status().is_success(), "{}", r.status());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("a client");
+    }
+}
+
+/// Syncs until `n` events were taken; returns (seconds spent syncing, rows written).
+async fn sync_all(server: &Server, id: &str, n: u64) -> (f64, u64) {
+    let (mut taken, mut seconds, mut rows) = (0, 0.0, 0);
+    while taken < n {
+        let r = server
+            .post(&format!("/warehouses/{id}/syncs"), json!({}))
+            .await;
+        for report in r.data()["reports"].as_array().cloned().unwrap_or_default() {
+            assert_eq!(report["status"], "SUCCESS", "{report}");
+            taken += report["count"].as_u64().unwrap_or(0);
+            seconds += report["duration"].as_f64().unwrap_or(0.0);
+            rows += report["tables"]
+                .as_object()
+                .map(|t| t.values().filter_map(Value::as_u64).sum::<u64>())
+                .unwrap_or(0);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    (seconds, rows)
+}
+
+fn events(n: usize) -> Vec<Value> {
+    let samples: Vec<Value> = sample_events()
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("a sample event"))
+        .collect();
+    (0..n)
+        .map(|i| {
+            let mut e = samples[i % samples.len()].clone();
+            e["messageId"] = json!(format!("bench-{i}"));
+            e
+        })
+        .collect()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let n: usize = std::env::var("SLUICE_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let events = events(n);
+    let dir = tempfile::tempdir().expect("a directory");
+    let server = Server::start(dir.path()).await;
+    let source = server.source("bench").await;
+    let key = server.write_key(&source).await;
+    let prefix = fresh_prefix();
+    let duck = warehouse(&server, "duckdb", Map::new(), &source).await;
+    let pg = warehouse(&server, "postgres", postgres_settings(&prefix), &source).await;
+    let started = Instant::now();
+    send(&server, &key, &events).await;
+    eprintln!("sent {n} events in {:.1}s", started.elapsed().as_secs_f64());
+
+    let (duck_s, duck_rows) = sync_all(&server, &duck, n as u64).await;
+    let (pg_s, pg_rows) = sync_all(&server, &pg, n as u64).await;
+    server.stop().await;
+
+    // DuckDB's own bulk path: read_json of the same events into a table.
+    let json_file = dir.path().join("events.jsonl");
+    let text: Vec<String> = events.iter().map(Value::to_string).collect();
+    std::fs::write(&json_file, text.join("\n")).expect("written");
+    let conn = duckdb::Connection::open(dir.path().join("bulk.duckdb")).expect("opens");
+    let t = Instant::now();
+    conn.execute_batch(&format!(
+        "CREATE TABLE events AS SELECT * FROM read_json('{}', format = 'newline_delimited')",
+        json_file.display()
+    ))
+    .expect("read_json");
+    let bulk_duck = t.elapsed().as_secs_f64();
+    drop(conn);
+    let _ = duckdb_file;
+
+    // PostgreSQL's own bulk path: COPY of the same rows as CSV into empty twins.
+    let client = postgres().await;
+    let schema = format!("{prefix}bench");
+    let tables: Vec<String> = client
+        .query(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
+            &[&schema],
+        )
+        .await
+        .expect("tables")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let twin = format!("{prefix}twin");
+    client
+        .batch_execute(&format!("CREATE SCHEMA \"{twin}\""))
+        .await
+        .expect("schema");
+    let mut csv = Vec::new();
+    for table in &tables {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE \"{twin}\".\"{table}\" (LIKE \"{schema}\".\"{table}\" INCLUDING ALL)"
+            ))
+            .await
+            .expect("twin");
+        let out = client
+            .copy_out(&format!(
+                "COPY \"{schema}\".\"{table}\" TO STDOUT (FORMAT csv)"
+            ))
+            .await
+            .expect("copy out");
+        let mut out = std::pin::pin!(out);
+        let mut data = Vec::new();
+        while let Some(chunk) = futures_util::StreamExt::next(&mut out).await {
+            data.extend_from_slice(&chunk.expect("a chunk"));
+        }
+        csv.push((table.clone(), bytes::Bytes::from(data)));
+    }
+    let t = Instant::now();
+    for (table, data) in csv {
+        let sink = client
+            .copy_in(&format!(
+                "COPY \"{twin}\".\"{table}\" FROM STDIN (FORMAT csv)"
+            ))
+            .await
+            .expect("copy in");
+        let mut sink = std::pin::pin!(sink);
+        sink.send(data).await.expect("sent");
+        sink.as_mut().finish().await.expect("copied");
+    }
+    let bulk_pg = t.elapsed().as_secs_f64();
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA \"{schema}\" CASCADE; DROP SCHEMA \"{twin}\" CASCADE"
+        ))
+        .await
+        .expect("cleaned up");
+
+    let rate = |rows: f64, s: f64| rows / s.max(1e-9);
+    let nf = n as f64;
+    println!("warehouse load of {n} events (sync time from the sync reports):");
+    println!(
+        "  duckdb    sync {duck_s:>7.2}s  {:>9.0} events/s  {:>9.0} rows/s ({duck_rows} rows)",
+        rate(nf, duck_s),
+        rate(duck_rows as f64, duck_s)
+    );
+    println!(
+        "  read_json      {bulk_duck:>7.2}s  {:>9.0} events/s  ratio {:.2}x",
+        rate(nf, bulk_duck),
+        bulk_duck / duck_s.max(1e-9)
+    );
+    println!(
+        "  postgres  sync {pg_s:>7.2}s  {:>9.0} events/s  {:>9.0} rows/s ({pg_rows} rows)",
+        rate(nf, pg_s),
+        rate(pg_rows as f64, pg_s)
+    );
+    println!(
+        "  COPY csv       {bulk_pg:>7.2}s  {:>9.0} rows/s  ratio {:.2}x",
+        rate(pg_rows as f64, bulk_pg),
+        bulk_pg / pg_s.max(1e-9)
+    );
+}
