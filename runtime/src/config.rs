@@ -94,6 +94,8 @@ pub struct IngestSettings {
     pub retry_after_secs: u64,
     /// Window in which a repeated `messageId` is dropped, seconds.
     pub dedup_window_secs: u64,
+    /// Requests the pipeline may be behind ingestion before a new request waits for it.
+    pub pipeline_lead: u64,
 }
 
 impl Default for IngestSettings {
@@ -103,6 +105,7 @@ impl Default for IngestSettings {
             queue_bound: d.queue_bound,
             retry_after_secs: d.retry_after_secs,
             dedup_window_secs: d.dedup_window.as_secs(),
+            pipeline_lead: d.pipeline_lead,
         }
     }
 }
@@ -212,6 +215,7 @@ impl Settings {
             data_plane: DataPlaneConfig {
                 dedup_window: Duration::from_secs(i.dedup_window_secs),
                 queue_bound: i.queue_bound,
+                pipeline_lead: i.pipeline_lead,
                 retry_after_secs: i.retry_after_secs,
                 backoff_base: Duration::from_millis(d.retry_backoff_ms),
                 backoff_max: Duration::from_millis(d.retry_backoff_max_ms),
@@ -341,6 +345,13 @@ pub const KEYS: &[Key] = &[
         "queue-bound",
         Integer,
         "Events pending per source past which ingestion answers 429 with `Retry-After`",
+    ),
+    key(
+        "ingest.pipeline_lead",
+        "SLUICE_PIPELINE_LEAD",
+        "pipeline-lead",
+        Integer,
+        "Requests the pipeline may be behind before a new request waits (up to 1 s) for it",
     ),
     key(
         "ingest.retry_after_secs",

@@ -52,6 +52,9 @@ pub fn now_ms() -> u64 {
 pub const PIPELINE: &str = "pipeline";
 /// The consumer of the deliveries log.
 pub const DELIVER: &str = "deliver";
+/// The longest a tracking request waits for the pipeline to catch up (see
+/// [`DataPlaneConfig::pipeline_lead`]); past it the request is stored anyway.
+pub const PIPELINE_WAIT: Duration = Duration::from_secs(1);
 
 /// Why the data plane could not open.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +81,9 @@ pub struct DataPlaneConfig {
     /// Records pending per source (not yet through the pipeline, plus deliveries not yet done)
     /// past which ingestion answers 429. Default 100,000.
     pub queue_bound: usize,
+    /// Requests (ingest log records) the pipeline may be behind before a new request waits
+    /// for it, up to [`PIPELINE_WAIT`]; 0 never waits. Default 48 (three of its chunks).
+    pub pipeline_lead: u64,
     /// The `Retry-After` sent with that 429, in seconds. Default 1.
     pub retry_after_secs: u64,
     /// First retry delay of a failed delivery; it doubles per attempt. Default 1 s.
@@ -107,6 +113,7 @@ impl Default for DataPlaneConfig {
         DataPlaneConfig {
             dedup_window: Duration::from_secs(24 * 3600),
             queue_bound: 100_000,
+            pipeline_lead: 48,
             retry_after_secs: 1,
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(600),
@@ -147,6 +154,8 @@ pub struct DataPlane {
     pub config: DataPlaneConfig,
     /// Woken when deliveries are parked for a retry (or replayed).
     pub retries_parked: Notify,
+    /// Signalled each time the pipeline commits a chunk (ingestion waiting on its lead).
+    pub pipeline_advanced: Notify,
     /// Woken when events are held for a function retry.
     pub events_held: Notify,
     /// The HTTP client webhooks are sent with (one connection pool for all).
@@ -198,6 +207,7 @@ impl DataPlane {
             wirings: Wirings::default(),
             config,
             retries_parked: Notify::new(),
+            pipeline_advanced: Notify::new(),
             events_held: Notify::new(),
             http,
             data_dir: data_dir.to_path_buf(),

@@ -26,8 +26,8 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::DataPlane;
 use super::event::{Batch, Event, EventType};
+use super::{DataPlane, PIPELINE, PIPELINE_WAIT};
 use crate::workspace::{Kind, Source};
 use members::Members;
 use normalize::{MAX_BATCH_EVENTS, MAX_REQUEST_BYTES, Shared, normalize};
@@ -212,6 +212,7 @@ async fn accept(
     if fresh.is_empty() {
         return Ok(());
     }
+    pace(plane).await;
     plane.observe.ingested(&source.id, &fresh);
     let count = fresh.len();
     let record = Batch {
@@ -226,6 +227,34 @@ async fn accept(
         return Err(IngestError::Internal);
     }
     Ok(())
+}
+
+/// Waits, up to [`PIPELINE_WAIT`], while the pipeline is more than `pipeline_lead` requests
+/// behind: under sustained overload acknowledgements slow to the pipeline's pace rather than
+/// growing a backlog that only drains after the clients stop. At normal load it returns at once
+/// (two position reads).
+async fn pace(plane: &DataPlane) {
+    let lead = plane.config.pipeline_lead;
+    if lead == 0 {
+        return;
+    }
+    let behind = || {
+        let done = plane.ingest_log.position(PIPELINE).unwrap_or(u64::MAX);
+        plane.ingest_log.end().saturating_sub(done) > lead
+    };
+    let deadline = tokio::time::Instant::now() + PIPELINE_WAIT;
+    loop {
+        // Registered before the check, so that a commit in between is not missed.
+        let advanced = plane.pipeline_advanced.notified();
+        tokio::pin!(advanced);
+        advanced.as_mut().enable();
+        if !behind() {
+            return;
+        }
+        if tokio::time::timeout_at(deadline, advanced).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The body's top-level members.

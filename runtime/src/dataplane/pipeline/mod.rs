@@ -141,6 +141,7 @@ async fn pump(
         in_flight.pop_front();
         finish(plane, processed??).await?;
         log.commit(PIPELINE, next).await?;
+        plane.pipeline_advanced.notify_waiters();
     }
 }
 
