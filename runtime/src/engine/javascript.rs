@@ -173,7 +173,7 @@ impl JsEngine {
     pub fn check(&self, code: &str) -> Result<(), JsCodeError> {
         let (mut store, bindings) = self.fresh(code)?;
         let checked = bindings.call_check(&mut store);
-        settle(checked, &store).map(|()| ())
+        settle(checked, &store)
     }
 
     /// Runs the engine's `compile` export on `code` in a fresh instance: its bytecode.
