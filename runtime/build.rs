@@ -1,7 +1,8 @@
-//! Embeds the JavaScript engine component (`js-engine/`, built for `wasm32-wasip2` by
-//! `scripts/build-components`) into the `sluice` binary, so that JavaScript functions need no
-//! file beside it. Without the component the binary still builds and says so when JavaScript
-//! code is uploaded.
+//! Embeds the JavaScript engine component (`js-engine/`, built for `wasm32-wasip2` and
+//! snapshotted after its set-up by `scripts/build-components`) into the `sluice` binary, so
+//! that JavaScript functions need no file beside it. The snapshot is preferred; the plain
+//! build works too (each instance then sets QuickJS up itself). Without either the binary
+//! still builds and says so when JavaScript code is uploaded.
 
 use std::path::PathBuf;
 
@@ -9,10 +10,18 @@ fn main() {
     duckdb_rpath();
     println!("cargo::rustc-check-cfg=cfg(sluice_js_engine)");
     println!("cargo::rerun-if-env-changed=SLUICE_JS_ENGINE_WASM");
-    let Some(path) = engine_path() else { return };
+    let Some(candidates) = engine_paths() else {
+        return;
+    };
     // Watching a file that does not exist yet re-runs this script on every build, which is
-    // what lets the engine appear after a first build without it.
-    println!("cargo::rerun-if-changed={}", path.display());
+    // what lets the engine (or its snapshot) appear after a first build without it.
+    for path in &candidates {
+        println!("cargo::rerun-if-changed={}", path.display());
+    }
+    let path = candidates
+        .iter()
+        .find(|p| p.is_file())
+        .unwrap_or(&candidates[0]);
     if path.is_file() {
         println!("cargo::rustc-cfg=sluice_js_engine");
         println!("cargo::rustc-env=SLUICE_JS_ENGINE_WASM={}", path.display());
@@ -24,21 +33,24 @@ fn main() {
     }
 }
 
-/// `$SLUICE_JS_ENGINE_WASM`, else where `scripts/build-components` puts it in this build's
-/// target directory.
-fn engine_path() -> Option<PathBuf> {
-    const BUILT: &str = "wasm32-wasip2/wasm/sluice_js_engine.wasm";
+/// `$SLUICE_JS_ENGINE_WASM`, else where `scripts/build-components` puts the snapshot and the
+/// plain engine in this build's target directory, in order of preference.
+fn engine_paths() -> Option<Vec<PathBuf>> {
+    const BUILT: [&str; 2] = [
+        "wasm32-wasip2/wasm/sluice_js_engine.snapshot.wasm",
+        "wasm32-wasip2/wasm/sluice_js_engine.wasm",
+    ];
     if let Some(path) = std::env::var_os("SLUICE_JS_ENGINE_WASM") {
-        return Some(PathBuf::from(path));
+        return Some(vec![PathBuf::from(path)]);
     }
     // OUT_DIR is <target>[/<triple>]/<profile>/build/<package>-<hash>/out.
     let out = PathBuf::from(std::env::var_os("OUT_DIR")?);
     let found = out
         .ancestors()
         .skip(3)
-        .find(|dir| dir.join(BUILT).is_file());
+        .find(|dir| BUILT.iter().any(|b| dir.join(b).is_file()));
     let target = found.or_else(|| out.ancestors().nth(4))?;
-    Some(target.join(BUILT))
+    Some(BUILT.iter().map(|b| target.join(b)).collect())
 }
 
 /// The `sluice` binary finds DuckDB's library where `scripts/fetch-duckdb` put it (the

@@ -1,5 +1,6 @@
-//! The engine's life in one instance: QuickJS runtime and context created on the first call,
-//! prelude and user code evaluated once, handlers looked up once, then reused for every event.
+//! The engine's life in one instance: QuickJS runtime, context and prelude set up once (in the
+//! build's snapshot, see [`initialize`]), the user's code loaded on the first call (from its
+//! bytecode when the host has it), handlers looked up once, then reused for every event.
 
 use std::cell::RefCell;
 use std::ptr;
@@ -10,6 +11,7 @@ use rquickjs::{Array, Context, Ctx, Function, Object, Persistent, Runtime, Value
 use crate::alloc::{QuickJsAllocator, out_of_memory};
 use crate::bindings::sluice::function::host;
 use crate::bindings::sluice::function::script::{self, SyntaxError};
+use crate::bytecode::{self, Compiled};
 use crate::eval::eval;
 use crate::globals::{self, Prelude};
 use crate::json_out::Pristine;
@@ -36,7 +38,7 @@ pub const EVENT_HANDLERS: [(&str, &str); 7] = [
     ("delete", "onDelete"),
 ];
 
-/// Evaluated after the user's code: reads the handlers whether they were declared as functions
+/// A function made before the user's code and called after it: reads the handlers whether they were declared as functions
 /// (global properties) or with `let`/`const` (global lexical bindings, invisible as properties).
 const HANDLER_LOOKUP: &str = "(() => { const f = (v) => (typeof v === 'function' ? v : undefined); return [\
     typeof onTrack === 'undefined' ? undefined : f(onTrack), \
@@ -46,7 +48,7 @@ const HANDLER_LOOKUP: &str = "(() => { const f = (v) => (typeof v === 'function'
     typeof onGroup === 'undefined' ? undefined : f(onGroup), \
     typeof onAlias === 'undefined' ? undefined : f(onAlias), \
     typeof onDelete === 'undefined' ? undefined : f(onDelete), \
-    typeof onBatch === 'undefined' ? undefined : f(onBatch)]; })()";
+    typeof onBatch === 'undefined' ? undefined : f(onBatch)]; })";
 
 /// The handlers the user's code defines.
 pub struct Handlers {
@@ -113,66 +115,199 @@ impl Loaded {
 pub struct Engine {
     /// The user's code, loaded; or why it could not be.
     pub loaded: Result<Loaded, SyntaxError>,
+    /// The code's bytecode, when this instance compiled it for the `compile` export.
+    pub bytecode: Option<Vec<u8>>,
     /// The one JavaScript context.
     pub context: Context,
     #[allow(dead_code)] // kept alive for the context; never used directly after start-up
     runtime: Runtime,
 }
 
+/// QuickJS set up without the user's code: what the build's snapshot holds (see
+/// [`initialize`]). Field order is drop order, as in [`Engine`].
+struct Booted {
+    base: Result<Base, SyntaxError>,
+    context: Context,
+    runtime: Runtime,
+}
+
+/// The engine's own JavaScript state, made before the user's code runs.
+struct Base {
+    prelude: Prelude,
+    json: Rc<RefCell<Pristine>>,
+    /// `HANDLER_LOOKUP`'s function, called once the code has run.
+    lookup: Persistent<Function<'static>>,
+}
+
 thread_local! {
     // A component instance is single-threaded and lives for one engine.
+    static BOOTED: RefCell<Option<Booted>> = const { RefCell::new(None) };
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` on this instance's engine, starting it on first use.
+/// Sets QuickJS up (runtime, context, prelude, RegExp and JSON natives) without the user's
+/// code. The build snapshots the instance right after this (wasmtime-wizer), so instances of
+/// the snapshot start here; without a snapshot the first call does it. Idempotent.
+pub fn initialize() {
+    let started = ENGINE.with(|cell| cell.borrow().is_some());
+    BOOTED.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if !started && slot.is_none() {
+            *slot = Some(Booted::boot());
+        }
+    });
+}
+
+/// Runs `f` on this instance's engine, loading the user's code on first use.
 pub fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
+    with_engine_as(false, f)
+}
+
+/// As [`with_engine`]; if this call loads the code from source, its bytecode is kept in
+/// [`Engine::bytecode`].
+pub fn with_engine_as<R>(write_bytecode: bool, f: impl FnOnce(&mut Engine) -> R) -> R {
     ENGINE.with(|cell| {
         // Never re-entered: nothing called from JavaScript goes back into the engine.
         let mut slot = cell.borrow_mut();
-        let engine = slot.get_or_insert_with(Engine::start);
+        let engine = slot.get_or_insert_with(|| {
+            let booted = BOOTED.with(|b| b.borrow_mut().take());
+            booted.unwrap_or_else(Booted::boot).load(write_bytecode)
+        });
         f(engine)
     })
 }
 
-impl Engine {
-    fn start() -> Engine {
+impl Booted {
+    fn boot() -> Booted {
         let runtime = Runtime::new_with_alloc(QuickJsAllocator).unwrap_or_else(|_| out_of_memory());
         runtime.set_max_stack_size(JS_STACK_BYTES);
         let context = Context::full(&runtime).unwrap_or_else(|_| out_of_memory());
-        let loaded = context.with(|ctx| load(&ctx));
+        let base = context.with(|ctx| Base::install(&ctx));
+        Booted {
+            base,
+            context,
+            runtime,
+        }
+    }
+
+    fn load(self, write_bytecode: bool) -> Engine {
+        let Booted {
+            base,
+            context,
+            runtime,
+        } = self;
+        let (loaded, bytecode) = match base {
+            Ok(base) => context.with(|ctx| load(&ctx, base, write_bytecode)),
+            Err(err) => (Err(err), None),
+        };
         Engine {
             loaded,
+            bytecode,
             context,
             runtime,
         }
     }
 }
 
-/// Prelude, user code, handler lookup.
-fn load(ctx: &Ctx<'_>) -> Result<Loaded, SyntaxError> {
-    let prelude = globals::install(ctx).map_err(|err| engine_failure(ctx, "prelude", err))?;
-    crate::regexp::glue::install(ctx).map_err(|err| engine_failure(ctx, "RegExp set-up", err))?;
-    let json = Pristine::capture(ctx).map_err(|err| engine_failure(ctx, "JSON set-up", err))?;
-    let json = Rc::new(RefCell::new(json));
-    let source = script::source();
-    if eval(ctx, &source, USER_FILE).is_err() {
+impl Base {
+    fn install(ctx: &Ctx<'_>) -> Result<Base, SyntaxError> {
+        let prelude = globals::install(ctx).map_err(|err| engine_failure(ctx, "prelude", err))?;
+        crate::regexp::glue::install(ctx)
+            .map_err(|err| engine_failure(ctx, "RegExp set-up", err))?;
+        let json = Pristine::capture(ctx).map_err(|err| engine_failure(ctx, "JSON set-up", err))?;
+        let lookup: Function = eval(ctx, HANDLER_LOOKUP, "sluice:handlers")
+            .and_then(|f| f.get())
+            .map_err(|err| engine_failure(ctx, "handler lookup", err))?;
+        Ok(Base {
+            prelude,
+            json: Rc::new(RefCell::new(json)),
+            lookup: Persistent::save(ctx, lookup),
+        })
+    }
+}
+
+/// The user's code (from its bytecode when the host has it, else parsed), then the handler
+/// lookup; with `write_bytecode`, code parsed here is also written as bytecode.
+fn load(
+    ctx: &Ctx<'_>,
+    base: Base,
+    write_bytecode: bool,
+) -> (Result<Loaded, SyntaxError>, Option<Vec<u8>>) {
+    let Base {
+        prelude,
+        json,
+        lookup,
+    } = base;
+    let (compiled, bytecode) = match compiled_code(ctx, write_bytecode) {
+        Ok(found) => found,
+        Err(source) => {
+            let thrown = ctx.catch();
+            return (
+                Err(top_level_error(ctx, &prelude, &json, thrown, &source)),
+                None,
+            );
+        }
+    };
+    if compiled.run(ctx).is_err() {
         let thrown = ctx.catch();
-        return Err(top_level_error(ctx, &prelude, &json, thrown, &source));
+        let source = script::source();
+        return (
+            Err(top_level_error(ctx, &prelude, &json, thrown, &source)),
+            None,
+        );
     }
     // Top-level async work (`(async () => ...)()`) runs before the first event.
     drain_jobs(ctx);
     let handlers =
-        lookup_handlers(ctx).map_err(|err| engine_failure(ctx, "handler lookup", err))?;
-    Ok(Loaded {
+        lookup_handlers(ctx, lookup).map_err(|err| engine_failure(ctx, "handler lookup", err));
+    let loaded = handlers.map(|handlers| Loaded {
         prelude,
         handlers,
         settings: SettingsCache::default(),
         json,
-    })
+    });
+    (loaded, bytecode)
 }
 
-fn lookup_handlers(ctx: &Ctx<'_>) -> rquickjs::Result<Handlers> {
-    let found: Array = eval(ctx, HANDLER_LOOKUP, "sluice:handlers")?.get()?;
+/// The code compiled: read from the host's bytecode, else parsed from its source (and written
+/// as bytecode if asked). A syntax error is `Err(source)` with the exception pending.
+fn compiled_code<'js>(
+    ctx: &Ctx<'js>,
+    write_bytecode: bool,
+) -> Result<(Compiled<'js>, Option<Vec<u8>>), String> {
+    let stored = script::bytecode();
+    if !stored.is_empty() {
+        match bytecode::read(ctx, &stored) {
+            Ok(compiled) => return Ok((compiled, None)),
+            // Bytes from another engine build slipped through: parse instead.
+            Err(_) => drop(ctx.catch()),
+        }
+    }
+    let source = script::source();
+    let compiled = match bytecode::compile(ctx, &source, USER_FILE) {
+        Ok(compiled) => compiled,
+        Err(_) => return Err(source),
+    };
+    let written = if write_bytecode {
+        match compiled.write(ctx) {
+            Ok(bytes) => Some(bytes),
+            Err(_) => {
+                // Not fatal: the host then stores no bytecode and instances parse the code.
+                drop(ctx.catch());
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Ok((compiled, written))
+}
+
+fn lookup_handlers(
+    ctx: &Ctx<'_>,
+    lookup: Persistent<Function<'static>>,
+) -> rquickjs::Result<Handlers> {
+    let found: Array = lookup.restore(ctx)?.call(())?;
     let get = |index: usize| -> rquickjs::Result<Option<Persistent<Function<'static>>>> {
         let f: Option<Function> = found.get(index)?;
         Ok(f.map(|f| Persistent::save(ctx, f)))

@@ -3,6 +3,8 @@
 //! The native functions are handed to the prelude as one object argument, never made global;
 //! the prelude gives back the engine's internal helpers (see [`Prelude`]).
 
+use std::cell::Cell;
+
 use rquickjs::{Ctx, Exception, Function, Object, Persistent, Result};
 
 use crate::bindings::sluice::function::host::{self, Level};
@@ -51,6 +53,7 @@ fn native_object<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
             )),
         })?,
     )?;
+    native.set("random", Function::new(ctx.clone(), random_f64)?)?;
     native.set(
         "btoa",
         Function::new(ctx.clone(), |text: String| codec::btoa(&text))?,
@@ -75,6 +78,31 @@ fn level_of(level: i32) -> Level {
 unsafe extern "C" {
     // wasi-libc: fills from `wasi:random` (at most 256 bytes per call).
     fn getentropy(buffer: *mut u8, len: usize) -> i32;
+}
+
+thread_local! {
+    // xorshift64* state; 0 until the first `Math.random()` of this instance.
+    static RANDOM: Cell<u64> = const { Cell::new(0) };
+}
+
+/// `Math.random()`: QuickJS seeds its own generator when the context is made, which is in the
+/// build's snapshot, so every instance would draw the same sequence. This one is seeded from
+/// the host's random source on an instance's first call (the snapshot never calls it).
+fn random_f64() -> f64 {
+    let mut state = RANDOM.get();
+    if state == 0 {
+        let seed = random_bytes().map_or(0, |b| {
+            u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+        });
+        // Without a random source, the clock is the seed (as QuickJS's own).
+        state = if seed != 0 { seed } else { host::now_ms() | 1 };
+    }
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    RANDOM.set(state);
+    // The top 53 bits of the scrambled state: uniform in [0, 1).
+    (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// 16 bytes from the host's secure random source (`wasi:random`).

@@ -1,6 +1,7 @@
 //! sluice's JavaScript engine component: runs Segment-style insert functions (`onTrack`, ...,
-//! `onBatch`) on QuickJS, as the WIT world `sluice:function/js-engine`. This file is the
-//! export glue; see README.md for the programming model and the build.
+//! `onBatch`) on QuickJS, as the WIT world `sluice:function/js-engine` (built as
+//! `js-engine-build`, whose `wizer-initialize` the build's snapshot calls and then removes).
+//! This file is the export glue; see README.md for the programming model and the build.
 //!
 //! Everything but the pure helpers is compiled for `wasm32` only: on the host (the workspace's
 //! tests and lints) the crate is a near-empty library and QuickJS is never built.
@@ -14,6 +15,8 @@ mod regexp;
 
 #[cfg(target_arch = "wasm32")]
 mod alloc;
+#[cfg(target_arch = "wasm32")]
+mod bytecode;
 #[cfg(target_arch = "wasm32")]
 mod dispatch;
 #[cfg(target_arch = "wasm32")]
@@ -33,7 +36,7 @@ mod outcome;
 mod bindings {
     wit_bindgen::generate!({
         path: "../host-api/wit",
-        world: "js-engine",
+        world: "js-engine-build",
         generate_all,
     });
 }
@@ -45,7 +48,7 @@ mod exports {
     use crate::bindings::sluice::function::host::{self, Level};
     use crate::bindings::sluice::function::script::SyntaxError;
     use crate::bindings::{Guest, Outcome, export};
-    use crate::engine::with_engine;
+    use crate::engine::{initialize, with_engine, with_engine_as};
     use crate::{alloc, dispatch};
 
     // Allocation failure aborts to the host as `out-of-memory` (see `alloc`).
@@ -72,6 +75,20 @@ mod exports {
                 Ok(_) => Ok(()),
                 Err(err) => Err(err.clone()),
             })
+        }
+
+        fn compile() -> Result<Vec<u8>, SyntaxError> {
+            install_panic_hook();
+            with_engine_as(true, |engine| match &engine.loaded {
+                // An engine started before this call compiled nothing: an empty list, which
+                // the host takes as "no bytecode".
+                Ok(_) => Ok(engine.bytecode.take().unwrap_or_default()),
+                Err(err) => Err(err.clone()),
+            })
+        }
+
+        fn wizer_initialize() {
+            initialize();
         }
 
         fn handle(event: String) -> Outcome {

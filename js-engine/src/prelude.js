@@ -125,6 +125,16 @@
     },
   });
 
+  // Seeded per instance (see globals.rs: QuickJS's own seed is in the build's snapshot).
+  Object.defineProperty(Math, "random", {
+    value: function random() {
+      return native.random();
+    },
+    writable: true,
+    configurable: true,
+    enumerable: false,
+  });
+
   // What the engine reports for a thrown value: [kind, message].
   const describeError = (err) => {
     try {

@@ -3,6 +3,7 @@
 //! (in the component) the natives installed on `RegExp.prototype`. Patterns the translation
 //! cannot express keep QuickJS's own backtracking engine.
 
+pub mod cache;
 #[cfg(target_arch = "wasm32")]
 pub mod glue;
 pub mod matcher;

@@ -11,6 +11,7 @@ use sluice_host_api::sluice::function::types::{self as wit, ErrorKind};
 use sluice_host_api::{InsertFunction, InsertFunctionPre};
 use wasmtime::{Store, Trap, WasmBacktrace};
 
+use super::javascript::Script;
 use super::sandbox::ScriptAbort;
 use super::{EPOCH_TICK, Engine, HostState, InvokeError, Isolation, JsCodeError, Limits, LogLine};
 
@@ -108,7 +109,7 @@ enum Pre {
     /// The JavaScript engine component, given `code` through the `script` interface.
     Script {
         pre: JsEnginePre<HostState>,
-        code: Arc<str>,
+        script: Script,
     },
 }
 
@@ -171,18 +172,19 @@ impl Function {
         }
     }
 
-    /// A JavaScript function: the shared engine component running `code` (whose digest is
-    /// `digest`). The code is compiled by the engine once per instance, when it is created.
+    /// A JavaScript function: the shared engine component running `script` (whose code's
+    /// digest is `digest`). Each instance loads the code when it is created, from its bytecode
+    /// when the script has it.
     pub(crate) fn script(
         engine: Arc<Engine>,
         digest: String,
         pre: JsEnginePre<HostState>,
-        code: Arc<str>,
+        script: Script,
     ) -> Function {
         Function {
             engine,
             digest,
-            pre: Pre::Script { pre, code },
+            pre: Pre::Script { pre, script },
             warm: Mutex::new(Vec::new()),
         }
     }
@@ -383,8 +385,8 @@ impl Function {
                 let bindings = pre.instantiate(&mut store).map_err(instantiate)?;
                 (store, Bindings::Component(bindings))
             }
-            Pre::Script { pre, code } => {
-                match super::javascript::start(&self.engine, pre, code.clone(), limits, ticks) {
+            Pre::Script { pre, script } => {
+                match super::javascript::start(&self.engine, pre, script.clone(), limits, ticks) {
                     Ok((store, bindings)) => (store, Bindings::Script(bindings)),
                     // Checked at upload, so only a different engine build can get here.
                     Err(JsCodeError::Syntax {

@@ -4,11 +4,14 @@
 //!
 //! Why not a component per function (pre-initialized with its code)? Each would need its own
 //! Cranelift compilation of the whole engine (over a second); here uploading code costs one
-//! parse-and-run of its top level in a fresh instance (about a millisecond).
+//! parse-and-run of its top level in a fresh instance (about a millisecond), which also
+//! compiles it to QuickJS bytecode: the store keeps that beside the code, and fresh instances
+//! (of the engine's build-time snapshot, QuickJS already set up) load it instead of parsing.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use sluice_host_api::js::sluice::function::script::SyntaxError;
 use sluice_host_api::js::{JsEngine as JsBindings, JsEnginePre};
 use wasmtime::Store;
 use wasmtime::component::Component;
@@ -117,19 +120,50 @@ impl JsEngine {
     }
 
     /// Checks `code` (it must parse and its top level must run) and makes it a function named
-    /// by `digest_of(code)`. Costs one fresh instance: the engine's start plus the code's
-    /// parse, about a millisecond for a small function.
+    /// by `digest_of(code)`, whose instances run the bytecode compiled here. Costs one fresh
+    /// instance: the code's parse and top level plus writing its bytecode, about a
+    /// millisecond for a small function.
     ///
     /// # Errors
     /// [`JsCodeError::Syntax`] with where and why, or how the check failed in the sandbox.
     pub fn function(&self, code: &str) -> Result<Function, JsCodeError> {
-        self.check(code)?;
-        Ok(Function::script(
+        Ok(self.function_with_bytecode(code)?.0)
+    }
+
+    /// As [`JsEngine::function`], also giving the bytecode (for the store: see
+    /// [`JsEngine::function_from_bytecode`]). Empty if the engine could not write it; its
+    /// instances then parse the code.
+    ///
+    /// # Errors
+    /// As [`JsEngine::function`].
+    pub fn function_with_bytecode(&self, code: &str) -> Result<(Function, Arc<[u8]>), JsCodeError> {
+        let bytecode: Arc<[u8]> = Arc::from(self.compile_code(code)?);
+        let script = Script {
+            code: Arc::from(code),
+            bytecode: bytecode.clone(),
+        };
+        Ok((self.function_of(code, script), bytecode))
+    }
+
+    /// The function of `code` whose instances run `bytecode` without checking anything: costs
+    /// no instance. `bytecode` must be what [`JsEngine::function_with_bytecode`] gave for this
+    /// `code` with this engine (same [`JsEngine::digest`]): QuickJS does not verify bytecode,
+    /// so bytes from anywhere else can crash or subvert the function's own sandbox.
+    pub fn function_from_bytecode(&self, code: &str, bytecode: Arc<[u8]>) -> Function {
+        let script = Script {
+            code: Arc::from(code),
+            bytecode,
+        };
+        self.function_of(code, script)
+    }
+
+    fn function_of(&self, code: &str, script: Script) -> Function {
+        Function::script(
             self.engine.clone(),
             digest_of(code),
             self.pre.clone(),
-            Arc::from(code),
-        ))
+            script,
+        )
     }
 
     /// Runs the engine's `check` export on `code` in a fresh instance.
@@ -137,14 +171,63 @@ impl JsEngine {
     /// # Errors
     /// As [`JsEngine::function`].
     pub fn check(&self, code: &str) -> Result<(), JsCodeError> {
+        let (mut store, bindings) = self.fresh(code)?;
+        let checked = bindings.call_check(&mut store);
+        settle(checked, &store)
+    }
+
+    /// Runs the engine's `compile` export on `code` in a fresh instance: its bytecode.
+    fn compile_code(&self, code: &str) -> Result<Vec<u8>, JsCodeError> {
+        let (mut store, bindings) = self.fresh(code)?;
+        let compiled = bindings.call_compile(&mut store);
+        settle(compiled, &store)
+    }
+
+    /// A fresh instance for code that is being checked, under [`check_limits`].
+    fn fresh(&self, code: &str) -> Result<(Store<HostState>, JsBindings), JsCodeError> {
         let limits = check_limits();
         let ticks = limits.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
-        start(&self.engine, &self.pre, Arc::from(code), &limits, ticks).map(|_| ())
+        let script = Script {
+            code: Arc::from(code),
+            bytecode: Arc::from([]),
+        };
+        let mut store = new_store(&self.engine, HostState::with_script(script), &limits, ticks);
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| InvokeError::Instantiate(format!("{e:#}")))?;
+        Ok((store, bindings))
     }
 }
 
-/// A new engine instance running `code`, started: its code parsed and its top level run (the
-/// `check` export), under `limits` and `ticks`.
+/// What a JavaScript function's engine instances are given through the `script` interface:
+/// the code and, when the store has it, its bytecode. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Script {
+    /// The code as uploaded.
+    pub(crate) code: Arc<str>,
+    /// Its bytecode from this engine build's `compile`, or empty (the engine then parses).
+    pub(crate) bytecode: Arc<[u8]>,
+}
+
+/// The result of a `check` or `compile` call, with the code's syntax error by name.
+fn settle<T>(
+    called: wasmtime::Result<Result<T, SyntaxError>>,
+    store: &Store<HostState>,
+) -> Result<T, JsCodeError> {
+    match called {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(syntax)) => Err(JsCodeError::Syntax {
+            line: syntax.line,
+            column: syntax.column,
+            message: syntax.message,
+        }),
+        Err(err) => Err(classify(&err, store.data(), &check_limits()).into()),
+    }
+}
+
+/// A new engine instance running `script`, started: its code loaded and its top level run
+/// (the `check` export), under `limits` and `ticks`.
 ///
 /// # Errors
 /// [`JsCodeError::Syntax`] for code that does not compile, [`JsCodeError::Invoke`] for a
@@ -152,11 +235,11 @@ impl JsEngine {
 pub(crate) fn start(
     engine: &Engine,
     pre: &JsEnginePre<HostState>,
-    code: Arc<str>,
+    script: Script,
     limits: &Limits,
     ticks: u64,
 ) -> Result<(Store<HostState>, JsBindings), JsCodeError> {
-    let mut store = new_store(engine, HostState::with_script(code), limits, ticks);
+    let mut store = new_store(engine, HostState::with_script(script), limits, ticks);
     let bindings = pre
         .instantiate(&mut store)
         .map_err(|e| InvokeError::Instantiate(format!("{e:#}")))?;

@@ -1,7 +1,6 @@
 //! The state a function's store carries: WASI with nothing granted, the host interface, the
 //! bounded log and the memory limiter.
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -9,6 +8,8 @@ use sluice_host_api::js::sluice::function::script::{self, AbortReason};
 use sluice_host_api::sluice::function::host::{self, Level};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::javascript::Script;
 
 /// One line a function logged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,8 +33,9 @@ pub struct HostState {
     log_byte_cap: usize,
     last_error_line: Option<String>,
     memory_cap: usize,
-    /// The JavaScript code a JavaScript function's engine instance runs; `None` for components.
-    script: Option<Arc<str>>,
+    /// The JavaScript code (and bytecode) a JavaScript function's engine instance runs; `None`
+    /// for components.
+    script: Option<Script>,
     /// Set when the limiter refused a growth, so that the trap that usually follows (a Rust
     /// allocation failure aborts) is reported as what it is: the memory limit.
     pub(crate) memory_refused: bool,
@@ -64,10 +66,10 @@ impl HostState {
         }
     }
 
-    /// A state for an instance of the JavaScript engine that runs `code`.
-    pub(crate) fn with_script(code: Arc<str>) -> HostState {
+    /// A state for an instance of the JavaScript engine that runs `script`.
+    pub(crate) fn with_script(script: Script) -> HostState {
         HostState {
-            script: Some(code),
+            script: Some(script),
             ..HostState::new()
         }
     }
@@ -200,7 +202,17 @@ pub(crate) struct ScriptAbort(pub(crate) AbortReason);
 
 impl script::Host for HostState {
     fn source(&mut self) -> String {
-        self.script.as_deref().unwrap_or_default().to_string()
+        self.script
+            .as_ref()
+            .map(|s| s.code.to_string())
+            .unwrap_or_default()
+    }
+
+    fn bytecode(&mut self) -> Vec<u8> {
+        self.script
+            .as_ref()
+            .map(|s| s.bytecode.to_vec())
+            .unwrap_or_default()
     }
 
     fn abort(&mut self, reason: AbortReason) -> wasmtime::Result<()> {

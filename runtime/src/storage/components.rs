@@ -53,6 +53,8 @@ pub struct ComponentStore {
     db: sled::Db,
     components: sled::Tree,
     scripts: sled::Tree,
+    /// QuickJS bytecode of stored code, per engine build (see [`ComponentStore::bytecode_key`]).
+    bytecode: sled::Tree,
     artifacts: sled::Tree,
     loaded: Mutex<HashMap<String, Arc<Function>>>,
     /// Per insert-function instance id: the function with its own warm pool, and what it was
@@ -73,6 +75,7 @@ impl ComponentStore {
             db: db.clone(),
             components: db.open_tree("components")?,
             scripts: db.open_tree("scripts")?,
+            bytecode: db.open_tree("bytecode")?,
             artifacts: db.open_tree("artifacts")?,
             loaded: Mutex::new(HashMap::new()),
             instances: Mutex::new(HashMap::new()),
@@ -106,8 +109,9 @@ impl ComponentStore {
     }
 
     /// Checks JavaScript code with the engine and stores it, durably, under the blake3 digest
-    /// of its bytes. Costs one fresh engine instance (about a millisecond), plus loading the
-    /// engine's artifact the first time (or compiling it, over a second, the very first time).
+    /// of its bytes, with its QuickJS bytecode beside it (so fresh instances do not parse it).
+    /// Costs one fresh engine instance (about a millisecond), plus loading the engine's
+    /// artifact the first time (or compiling it, over a second, the very first time).
     ///
     /// # Errors
     /// [`StorageError::Script`] naming the line and column of a syntax error, or a database
@@ -119,11 +123,67 @@ impl ComponentStore {
             self.function(&digest)?;
             return Ok(Stored { digest, new: false });
         }
-        let function = Arc::new(self.js_engine()?.function(code)?);
+        let js = self.js_engine()?;
+        let (function, bytecode) = js.function_with_bytecode(code)?;
+        self.write_bytecode(&js, &digest, &bytecode)?;
         self.scripts.insert(digest.as_bytes(), code.as_bytes())?;
         self.db.flush()?;
-        self.cache(function);
+        self.cache(Arc::new(function));
         Ok(Stored { digest, new: true })
+    }
+
+    /// The function of stored JavaScript code: from its verified bytecode for this engine
+    /// build (no instance needed), else checked and compiled again, its bytecode stored.
+    fn script_function(&self, digest: &str, code: &str) -> Result<Function, StorageError> {
+        let js = self.js_engine()?;
+        if let Some(bytecode) = self.read_bytecode(&js, digest)? {
+            return Ok(js.function_from_bytecode(code, bytecode));
+        }
+        let (function, bytecode) = js.function_with_bytecode(code)?;
+        self.write_bytecode(&js, digest, &bytecode)?;
+        Ok(function)
+    }
+
+    /// Bytecode is only valid for the engine build that wrote it: keyed by both digests.
+    fn bytecode_key(js: &JsEngine, digest: &str) -> String {
+        format!("{digest}:{}", js.digest())
+    }
+
+    fn write_bytecode(
+        &self,
+        js: &JsEngine,
+        digest: &str,
+        bytecode: &[u8],
+    ) -> Result<(), StorageError> {
+        if bytecode.is_empty() {
+            return Ok(());
+        }
+        let mut value = Vec::with_capacity(32 + bytecode.len());
+        value.extend_from_slice(blake3::hash(bytecode).as_bytes());
+        value.extend_from_slice(bytecode);
+        self.bytecode
+            .insert(Self::bytecode_key(js, digest).as_bytes(), value)?;
+        Ok(())
+    }
+
+    /// The stored bytecode, if present and matching the blake3 digest recorded beside it:
+    /// QuickJS trusts bytecode, so corrupt bytes are never handed to an instance.
+    fn read_bytecode(
+        &self,
+        js: &JsEngine,
+        digest: &str,
+    ) -> Result<Option<Arc<[u8]>>, StorageError> {
+        let Some(value) = self
+            .bytecode
+            .get(Self::bytecode_key(js, digest).as_bytes())?
+        else {
+            return Ok(None);
+        };
+        if value.len() <= 32 || blake3::hash(&value[32..]).as_bytes() != &value[..32] {
+            tracing::warn!(%digest, "stored bytecode fails its checksum; compiling the code again");
+            return Ok(None);
+        }
+        Ok(Some(Arc::from(&value[32..])))
     }
 
     /// The JavaScript engine, from memory, from its stored artifact, or compiled now.
@@ -193,7 +253,7 @@ impl ComponentStore {
         }
         if let Some(code) = self.scripts.get(digest.as_bytes())? {
             let code = String::from_utf8_lossy(&code);
-            let function = self.js_engine()?.function(&code)?;
+            let function = self.script_function(digest, &code)?;
             return Ok(self.cache(Arc::new(function)));
         }
         let pre = match self.load_artifact(digest)? {
