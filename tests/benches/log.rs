@@ -56,7 +56,10 @@ async fn main() {
     let runs = [
         ("as fast as it goes", log_run(&groups, appends, None).await),
         ("as fast as it goes", sled_run(&groups, appends, None).await),
-        ("as fast as it goes", fjall_run(&groups, appends, None).await),
+        (
+            "as fast as it goes",
+            fjall_run(&groups, appends, None).await,
+        ),
         ("paced", log_run(&groups, paced_appends, pace).await),
         ("paced", sled_run(&groups, paced_appends, pace).await),
         ("paced", fjall_run(&groups, paced_appends, pace).await),
