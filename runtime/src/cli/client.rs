@@ -262,8 +262,22 @@ pub(super) fn base_url(url: &str) -> anyhow::Result<String> {
     )
 }
 
-/// The server's error envelope as one line: `422: `url` must be ... (field settings.url)`.
+/// The server's error envelope as one line: `422: `url` must be ... (field settings.url)`,
+/// with what to do for a refused token or a rate limit.
 pub(super) fn server_error(status: u16, body: &Value) -> String {
+    let said = envelope(status, body);
+    match status {
+        401 => format!(
+            "{said} (the API token was refused: set SLUICE_TOKEN or pass --token with a token of \
+             this server; `sluice serve` prints one on its first start)"
+        ),
+        429 => format!("{said} (rate limited; tried {RATE_LIMITED_ATTEMPTS} times)"),
+        _ => said,
+    }
+}
+
+/// The server's error envelope as one line, as it said it.
+pub(super) fn envelope(status: u16, body: &Value) -> String {
     let errors: Vec<String> = body
         .get("errors")
         .and_then(Value::as_array)
@@ -280,17 +294,9 @@ pub(super) fn server_error(status: u16, body: &Value) -> String {
                 .collect()
         })
         .unwrap_or_default();
-    let said = if errors.is_empty() {
+    if errors.is_empty() {
         format!("the server answered {status}")
     } else {
         format!("{status}: {}", errors.join("; "))
-    };
-    match status {
-        401 => format!(
-            "{said} (the API token was refused: set SLUICE_TOKEN or pass --token with a token of \
-             this server; `sluice serve` prints one on its first start)"
-        ),
-        429 => format!("{said} (rate limited; tried {RATE_LIMITED_ATTEMPTS} times)"),
-        _ => said,
     }
 }

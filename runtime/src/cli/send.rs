@@ -12,7 +12,7 @@ use anyhow::{Context as _, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
-use super::client::{base_url, server_error};
+use super::client::{base_url, envelope, server_error};
 use crate::dataplane::ingest::DUPLICATES_HEADER;
 use crate::dataplane::ingest::normalize::{MAX_BATCH_EVENTS, MAX_REQUEST_BYTES};
 
@@ -394,8 +394,9 @@ impl Sender {
             }
             500..=599 => Answer::Failed(server_error(status.as_u16(), &body)),
             401 => bail!(
-                "the write key was refused (401): pass the source's write key with --write-key \
-                 or SLUICE_WRITE_KEY (`sluice sources get <source>` shows it)"
+                "{} (pass the source's write key with --write-key or SLUICE_WRITE_KEY; \
+                 `sluice sources get <source>` shows it)",
+                envelope(401, &body)
             ),
             // A wrong write key or a disabled source: nothing else will get through either.
             _ => return Err(anyhow!("{}", server_error(status.as_u16(), &body))),
