@@ -54,8 +54,10 @@ pub struct Settings {
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSettings {
     /// Address of the control plane (and of the tracking API unless `ingest_listen` is set).
+    #[serde(deserialize_with = "address::one")]
     pub listen: SocketAddr,
     /// Address of the tracking API alone (`/v1/*`, `/healthz`, `/readyz`).
+    #[serde(deserialize_with = "address::maybe")]
     pub ingest_listen: Option<SocketAddr>,
     /// Where all state lives.
     pub data_dir: PathBuf,
@@ -233,6 +235,43 @@ impl Settings {
                 max_memory_bytes: self.engine.max_memory_mib << 20,
                 ..EngineConfig::default()
             },
+        }
+    }
+}
+
+/// Listening addresses: an IP address and a port, or `localhost:<port>` (read as
+/// `127.0.0.1:<port>`); anything else is refused with an example.
+mod address {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer};
+
+    /// `text` as an address to listen on.
+    pub fn parse(text: &str) -> Result<SocketAddr, String> {
+        if let Ok(address) = text.parse::<SocketAddr>() {
+            return Ok(address);
+        }
+        if let Some(port) = text.strip_prefix("localhost:")
+            && let Ok(port) = port.parse::<u16>()
+        {
+            return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+        }
+        Err(format!(
+            "`{text}` is not an address to listen on: give an IP address and a port, such as \
+             127.0.0.1:8080 (this machine only), 0.0.0.0:8080 (every interface) or \
+             localhost:8080"
+        ))
+    }
+
+    pub fn one<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).map_err(serde::de::Error::custom)
+    }
+
+    pub fn maybe<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => parse(&text).map(Some).map_err(serde::de::Error::custom),
+            None => Ok(None),
         }
     }
 }
@@ -479,13 +518,14 @@ pub enum Origin {
 /// Why the configuration cannot be used. Each names where the bad value came from.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file cannot be read.
-    #[error("cannot read the configuration file {}: {source}", path.display())]
+    /// The file cannot be read. (The cause is in the message, not a `source`, so that a
+    /// report of the error with its causes says it once.)
+    #[error("cannot read the configuration file {}: {reason}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// The file is not valid TOML, or a key in it is unknown or has a wrong value.
     #[error("invalid configuration file {}{}: {}{message}", path.display(),
@@ -665,9 +705,9 @@ fn read_file(
     path: &Path,
     origins: &mut BTreeMap<&'static str, Origin>,
 ) -> Result<Settings, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|reason| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        reason,
     })?;
     let error = |key: Option<String>, e: toml::de::Error| ConfigError::File {
         path: path.to_path_buf(),
@@ -946,10 +986,18 @@ mod tests {
         .to_string();
         assert!(
             err.starts_with(
-                "invalid setting `server.listen` (from --listen): invalid socket address"
+                "invalid setting `server.listen` (from --listen): `localhost` is not an address \
+                 to listen on: give an IP address and a port, such as 127.0.0.1:8080"
             ),
             "{err}"
         );
+        let loaded = load(
+            &ConfigFile::IfPresent("/nonexistent".into()),
+            env(&[]),
+            &[("server.listen", "localhost:18312".into())],
+        )
+        .unwrap();
+        assert_eq!(loaded.settings.server.listen.to_string(), "127.0.0.1:18312");
 
         let err = load(
             &ConfigFile::IfPresent("/nonexistent".into()),

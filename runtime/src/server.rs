@@ -10,11 +10,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{Method, header};
 use axum::middleware::from_fn_with_state;
+use axum::routing::any;
 use tokio::net::TcpListener;
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::api::error::ApiError;
 use crate::api::{AppState, control, ops};
+use crate::dataplane::ingest::TRACKING_PATHS;
 use crate::dataplane::{self, DataPlane};
 
 /// The whole application: the ingestion routes (authenticated by write key), the operator's
@@ -97,14 +99,20 @@ pub async fn run_split(
                 .await
         }
         Some(ingest) => {
+            let hint = misdirected(ingest.local_addr().ok());
             let control = counted(
-                ops::router(state.clone()).merge(control(state.clone())),
+                ops::router(state.clone())
+                    .merge(hint)
+                    .merge(control(state.clone())),
                 state.clone(),
             )
             .into_make_service_with_connect_info::<SocketAddr>();
             let tracking = tracking_api()
                 .fallback(|| async {
-                    ApiError::NotFound("this listener serves the tracking API (/v1/*) only".into())
+                    ApiError::NotFound(format!(
+                        "this listener serves the tracking API only: POST on {}",
+                        TRACKING_PATHS.join(", ")
+                    ))
                 })
                 .with_state(state.data_plane.clone())
                 .merge(ops::probes(state.clone()));
@@ -125,6 +133,24 @@ pub async fn run_split(
     served?;
     store.flush()?;
     Ok(())
+}
+
+/// On the control plane's listener when the tracking API has its own: a request to `/v1/*`
+/// is answered 404 with the ingest listener's address instead of the control plane's 401, so
+/// that a client pointed at the wrong port learns where to send.
+fn misdirected(ingest: Option<SocketAddr>) -> Router {
+    let at = ingest.map_or_else(|| "its own address".to_string(), |a| format!("http://{a}"));
+    let message = format!(
+        "the tracking API (/v1/*) is served by the ingest listener (`ingest_listen`) at {at}, \
+         not by this control-plane listener; send tracking calls there"
+    );
+    Router::new().route(
+        "/v1/{*rest}",
+        any(move || {
+            let message = message.clone();
+            async move { ApiError::NotFound(message) }
+        }),
+    )
 }
 
 /// Drains histogram samples into their buckets every few seconds, so that memory stays flat

@@ -33,7 +33,27 @@ fn a_new_function_project_passes_its_own_test_and_runs() {
     let project = dir.path().join("demo-fn");
     let project_arg = project.to_str().unwrap();
 
-    let created = sluice(&["new", "demo-fn", "--path", project_arg]);
+    // By default the SDK is a versioned dependency: no path into this clone is written.
+    let by_version = dir.path().join("by-version");
+    let created = sluice(&["new", "demo-fn", "--path", by_version.to_str().unwrap()]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let manifest = std::fs::read_to_string(by_version.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("sluice-guest = \"0.1\""),
+        "a versioned SDK: {manifest}"
+    );
+    assert!(!manifest.contains("path ="), "no path: {manifest}");
+
+    // Inside this repository, the SDK is the checkout's own (`--sdk`).
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk");
+    let created = sluice(&[
+        "new",
+        "demo-fn",
+        "--path",
+        project_arg,
+        "--sdk",
+        sdk.to_str().unwrap(),
+    ]);
     assert!(created.status.success(), "{}", text(&created.stderr));
     assert!(text(&created.stdout).contains("cargo test"));
 

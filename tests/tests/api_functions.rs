@@ -448,6 +448,21 @@ async fn insert_function_instances_attach_with_masked_secrets() {
         .as_str()
         .unwrap()
         .to_string();
+    // Only a deployed function can be attached (else 422: it would discard every event).
+    let r = server
+        .post(
+            "/insert-function-instances",
+            json!({"functionId": f, "integrationId": src, "settings": {}}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "functionId")
+    );
+    let r = server
+        .post(&format!("/functions/{f}/deploy"), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 
     let r = server
         .post("/insert-function-instances", json!({"functionId": f, "integrationId": src, "settings": {"redaction": "hash", "apiKey": "s3cret"}}))
@@ -568,6 +583,10 @@ async fn insert_function_instances_attach_with_masked_secrets() {
         )
         .await;
     let df = r.data()["function"]["id"].as_str().unwrap().to_string();
+    let r = server
+        .post(&format!("/functions/{df}/deploy"), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let r = server
         .post(
             "/insert-function-instances",

@@ -56,8 +56,13 @@ async fn the_tracking_api_can_have_its_own_listener() {
         .unwrap();
     assert_eq!(
         on_control.status(),
-        StatusCode::UNAUTHORIZED,
-        "bearer auth applies there"
+        StatusCode::NOT_FOUND,
+        "the control plane points to the ingest listener"
+    );
+    let hint = on_control.text().await.unwrap();
+    assert!(
+        hint.contains("ingest listener") && hint.contains(ingest_url.as_str()),
+        "{hint}"
     );
     let sources = client
         .get(format!("{ingest_url}/sources"))

@@ -159,7 +159,8 @@ pub struct FailedEvents {
 /// List failed events.
 ///
 /// Events the destination refused permanently (a 4xx other than 408 and 429) or that were
-/// retried until the maximum age, with the last error.
+/// retried until the maximum age, with the last error. A destination deleted with
+/// `force=true` keeps its dead letters here (the events queued when it was deleted).
 #[utoipa::path(get, path = "/destinations/{id}/failed-events", operation_id = "listFailedEventsFromDestination", tag = "Destinations",
     params(("id" = String, Path, description = "Destination id")),
     responses((status = 200, body = Data<FailedEvents>), CommonErrors))]
@@ -168,12 +169,22 @@ pub async fn failed_events(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Reply<FailedEvents> {
-    let destination = destinations::load(&state, &caller, &id, false)?;
+    let found = destinations::load(&state, &caller, &id, false);
     let parked = state.data_plane.parked.clone();
-    let id = destination.id.clone();
-    let failed_events = tokio::task::spawn_blocking(move || parked.dead_letters(&id, 1000))
+    let letters_of = id.clone();
+    let failed_events = tokio::task::spawn_blocking(move || parked.dead_letters(&letters_of, 1000))
         .await?
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    match found {
+        Ok(_) => {}
+        // A destination deleted with `force=true` keeps its dead letters: they stay readable
+        // by whoever may read their source.
+        Err(ApiError::NotFound(_)) if !failed_events.is_empty() => {
+            let source_id = failed_events[0].source_id.clone();
+            caller.require_through_source(false, &source_id, "destination", &id)?;
+        }
+        Err(e) => return Err(e),
+    }
     Ok(ok(FailedEvents { failed_events }))
 }
 

@@ -12,9 +12,11 @@ use super::error::{ApiError, CommonErrors};
 use super::extract::{Json, Path, Query};
 use super::insert_functions::InsertFunctionInstance;
 use super::pagination::{PageQuery, Pagination, page};
-use super::resource::{Created, Deleted, Reply, catalog_entry, check_name, deleted};
+use super::resource::{Created, Reply, catalog_entry, check_name};
 use super::store::Kind;
 use super::{AppState, Data, created, new_id, now, ok};
+use crate::dataplane::deliver::{bury, trace};
+use crate::dataplane::observe::Count;
 
 pub use crate::workspace::Destination;
 
@@ -220,17 +222,72 @@ pub async fn update(
     Ok(ok(DestinationData { destination }))
 }
 
+/// Options of `DELETE /destinations/{id}`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// Delete even though events are queued for it: they are moved to its dead letters (still
+    /// listed by `GET /destinations/{id}/failed-events`). Default false: 409 naming the count.
+    pub force: Option<bool>,
+}
+
+/// What a deletion did.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DestinationDeleted {
+    /// Always `SUCCESS`.
+    pub status: &'static str,
+    /// Queued events moved to the destination's dead letters (with `force=true`).
+    pub dead_lettered: usize,
+}
+
 /// Delete a destination.
 ///
 /// Stops delivery to it and removes it, with the insert function instances attached to it.
-#[utoipa::path(delete, path = "/destinations/{id}", operation_id = "deleteDestination", tag = "Destinations", params(("id" = String, Path, description = "Destination id")),
-    responses((status = 200, body = Data<Deleted>), CommonErrors))]
+/// When events are queued for it (waiting for a retry), the deletion is refused (409 naming
+/// how many) unless `force=true`, which moves them to its dead letters first (an audit event
+/// `Destination Events Dead-Lettered`, its `failed` delivery count and
+/// `sluice_events_failed_total` say how many); they stay
+/// listed by `GET /destinations/{id}/failed-events`. Events still in flight in the delivery
+/// log are counted as `dropped` in the delivery metrics.
+#[utoipa::path(delete, path = "/destinations/{id}", operation_id = "deleteDestination", tag = "Destinations", params(("id" = String, Path, description = "Destination id"), DeleteQuery),
+    responses((status = 200, body = Data<DestinationDeleted>), (status = 409, body = super::error::ErrorBody), CommonErrors))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Reply<Deleted> {
-    load(&state, &caller, &id, true)?;
+    Query(q): Query<DeleteQuery>,
+) -> Reply<DestinationDeleted> {
+    let current = load(&state, &caller, &id, true)?;
+    let plane = state.data_plane.clone();
+    let (parked, destination_id) = (plane.parked.clone(), id.clone());
+    let queued = tokio::task::spawn_blocking(move || parked.retries_of(&destination_id))
+        .await?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if !queued.is_empty() && q.force != Some(true) {
+        return Err(ApiError::Conflict(format!(
+            "destination `{id}` has {} events queued for delivery (waiting for a retry); \
+             delete it with `?force=true` (`sluice destinations delete --force`) to move them \
+             to its dead letters, or fix the destination and let them deliver",
+            queued.len()
+        )));
+    }
+    let reason = "the destination was deleted (forced) while this event was queued";
+    for (seq, retry) in &queued {
+        let delivery = retry.delivery();
+        // The debugger's `deliver: failed` stage and `sluice_events_failed_total`.
+        trace(&plane, &delivery, retry.attempts, "failed", Some(reason));
+        bury(&plane, Some(*seq), &delivery, retry.attempts, reason)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    plane
+        .observe
+        .count_many(&id, Count::Failed, queued.len() as u64);
+    if !queued.is_empty() {
+        tracing::warn!(destination = %id, events = queued.len(),
+            "destination deleted with queued events; they are dead letters now");
+    }
     // Its insert function instances go with it (found first: sled transactions cannot scan).
     let attached: Vec<InsertFunctionInstance> = state.store.list(Kind::InsertFunction, "")?;
     let attached: Vec<InsertFunctionInstance> = attached
@@ -249,8 +306,24 @@ pub async fn delete(
                 )?;
             }
         }
+        if !queued.is_empty() {
+            let what = format!(
+                "{} ({} queued events moved to dead letters)",
+                current.name,
+                queued.len()
+            );
+            tx.audit(
+                "Destination Events Dead-Lettered",
+                "destination",
+                &id,
+                &what,
+            )?;
+        }
         tx.remove(Kind::Destination, &id)?;
         tx.audit("Integration Deleted", "destination", &id, &d.name)
     })?;
-    Ok(deleted())
+    Ok(ok(DestinationDeleted {
+        status: "SUCCESS",
+        dead_lettered: queued.len(),
+    }))
 }

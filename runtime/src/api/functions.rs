@@ -472,28 +472,46 @@ pub async fn get_version(
     }))
 }
 
+/// Options of `POST /functions/{id}/versions`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RestoreQuery {
+    /// Also deploy the restored version, in the same change (a rollback). Default false.
+    pub deploy: Option<bool>,
+}
+
 /// Restore a version.
 ///
-/// Saves an older version's code and settings as a new latest version (history is kept).
-/// Deploy it to make it run.
-#[utoipa::path(post, path = "/functions/{id}/versions", operation_id = "restoreFunctionVersion", tag = "Functions", params(("id" = String, Path, description = "Function id")),
+/// Saves an older version's code and settings as a new latest version (history is kept). It
+/// does not run until deployed: the deployed version keeps running. With `deploy=true` the
+/// new version is deployed in the same change, so pipelines run it from their next batch (a
+/// rollback in one step; `sluice functions rollback`).
+#[utoipa::path(post, path = "/functions/{id}/versions", operation_id = "restoreFunctionVersion", tag = "Functions", params(("id" = String, Path, description = "Function id"), RestoreQuery),
     request_body = RestoreVersion, responses((status = 200, body = Data<FunctionData>), CommonErrors))]
 pub async fn restore_version(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(q): Query<RestoreQuery>,
     Json(input): Json<RestoreVersion>,
 ) -> Reply<FunctionData> {
     let f = load(&state, &caller, &id, true)?;
     let old = version(&state, &f, &input.version_id).map_err(|_| {
         ApiError::invalid("versionId", format!("no version `{}`", input.version_id))
     })?;
+    let deploy = q.deploy == Some(true);
     let function = state.store.transact(&caller.actor, |tx| {
         let mut f = tx.find::<Function>(Kind::Function, &id)?;
         f.settings = old.settings.clone();
         new_version(tx, &mut f, old.runtime, &old.digest, old.code.clone())?;
-        tx.put(Kind::Function, &id, &f)?;
         tx.audit("Function Modified", "function", &id, &f.display_name)?;
+        if deploy {
+            f.deployed_version_id = Some(f.version_id.clone());
+            f.deployed_at = Some(now());
+            f.is_latest_version = true;
+            tx.audit("Function Deployed", "function", &id, &f.display_name)?;
+        }
+        tx.put(Kind::Function, &id, &f)?;
         Ok(f)
     })?;
     Ok(ok(FunctionData { function }))

@@ -163,7 +163,8 @@ pub async fn list(
 /// Attaches an `INSERT_SOURCE` function to a source (it runs on the source's events before all
 /// its destinations) or an `INSERT_DESTINATION` function to one destination, with values for
 /// the function's settings (checked against its declarations; sensitive ones are masked in
-/// responses).
+/// responses). A function that was never deployed is refused (422 naming `functionId`): it
+/// would discard every event.
 #[utoipa::path(post, path = "/insert-function-instances", operation_id = "createInsertFunctionInstance", tag = "Functions", request_body = CreateInstance,
     responses((status = 201, body = Data<InstanceData>), CommonErrors))]
 pub async fn create(
@@ -215,6 +216,16 @@ pub async fn create(
             format!(
                 "a {integration_type} takes an {wanted:?} function; this one is {:?}",
                 function.resource_type
+            ),
+        ));
+    }
+    if function.deployed_version_id.is_none() {
+        return Err(ApiError::invalid(
+            "functionId",
+            format!(
+                "function `{}` has never been deployed, so it would discard every event; deploy \
+                 it first (`sluice functions deploy`, or `POST /functions/{}/deploy`)",
+                function.id, function.id
             ),
         ));
     }

@@ -1,11 +1,12 @@
 //! `sluice destinations failed-events <id>` and `sluice destinations replay <id> [--wait]`:
 //! a destination's dead letters (`GET /destinations/{id}/failed-events`), and putting them
 //! back on its delivery queue (`POST .../failed-events/replay`), optionally watching them
-//! settle with a progress bar.
+//! settle with a progress bar (and exiting non-zero when any failed again).
 
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
+use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
@@ -85,6 +86,12 @@ pub(super) fn replay(client: &Client, id: &str, wait: bool, json: bool) -> anyho
     } else {
         println!(
             "replayed {replayed} failed events of destination {id}: {delivered} delivered, {failed} failed again"
+        );
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of {replayed} replayed events failed again; `sluice destinations \
+             failed-events {id}` shows why"
         );
     }
     Ok(())

@@ -8,6 +8,8 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::client::{Client, ClientArgs};
+use super::resolve::resolve;
+use super::resources::SOURCES;
 use super::sse::SseReader;
 use super::table::print_rows;
 
@@ -16,7 +18,7 @@ use super::table::print_rows;
 pub enum EventsCmd {
     /// A source's recent events, newest first, with what each stage did to them.
     List {
-        /// The source.
+        /// The source (id, slug or name).
         #[arg(long)]
         source: String,
         /// At most this many.
@@ -26,7 +28,7 @@ pub enum EventsCmd {
     /// Follow a source's events live: one line per stage an event goes through (raw JSON per
     /// update with --json). Runs until interrupted or the server stops.
     Tail {
-        /// The source.
+        /// The source (id, slug or name).
         #[arg(long)]
         source: String,
     },
@@ -35,8 +37,14 @@ pub enum EventsCmd {
 pub(super) fn events(cmd: EventsCmd, args: &ClientArgs) -> anyhow::Result<()> {
     let client = Client::new(args)?;
     match cmd {
-        EventsCmd::List { source, limit } => list(&client, &source, limit, args.json),
-        EventsCmd::Tail { source } => tail(&client, &source, args.json),
+        EventsCmd::List { source, limit } => {
+            let source = resolve(&client, &SOURCES, &source)?;
+            list(&client, &source, limit, args.json)
+        }
+        EventsCmd::Tail { source } => {
+            let source = resolve(&client, &SOURCES, &source)?;
+            tail(&client, &source, args.json)
+        }
     }
 }
 
@@ -62,10 +70,12 @@ fn list(client: &Client, source: &str, limit: usize, json: bool) -> anyhow::Resu
                         .collect()
                 })
                 .unwrap_or_default();
+            let all = trace["stages"].as_array().cloned().unwrap_or_default();
             json!({
                 "messageId": trace["messageId"],
                 "event": describe_event(&trace["event"]),
                 "stages": stages.join(" "),
+                "reason": reasons(&all),
             })
         })
         .collect();
@@ -75,6 +85,7 @@ fn list(client: &Client, source: &str, limit: usize, json: bool) -> anyhow::Resu
             ("message id", "/messageId"),
             ("event", "/event"),
             ("stages", "/stages"),
+            ("reason", "/reason"),
         ],
         false,
     );
@@ -126,10 +137,27 @@ fn readable(update: &Value) -> String {
         .chars()
         .take(12)
         .collect();
-    let detail = &stage["detail"];
-    let destination = |d: &Value| text(&d["destinationId"]);
     let what = match text(&stage["stage"]).as_str() {
         "ingest" => describe_event(&update["event"]),
+        _ => stage_detail(stage),
+    };
+    format!(
+        "{time:<12}  {}  {:<20}  {:<10}  {what}",
+        text(&update["messageId"]),
+        text(&stage["stage"]),
+        text(&stage["status"]),
+    )
+    .trim_end()
+    .to_string()
+}
+
+/// What matters of one stage past ingestion: violations, the route, a delivery's attempt and
+/// error, a function's result or error.
+fn stage_detail(stage: &Value) -> String {
+    let detail = &stage["detail"];
+    let destination = |d: &Value| text(&d["destinationId"]);
+    match text(&stage["stage"]).as_str() {
+        "ingest" => String::new(),
         "enforce" => match detail["violations"].as_array().map(Vec::len) {
             Some(n) if n > 0 => format!(
                 "{n} violation(s): {}",
@@ -156,15 +184,25 @@ fn readable(update: &Value) -> String {
             }
             other => text(other),
         },
-    };
-    format!(
-        "{time:<12}  {}  {:<20}  {:<10}  {what}",
-        text(&update["messageId"]),
-        text(&stage["stage"]),
-        text(&stage["status"]),
-    )
-    .trim_end()
-    .to_string()
+    }
+}
+
+/// Why an event did not simply go through: the detail of each stage that did not succeed
+/// (`function:error` says where; this says what the function said).
+fn reasons(stages: &[Value]) -> String {
+    stages
+        .iter()
+        .filter(|s| {
+            !matches!(
+                s["status"].as_str(),
+                Some("accepted" | "validated" | "forward" | "fan-out" | "routed" | "delivered")
+            )
+        })
+        .map(|s| (text(&s["stage"]), stage_detail(s)))
+        .filter(|(_, detail)| !detail.is_empty() && detail != "-")
+        .map(|(stage, detail)| format!("{stage}: {detail}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// `track "Order Completed" user u-42`, `identify user u-42`, `page "Home" anonymous a-1`.

@@ -1,22 +1,25 @@
-//! `sluice functions ...`: deploy a function from a `.wasm`, a `.js` or a Rust crate directory,
-//! list functions, test one on a file of events, and show its logs (in `logs`).
+//! `sluice functions ...`: deploy a function (in `deploy`), list, show, delete, its versions
+//! and rollback, detach it, test it on a file of events, and show its logs (in `logs`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context as _, bail};
-use base64::Engine as _;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::client::{Client, ClientArgs};
-use super::resources::{Kind, cell_str, get, list};
+use super::deploy::{Request, deploy};
+use super::resolve::{resolve, resolve_integration};
+use super::resources::{Kind, cell_str, delete, list};
 use super::table::{print_object, print_rows};
 
-const FUNCTIONS: Kind = Kind {
+pub(super) const FUNCTIONS: Kind = Kind {
     path: "/functions",
     one: "function",
     many: "functions",
+    noun: "function",
+    command: "functions",
+    names: &["/displayName"],
     columns: &[
         ("id", "/id"),
         ("name", "/displayName"),
@@ -32,18 +35,22 @@ const FUNCTIONS: Kind = Kind {
 pub enum FunctionsCmd {
     /// List functions.
     List,
-    /// Show one function.
+    /// Show one function (its code with --code).
     Get {
-        /// Function id.
+        /// Function id or name.
         id: String,
+        /// Print only the latest version's JavaScript code.
+        #[arg(long)]
+        code: bool,
     },
-    /// Upload a function and deploy it: a component (`.wasm`), JavaScript (`.js`), or a Rust
-    /// function crate directory (built for wasm32-wasip2 first). A function with the same name
-    /// gets a new version instead.
+    /// Upload a function and deploy it: a component (`.wasm`), JavaScript (`.js`, or a
+    /// directory with an `index.js` as `sluice new --lang js` makes it), or a Rust function
+    /// crate directory (built for wasm32-wasip2 first). A function with the same name gets a
+    /// new version instead.
     Deploy {
-        /// A `.wasm`, a `.js`, or a crate directory.
+        /// A `.wasm`, a `.js`, a JavaScript function directory or a crate directory.
         path: PathBuf,
-        /// Display name (default: the file or crate name).
+        /// Display name (default: the file, directory or crate name).
         #[arg(long)]
         name: Option<String>,
         /// INSERT_SOURCE, INSERT_DESTINATION, SOURCE or DESTINATION.
@@ -52,26 +59,56 @@ pub enum FunctionsCmd {
         /// A declared setting, `name:TYPE` (STRING, BOOLEAN, ARRAY, TEXT_MAP); repeatable.
         #[arg(long = "setting", value_name = "NAME:TYPE")]
         settings: Vec<String>,
-        /// Attach the function to this source (or, for INSERT_DESTINATION, destination) so that
-        /// it runs on its events; nothing happens if it is attached there already.
-        #[arg(long, value_name = "ID")]
+        /// Attach the function to this source (or, for INSERT_DESTINATION, destination), by id,
+        /// slug or name, so that it runs on its events. When it is attached there already,
+        /// --instance-settings replace that instance's settings. If attaching fails, the
+        /// deployment is undone.
+        #[arg(long, value_name = "SOURCE|DESTINATION")]
         attach: Option<String>,
         /// The attached instance's settings, a JSON object (with --attach).
-        #[arg(long, value_name = "JSON", default_value = "{}", requires = "attach")]
-        instance_settings: String,
+        #[arg(long, value_name = "JSON", requires = "attach")]
+        instance_settings: Option<String>,
+    },
+    /// Detach a function from a source or destination (its instances there are deleted).
+    Detach {
+        /// Function id or name.
+        id: String,
+        /// The source or destination (id, slug or name).
+        #[arg(long)]
+        from: String,
+    },
+    /// Delete a function with its versions (refused while it is attached somewhere).
+    Delete {
+        /// Function id or name.
+        id: String,
+    },
+    /// List a function's versions, oldest first, with the deployed one marked.
+    Versions {
+        /// Function id or name.
+        id: String,
+    },
+    /// Run an earlier version again: restore it as the latest version and deploy it in one
+    /// step (pipelines run it from their next batch).
+    Rollback {
+        /// Function id or name.
+        id: String,
+        /// The version to go back to (default: the one saved before the deployed one).
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
     },
     /// Show what a function logged while processing real events (oldest first; one JSON
     /// object per line with --json).
     Logs {
-        /// Function id.
+        /// Function id or name.
         id: String,
         /// Keep printing new lines as they come (polls every second) until interrupted.
         #[arg(long, short)]
         follow: bool,
     },
-    /// Run a function on sample events without touching any pipeline.
+    /// Run a function on sample events without touching any pipeline: the outcome of each, the
+    /// event it made and what it changed.
     Test {
-        /// Function id.
+        /// Function id or name.
         id: String,
         /// Events, one JSON object per line.
         #[arg(long)]
@@ -84,9 +121,11 @@ pub enum FunctionsCmd {
 
 pub(super) fn functions(cmd: FunctionsCmd, args: &ClientArgs) -> anyhow::Result<()> {
     let client = Client::new(args)?;
+    let json = args.json;
+    let function = |id: &str| resolve(&client, &FUNCTIONS, id);
     match cmd {
-        FunctionsCmd::List => list(&client, &FUNCTIONS, "", args.json),
-        FunctionsCmd::Get { id } => get(&client, &FUNCTIONS, &id, args.json),
+        FunctionsCmd::List => list(&client, &FUNCTIONS, "", json),
+        FunctionsCmd::Get { id, code } => show(&client, &function(&id)?, code, json),
         FunctionsCmd::Deploy {
             path,
             name,
@@ -95,184 +134,126 @@ pub(super) fn functions(cmd: FunctionsCmd, args: &ClientArgs) -> anyhow::Result<
             attach,
             instance_settings,
         } => {
-            let deployed = deploy(&client, &path, name, &kind, &settings)?;
-            if let Some(integration) = attach {
-                attach_to(&client, &deployed, &integration, &instance_settings)?;
-            }
-            if args.json {
+            let request = Request {
+                path: &path,
+                name,
+                kind: &kind,
+                settings: &settings,
+                attach: attach.as_deref(),
+                instance_settings: instance_settings.as_deref(),
+            };
+            let deployed = deploy(&client, &request)?;
+            if json {
                 print_object(&deployed, true);
             } else {
                 print_rows(std::slice::from_ref(&deployed), FUNCTIONS.columns, false);
             }
             Ok(())
         }
+        FunctionsCmd::Detach { id, from } => detach(&client, &function(&id)?, &from),
+        FunctionsCmd::Delete { id } => delete(&client, &FUNCTIONS, &function(&id)?),
+        FunctionsCmd::Versions { id } => {
+            let id = function(&id)?;
+            let versions =
+                client.list_all(&format!("{}/{id}/versions", FUNCTIONS.path), "versions")?;
+            print_rows(
+                &versions,
+                &[
+                    ("version", "/id"),
+                    ("runtime", "/runtime"),
+                    ("created", "/createdAt"),
+                    ("deployed", "/isDeployed"),
+                ],
+                json,
+            );
+            Ok(())
+        }
+        FunctionsCmd::Rollback { id, to } => rollback(&client, &function(&id)?, to, json),
         FunctionsCmd::Test {
             id,
             events,
             settings,
-        } => test(&client, &id, &events, &settings, args.json),
-        FunctionsCmd::Logs { id, follow } => super::logs::logs(&client, &id, follow, args.json),
+        } => test(&client, &function(&id)?, &events, &settings, json),
+        FunctionsCmd::Logs { id, follow } => {
+            super::logs::logs(&client, &function(&id)?, follow, json)
+        }
     }
 }
 
-/// Uploads (or updates) and deploys the function at `path`; returns the deployed function.
-fn deploy(
-    client: &Client,
-    path: &Path,
-    name: Option<String>,
-    kind: &str,
-    settings: &[String],
-) -> anyhow::Result<Value> {
-    let (source, default_name) = load_source(path)?;
-    let name = name.unwrap_or(default_name);
-    let declared = settings
-        .iter()
-        .map(|s| {
-            let (setting, kind) = s.split_once(':').unwrap_or((s, "STRING"));
-            json!({"name": setting, "label": setting, "type": kind.to_uppercase()})
-        })
-        .collect::<Vec<_>>();
-    let existing = client
-        .list_all(FUNCTIONS.path, FUNCTIONS.many)?
-        .into_iter()
-        .find(|f| f.get("displayName").and_then(Value::as_str) == Some(name.as_str()));
-    let mut body = json!({});
-    match &source {
-        Source::Wasm(bytes) => {
-            body["wasm"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+/// The function's fields without its code (which can be long), or only the code.
+fn show(client: &Client, id: &str, code: bool, json: bool) -> anyhow::Result<()> {
+    let data = client.get(&format!("{}/{id}", FUNCTIONS.path))?;
+    let mut function = data.get(FUNCTIONS.one).cloned().unwrap_or(data);
+    if code {
+        match function.get("code").and_then(Value::as_str) {
+            Some(code) => println!("{code}"),
+            None => bail!("function {id} is a component (.wasm): it has no code to show"),
         }
-        Source::JavaScript(code) => body["code"] = json!(code),
-    }
-    if !declared.is_empty() {
-        body["settings"] = json!(declared);
-    }
-    let function = match existing {
-        Some(function) => {
-            let id = cell_str(&function, "id");
-            client.patch(&format!("{}/{id}", FUNCTIONS.path), &body)?
-        }
-        None => {
-            body["displayName"] = json!(name);
-            body["resourceType"] = json!(kind);
-            client.post(FUNCTIONS.path, &body)?
-        }
-    };
-    let function = function
-        .get(FUNCTIONS.one)
-        .cloned()
-        .context("the server's answer has no function")?;
-    let id = cell_str(&function, "id");
-    let data = client.post(&format!("{}/{id}/deploy", FUNCTIONS.path), &json!({}))?;
-    Ok(data.get(FUNCTIONS.one).cloned().unwrap_or(data))
-}
-
-/// Attaches `function` to `integration` (a source or destination id) unless an instance of it
-/// is attached there already.
-fn attach_to(
-    client: &Client,
-    function: &Value,
-    integration: &str,
-    settings: &str,
-) -> anyhow::Result<()> {
-    let settings: Value =
-        serde_json::from_str(settings).context("--instance-settings is not valid JSON")?;
-    let id = cell_str(function, "id");
-    let attached = client
-        .list_all("/insert-function-instances", "insertFunctionInstances")?
-        .into_iter()
-        .any(|i| {
-            i.get("functionId").and_then(Value::as_str) == Some(id.as_str())
-                && i.get("integrationId").and_then(Value::as_str) == Some(integration)
-        });
-    if attached {
-        eprintln!("already attached to {integration}");
         return Ok(());
     }
-    client.post(
-        "/insert-function-instances",
-        &json!({"functionId": id, "integrationId": integration, "settings": settings}),
-    )?;
-    eprintln!("attached to {integration}");
+    if json {
+        println!("{function}");
+        return Ok(());
+    }
+    let lines = function
+        .as_object_mut()
+        .and_then(|f| f.remove("code"))
+        .and_then(|c| c.as_str().map(|c| c.lines().count()));
+    print_object(&function, false);
+    if let Some(lines) = lines {
+        println!("code: {lines} lines (`sluice functions get {id} --code` prints it)");
+    }
     Ok(())
 }
 
-enum Source {
-    Wasm(Vec<u8>),
-    JavaScript(String),
+/// Deletes every instance of function `id` on `from`.
+fn detach(client: &Client, id: &str, from: &str) -> anyhow::Result<()> {
+    let integration = resolve_integration(client, from)?;
+    let instances = client.list_all(
+        &format!("/insert-function-instances?functionId={id}&integrationId={integration}"),
+        "insertFunctionInstances",
+    )?;
+    if instances.is_empty() {
+        bail!("function {id} is not attached to {integration}");
+    }
+    for instance in &instances {
+        let instance = cell_str(instance, "id");
+        client.delete(&format!("/insert-function-instances/{instance}"))?;
+    }
+    println!("detached function {id} from {integration}");
+    Ok(())
 }
 
-/// Reads what to upload, building a crate directory first; also returns a default name.
-fn load_source(path: &Path) -> anyhow::Result<(Source, String)> {
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("function")
-        .to_string();
-    if path.is_dir() {
-        let (wasm, crate_name) = build_crate(path)?;
-        let bytes =
-            std::fs::read(&wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
-        return Ok((Source::Wasm(bytes), crate_name));
-    }
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("wasm") => Ok((
-            Source::Wasm(
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
-            ),
-            stem,
-        )),
-        Some("js") | Some("mjs") => Ok((
-            Source::JavaScript(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?,
-            ),
-            stem,
-        )),
-        _ => bail!(
-            "{} is not a .wasm, a .js or a crate directory",
-            path.display()
-        ),
-    }
-}
-
-/// Builds a function crate for wasm32-wasip2 and returns its component and package name.
-fn build_crate(dir: &Path) -> anyhow::Result<(PathBuf, String)> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let metadata = Command::new(&cargo)
-        .args(["metadata", "--no-deps", "--format-version", "1"])
-        .current_dir(dir)
-        .output()
-        .with_context(|| format!("cannot run {cargo} metadata in {}", dir.display()))?;
-    if !metadata.status.success() {
-        bail!(
-            "{} is not a Rust crate: {}",
-            dir.display(),
-            String::from_utf8_lossy(&metadata.stderr).trim()
+/// Restores `to` (default: the version saved before the deployed one) and deploys it.
+fn rollback(client: &Client, id: &str, to: Option<String>, json: bool) -> anyhow::Result<()> {
+    let versions = client.list_all(&format!("{}/{id}/versions", FUNCTIONS.path), "versions")?;
+    let to = match to {
+        Some(to) => to,
+        None => {
+            let deployed = versions
+                .iter()
+                .position(|v| v.get("isDeployed").and_then(Value::as_bool) == Some(true))
+                .context("the function has no deployed version to roll back from")?;
+            let Some(before) = deployed.checked_sub(1).and_then(|i| versions.get(i)) else {
+                bail!("the deployed version is the function's first: there is none before it");
+            };
+            cell_str(before, "id")
+        }
+    };
+    let data = client.post(
+        &format!("{}/{id}/versions?deploy=true", FUNCTIONS.path),
+        &json!({"versionId": to}),
+    )?;
+    let function = data.get(FUNCTIONS.one).cloned().unwrap_or(data);
+    if json {
+        println!("{function}");
+    } else {
+        println!(
+            "function {id} runs the code of version {to} again, deployed as version {}",
+            cell_str(&function, "deployedVersionId")
         );
     }
-    let metadata: Value =
-        serde_json::from_slice(&metadata.stdout).context("cargo metadata's output")?;
-    let package = metadata
-        .pointer("/packages/0/name")
-        .and_then(Value::as_str)
-        .context("no package in the crate")?;
-    let target_dir = metadata
-        .get("target_directory")
-        .and_then(Value::as_str)
-        .context("no target directory")?;
-    eprintln!("building {package} for wasm32-wasip2 ...");
-    let status = Command::new(&cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
-        .current_dir(dir)
-        .status()
-        .with_context(|| format!("cannot run {cargo} build"))?;
-    if !status.success() {
-        bail!("building {package} failed (see cargo's output above)");
-    }
-    let wasm = Path::new(target_dir)
-        .join("wasm32-wasip2/release")
-        .join(format!("{}.wasm", package.replace('-', "_")));
-    Ok((wasm, package.to_string()))
+    Ok(())
 }
 
 fn test(
@@ -304,8 +285,18 @@ fn test(
             results.extend(page.iter().cloned());
         }
     }
+    if json {
+        println!("{}", Value::Array(results));
+        return Ok(());
+    }
     for (index, result) in results.iter_mut().enumerate() {
         result["index"] = json!(index);
+        result["changed"] = json!(changes(result));
+        result["output"] = match (&result["event"], &result["events"]) {
+            (Value::Null, Value::Null) => Value::Null,
+            (Value::Null, many) => json!(many.to_string()),
+            (one, _) => json!(one.to_string()),
+        };
     }
     print_rows(
         &results,
@@ -314,10 +305,33 @@ fn test(
             ("outcome", "/outcome"),
             ("kind", "/error/kind"),
             ("message", "/error/message"),
+            ("changes", "/changed"),
+            ("output", "/output"),
             ("fuel", "/fuelUsed"),
             ("us", "/durationUs"),
         ],
-        json,
+        false,
     );
     Ok(())
+}
+
+/// A result's changes in short: `~properties.email`, `+context.x`, `-traits.phone`.
+fn changes(result: &Value) -> String {
+    result["changes"]
+        .as_array()
+        .map(|changes| {
+            changes
+                .iter()
+                .map(|c| {
+                    let sign = match c["op"].as_str() {
+                        Some("added") => "+",
+                        Some("removed") => "-",
+                        _ => "~",
+                    };
+                    format!("{sign}{}", c["path"].as_str().unwrap_or("?"))
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
 }

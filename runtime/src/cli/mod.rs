@@ -1,13 +1,18 @@
 //! The `sluice` command line: argument parsing and one module per command.
 
+mod cache;
 mod client;
 mod dead_letters;
+mod deploy;
+mod destinations;
 mod events;
 mod expect;
 mod functions;
 mod logging;
 mod logs;
 mod new;
+mod plans;
+mod resolve;
 mod resources;
 mod run;
 mod send;
@@ -55,7 +60,7 @@ pub enum Command {
     Destinations {
         /// What to do.
         #[command(subcommand)]
-        action: resources::DestinationsCmd,
+        action: destinations::DestinationsCmd,
         /// The server.
         #[command(flatten)]
         client: client::ClientArgs,
@@ -64,7 +69,7 @@ pub enum Command {
     TrackingPlans {
         /// What to do.
         #[command(subcommand)]
-        action: resources::TrackingPlansCmd,
+        action: plans::TrackingPlansCmd,
         /// The server.
         #[command(flatten)]
         client: client::ClientArgs,
@@ -125,8 +130,8 @@ pub struct NewArgs {
     /// Create the project here instead of `./<name>`.
     #[arg(long)]
     pub path: Option<PathBuf>,
-    /// The guest SDK to depend on (default: the one in the sluice tree this binary came from;
-    /// Rust only).
+    /// A local guest SDK to depend on (a sluice checkout's `guest-sdk`; Rust only). Without
+    /// it the project depends on `sluice-guest` by version, from a registry.
     #[arg(long)]
     pub sdk: Option<PathBuf>,
 }
@@ -191,10 +196,10 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             client_command(|| resources::sources(action, &client))
         }
         Command::Destinations { action, client } => {
-            client_command(|| resources::destinations(action, &client))
+            client_command(|| destinations::destinations(action, &client))
         }
         Command::TrackingPlans { action, client } => {
-            client_command(|| resources::tracking_plans(action, &client))
+            client_command(|| plans::tracking_plans(action, &client))
         }
         Command::Functions { action, client } => {
             client_command(|| functions::functions(action, &client))

@@ -45,15 +45,12 @@ pub(super) fn new(args: NewArgs) -> anyhow::Result<()> {
     if args.lang == "js" {
         return new_js(name, &dir);
     }
-    let sdk = match &args.sdk {
-        Some(path) => path.clone(),
-        None => default_sdk()?,
-    };
+    let sdk = sdk_dependency(args.sdk.as_deref())?;
     let fill = |template: &str| {
         template
             .replace("{{name}}", name)
             .replace("{{crate}}", &name.replace('-', "_"))
-            .replace("{{sdk}}", &sdk.display().to_string())
+            .replace("{{sdk}}", &sdk)
     };
     std::fs::create_dir_all(dir.join("src"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -62,6 +59,13 @@ pub(super) fn new(args: NewArgs) -> anyhow::Result<()> {
     write(&dir.join("events.jsonl"), EVENTS)?;
     write(&dir.join(".gitignore"), "/target\n")?;
     println!("Created {} (a Rust insert function). Next:", dir.display());
+    if args.sdk.is_none() {
+        println!(
+            "  (it depends on sluice-guest {} by version; to build against a sluice checkout \
+             instead, create it with --sdk <checkout>/guest-sdk)",
+            sdk_version()
+        );
+    }
     println!("  cd {}", dir.display());
     println!("  cargo test                                   # its own test, natively");
     println!("  cargo build --target wasm32-wasip2 --release # the component");
@@ -88,16 +92,45 @@ fn new_js(name: &str, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The guest SDK of the sluice source tree this binary was built from (the SDK is not on
-/// crates.io yet).
-fn default_sdk() -> anyhow::Result<PathBuf> {
-    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk");
-    sdk.canonicalize().with_context(|| {
+/// The guest SDK's version a new project asks for: this binary's, major and minor
+/// (`sluice-guest = "0.1"`).
+fn sdk_version() -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    let mut parts = version.split('.');
+    match (parts.next(), parts.next()) {
+        (Some(major), Some(minor)) => format!("{major}.{minor}"),
+        _ => version.to_string(),
+    }
+}
+
+/// The `sluice-guest` dependency of a new Rust project: by version (a registry's), or with
+/// `--sdk` a local copy too (a sluice checkout's `guest-sdk`, for working on sluice itself).
+/// No path into the tree this binary was built from is ever written: a project must not
+/// depend on where someone cloned sluice.
+fn sdk_dependency(sdk: Option<&Path>) -> anyhow::Result<String> {
+    let version = sdk_version();
+    let Some(sdk) = sdk else {
+        return Ok(format!("\"{version}\""));
+    };
+    let sdk = sdk.canonicalize().with_context(|| {
         format!(
-            "the guest SDK is not at {}; pass --sdk <path to sluice/guest-sdk>",
+            "--sdk {}: no such directory; give the path of a sluice checkout's guest-sdk",
             sdk.display()
         )
-    })
+    })?;
+    if !sdk.join("Cargo.toml").is_file() {
+        bail!(
+            "--sdk {}: no Cargo.toml there; give a sluice checkout's guest-sdk",
+            sdk.display()
+        );
+    }
+    // A TOML basic string: `\` and `"` escaped.
+    let path = sdk
+        .display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
+    Ok(format!("{{ version = \"{version}\", path = \"{path}\" }}"))
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {

@@ -1,12 +1,13 @@
-//! `sluice sources|destinations|tracking-plans|tokens ...`: the control plane's resources from
-//! the command line, one subcommand per API operation (a destination's dead letters are in
-//! `dead_letters`).
+//! `sluice sources|tokens ...` and what every resource command shares: a resource as the API
+//! names it ([`Kind`]), and listing, showing, creating, updating and deleting one. Destinations
+//! are in `destinations`, tracking plans in `plans`, functions in `functions`.
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::client::{Client, ClientArgs};
+use super::resolve::resolve;
 use super::table::{print_object, print_rows};
 
 /// A resource as the API names it.
@@ -17,14 +18,23 @@ pub(super) struct Kind {
     pub one: &'static str,
     /// The `data` field of a list.
     pub many: &'static str,
+    /// What a person calls one (`source`).
+    pub noun: &'static str,
+    /// The command that lists them (`sources`).
+    pub command: &'static str,
+    /// Fields (JSON pointers) by which a person may name one instead of its id.
+    pub names: &'static [&'static str],
     /// Table columns: header and JSON pointer.
     pub columns: &'static [(&'static str, &'static str)],
 }
 
-const SOURCES: Kind = Kind {
+pub(super) const SOURCES: Kind = Kind {
     path: "/sources",
     one: "source",
     many: "sources",
+    noun: "source",
+    command: "sources",
+    names: &["/slug", "/name"],
     columns: &[
         ("id", "/id"),
         ("slug", "/slug"),
@@ -34,33 +44,13 @@ const SOURCES: Kind = Kind {
         ("write keys", "/writeKeys"),
     ],
 };
-const DESTINATIONS: Kind = Kind {
-    path: "/destinations",
-    one: "destination",
-    many: "destinations",
-    columns: &[
-        ("id", "/id"),
-        ("name", "/name"),
-        ("type", "/metadata/id"),
-        ("source", "/sourceId"),
-        ("enabled", "/enabled"),
-    ],
-};
-const TRACKING_PLANS: Kind = Kind {
-    path: "/tracking-plans",
-    one: "trackingPlan",
-    many: "trackingPlans",
-    columns: &[
-        ("id", "/id"),
-        ("name", "/name"),
-        ("type", "/type"),
-        ("sources", "/sourceIds"),
-    ],
-};
 const TOKENS: Kind = Kind {
     path: "/tokens",
     one: "token",
     many: "tokens",
+    noun: "token",
+    command: "tokens",
+    names: &[],
     columns: &[
         ("id", "/id"),
         ("description", "/description"),
@@ -91,86 +81,33 @@ pub enum SourcesCmd {
     },
     /// Show one source.
     Get {
-        /// Source id.
+        /// Source id, slug or name.
+        id: String,
+    },
+    /// Change a source's slug or name.
+    Update {
+        /// Source id, slug or name.
+        id: String,
+        /// New slug.
+        #[arg(long)]
+        slug: Option<String>,
+        /// New display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Enable a source: it accepts events again.
+    Enable {
+        /// Source id, slug or name.
+        id: String,
+    },
+    /// Disable a source: its write keys are refused (403) until it is enabled.
+    Disable {
+        /// Source id, slug or name.
         id: String,
     },
     /// Delete a source with its destinations.
     Delete {
-        /// Source id.
-        id: String,
-    },
-}
-
-/// `sluice destinations ...`.
-#[derive(Debug, Subcommand)]
-pub enum DestinationsCmd {
-    /// List destinations, optionally of one source.
-    List {
-        /// Only this source's destinations.
-        #[arg(long)]
-        source: Option<String>,
-    },
-    /// Connect a destination to a source.
-    Create {
-        /// The source whose events it receives.
-        #[arg(long)]
-        source: String,
-        /// Destination type from the catalog: webhook, file.
-        #[arg(long = "type")]
-        kind: String,
-        /// Display name.
-        #[arg(long)]
-        name: Option<String>,
-        /// A setting, `key=value` (repeatable), e.g. `--setting url=https://hooks.example.com/x`.
-        #[arg(long = "setting", value_name = "KEY=VALUE")]
-        settings: Vec<String>,
-    },
-    /// Show one destination.
-    Get {
-        /// Destination id.
-        id: String,
-    },
-    /// Delete a destination.
-    Delete {
-        /// Destination id.
-        id: String,
-    },
-    /// List a destination's failed events (dead letters), oldest first, with their last error.
-    FailedEvents {
-        /// Destination id.
-        id: String,
-    },
-    /// Put a destination's failed events back on its delivery queue, with fresh retries.
-    Replay {
-        /// Destination id.
-        id: String,
-        /// Wait until every replayed event is delivered or failed again, showing progress.
-        #[arg(long)]
-        wait: bool,
-    },
-}
-
-/// `sluice tracking-plans ...`.
-#[derive(Debug, Subcommand)]
-pub enum TrackingPlansCmd {
-    /// List tracking plans.
-    List,
-    /// Create a tracking plan.
-    Create {
-        /// Display name.
-        name: String,
-        /// What it is for.
-        #[arg(long)]
-        description: Option<String>,
-    },
-    /// Show one tracking plan.
-    Get {
-        /// Plan id.
-        id: String,
-    },
-    /// Delete a tracking plan.
-    Delete {
-        /// Plan id.
+        /// Source id, slug or name.
         id: String,
     },
 }
@@ -201,8 +138,9 @@ pub enum TokensCmd {
 
 pub(super) fn sources(cmd: SourcesCmd, args: &ClientArgs) -> anyhow::Result<()> {
     let client = Client::new(args)?;
+    let json = args.json;
     match cmd {
-        SourcesCmd::List => list(&client, &SOURCES, "", args.json),
+        SourcesCmd::List => list(&client, &SOURCES, "", json),
         SourcesCmd::Create {
             slug,
             name,
@@ -211,63 +149,26 @@ pub(super) fn sources(cmd: SourcesCmd, args: &ClientArgs) -> anyhow::Result<()> 
         } => {
             let body =
                 json!({"slug": slug, "name": name, "metadataId": kind, "enabled": !disabled});
-            created(&client, &SOURCES, &body, args.json)
+            created(&client, &SOURCES, &body, json)
         }
-        SourcesCmd::Get { id } => get(&client, &SOURCES, &id, args.json),
-        SourcesCmd::Delete { id } => delete(&client, &SOURCES, &id),
-    }
-}
-
-pub(super) fn destinations(cmd: DestinationsCmd, args: &ClientArgs) -> anyhow::Result<()> {
-    let client = Client::new(args)?;
-    match cmd {
-        DestinationsCmd::List { source } => {
-            let query = source.map(|s| format!("?sourceId={s}")).unwrap_or_default();
-            list(&client, &DESTINATIONS, &query, args.json)
-        }
-        DestinationsCmd::Create {
-            source,
-            kind,
-            name,
-            settings,
-        } => {
-            let mut map = Map::new();
-            for setting in settings {
-                let Some((key, value)) = setting.split_once('=') else {
-                    bail!("--setting `{setting}` is not KEY=VALUE");
-                };
-                // JSON values (numbers, booleans, objects) are taken as JSON, anything else as text.
-                let value =
-                    serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.into()));
-                map.insert(key.to_string(), value);
+        SourcesCmd::Get { id } => get(&client, &SOURCES, &resolve(&client, &SOURCES, &id)?, json),
+        SourcesCmd::Update { id, slug, name } => {
+            if slug.is_none() && name.is_none() {
+                bail!("nothing to change: give --slug or --name");
             }
-            let body =
-                json!({"sourceId": source, "metadataId": kind, "name": name, "settings": map});
-            created(&client, &DESTINATIONS, &body, args.json)
+            let id = resolve(&client, &SOURCES, &id)?;
+            let body = json!({"slug": slug, "name": name});
+            updated(&client, &SOURCES, &id, &strip_nulls(body), json)
         }
-        DestinationsCmd::Get { id } => get(&client, &DESTINATIONS, &id, args.json),
-        DestinationsCmd::Delete { id } => delete(&client, &DESTINATIONS, &id),
-        DestinationsCmd::FailedEvents { id } => {
-            super::dead_letters::failed_events(&client, &id, args.json)
+        SourcesCmd::Enable { id } => {
+            let id = resolve(&client, &SOURCES, &id)?;
+            updated(&client, &SOURCES, &id, &json!({"enabled": true}), json)
         }
-        DestinationsCmd::Replay { id, wait } => {
-            super::dead_letters::replay(&client, &id, wait, args.json)
+        SourcesCmd::Disable { id } => {
+            let id = resolve(&client, &SOURCES, &id)?;
+            updated(&client, &SOURCES, &id, &json!({"enabled": false}), json)
         }
-    }
-}
-
-pub(super) fn tracking_plans(cmd: TrackingPlansCmd, args: &ClientArgs) -> anyhow::Result<()> {
-    let client = Client::new(args)?;
-    match cmd {
-        TrackingPlansCmd::List => list(&client, &TRACKING_PLANS, "", args.json),
-        TrackingPlansCmd::Create { name, description } => created(
-            &client,
-            &TRACKING_PLANS,
-            &json!({"name": name, "description": description}),
-            args.json,
-        ),
-        TrackingPlansCmd::Get { id } => get(&client, &TRACKING_PLANS, &id, args.json),
-        TrackingPlansCmd::Delete { id } => delete(&client, &TRACKING_PLANS, &id),
+        SourcesCmd::Delete { id } => delete(&client, &SOURCES, &resolve(&client, &SOURCES, &id)?),
     }
 }
 
@@ -314,24 +215,58 @@ pub(super) fn get(client: &Client, kind: &Kind, id: &str, json: bool) -> anyhow:
     Ok(())
 }
 
-fn created(client: &Client, kind: &Kind, body: &Value, json: bool) -> anyhow::Result<()> {
+pub(super) fn created(
+    client: &Client,
+    kind: &Kind,
+    body: &Value,
+    json: bool,
+) -> anyhow::Result<()> {
     let data = client.post(kind.path, body)?;
     let item = data
         .get(kind.one)
         .cloned()
         .context("the server's answer has no item")?;
-    if json {
-        println!("{item}");
-    } else {
-        print_rows(std::slice::from_ref(&item), kind.columns, false);
-    }
+    print_item(kind, &item, json);
     Ok(())
 }
 
-fn delete(client: &Client, kind: &Kind, id: &str) -> anyhow::Result<()> {
-    client.delete(&format!("{}/{id}", kind.path))?;
-    println!("deleted {id}");
+/// `PATCH` of one item; prints it as changed.
+pub(super) fn updated(
+    client: &Client,
+    kind: &Kind,
+    id: &str,
+    body: &Value,
+    json: bool,
+) -> anyhow::Result<()> {
+    let data = client.patch(&format!("{}/{id}", kind.path), body)?;
+    let item = data
+        .get(kind.one)
+        .cloned()
+        .context("the server's answer has no item")?;
+    print_item(kind, &item, json);
     Ok(())
+}
+
+fn print_item(kind: &Kind, item: &Value, json: bool) {
+    if json {
+        println!("{item}");
+    } else {
+        print_rows(std::slice::from_ref(item), kind.columns, false);
+    }
+}
+
+pub(super) fn delete(client: &Client, kind: &Kind, id: &str) -> anyhow::Result<()> {
+    client.delete(&format!("{}/{id}", kind.path))?;
+    println!("deleted {} {id}", kind.noun);
+    Ok(())
+}
+
+/// `value` without its `null` fields (options not given stay unchanged on a PATCH).
+pub(super) fn strip_nulls(mut value: Value) -> Value {
+    if let Some(map) = value.as_object_mut() {
+        map.retain(|_, v| !v.is_null());
+    }
+    value
 }
 
 pub(super) fn cell_str(value: &Value, field: &str) -> String {

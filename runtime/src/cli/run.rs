@@ -12,8 +12,8 @@ use anyhow::{Context as _, bail};
 use super::RunArgs;
 use super::expect;
 use crate::engine::{
-    Engine, EngineConfig, Function, Invocation, InvokeError, Isolation, JsEngine, Limits, Outcome,
-    digest_hex,
+    Engine, EngineConfig, Function, Invocation, InvokeError, Isolation, JsCodeError, JsEngine,
+    Limits, Outcome, digest_hex,
 };
 
 pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -132,7 +132,9 @@ fn load(name: &str) -> anyhow::Result<Function> {
     if javascript {
         let code = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let js = JsEngine::builtin(Arc::clone(&engine))?;
+        let wasm = JsEngine::builtin_wasm().ok_or(JsCodeError::Unavailable)?;
+        let component = super::cache::component(&engine, wasm)?;
+        let js = JsEngine::from_component(Arc::clone(&engine), digest_hex(wasm), &component)?;
         let function = js
             .function(&code)
             .with_context(|| format!("{} was refused", path.display()))?;
@@ -141,9 +143,14 @@ fn load(name: &str) -> anyhow::Result<Function> {
     }
     let path = resolve_component(name)?;
     let wasm = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let (_, pre) = engine
-        .compile(&wasm)
-        .with_context(|| format!("{} was refused", path.display()))?;
+    let refused = || format!("{} was refused", path.display());
+    let component_header = wasm.len() >= 8 && wasm.starts_with(b"\0asm") && wasm[6..8] != [0, 0];
+    if !component_header {
+        // The full upload checks name what it is instead (a core module, not WebAssembly).
+        engine.compile(&wasm).with_context(refused)?;
+    }
+    let component = super::cache::component(&engine, &wasm).with_context(refused)?;
+    let pre = engine.link(&component).with_context(refused)?;
     eprintln!("compiled {} in {:?}", path.display(), started.elapsed());
     Ok(Function::new(Arc::clone(&engine), digest_hex(&wasm), pre))
 }
@@ -236,18 +243,30 @@ fn resolve_component(name: &str) -> anyhow::Result<PathBuf> {
     if path.is_file() {
         return Ok(path.to_path_buf());
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"));
     let file = format!("{}.wasm", name.replace('-', "_"));
-    let candidate = target.join("wasm32-wasip2").join("wasm").join(&file);
-    if candidate.is_file() {
-        return Ok(candidate);
+    // The examples are built into the target directory this binary sits in
+    // (`<target>/debug/sluice` next to `<target>/wasm32-wasip2/wasm/`), wherever it is run
+    // from; then `$CARGO_TARGET_DIR`, then `./target`.
+    let beside_binary = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(Path::to_path_buf));
+    let targets = beside_binary.into_iter().chain(
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain([PathBuf::from("target")]),
+    );
+    let candidates: Vec<PathBuf> = targets
+        .map(|t| t.join("wasm32-wasip2").join("wasm").join(&file))
+        .collect();
+    if let Some(found) = candidates.iter().find(|c| c.is_file()) {
+        return Ok(found.clone());
     }
+    let looked: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
     bail!(
         "no component at `{name}`, and no example build at {}; build it with \
          `cargo build -p {name} --target wasm32-wasip2 --profile wasm` (or run scripts/build-components)",
-        candidate.display()
+        looked.join(" or ")
     )
 }
 

@@ -12,7 +12,8 @@ use anyhow::{Context as _, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
-use super::client::server_error;
+use super::client::{base_url, envelope, server_error};
+use crate::dataplane::ingest::DUPLICATES_HEADER;
 use crate::dataplane::ingest::normalize::{MAX_BATCH_EVENTS, MAX_REQUEST_BYTES};
 
 /// Arguments of `sluice send`.
@@ -29,6 +30,11 @@ pub struct SendArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Give every event a new `messageId`, so that events sent before (within the server's
+    /// deduplication window, 24 h by default) are ingested again instead of dropped as
+    /// duplicates.
+    #[arg(long)]
+    pub new_ids: bool,
 }
 
 /// `{"batch":[]}`: what a request adds around its events.
@@ -91,6 +97,9 @@ impl Batch {
 #[derive(Debug, Default, serde::Serialize)]
 struct Summary {
     sent: usize,
+    /// Events the server already had (same `messageId` within its deduplication window),
+    /// dropped rather than ingested again; counted from its `X-Sluice-Duplicates` header.
+    duplicates: usize,
     requests: usize,
     waited_for_429: usize,
     refused: Vec<Refused>,
@@ -136,7 +145,7 @@ fn send_lines(
         if raw.trim().is_empty() {
             continue;
         }
-        let line = match prepare(&raw) {
+        let line = match prepare(&raw, args.new_ids) {
             Ok(text) => Line { number, text },
             Err(message) => {
                 summary.refused.push(Refused {
@@ -163,8 +172,9 @@ fn send_lines(
     sender.send(batch, summary, progress)
 }
 
-/// The line as the event to send: a JSON object, given a `messageId` if it has none.
-fn prepare(raw: &str) -> Result<String, String> {
+/// The line as the event to send: a JSON object, given a `messageId` if it has none (or a
+/// new one in any case with `new_ids`).
+fn prepare(raw: &str, new_ids: bool) -> Result<String, String> {
     let mut event: Value =
         serde_json::from_str(raw).map_err(|e| format!("not a JSON object: {e}"))?;
     let Some(object) = event.as_object_mut() else {
@@ -172,7 +182,7 @@ fn prepare(raw: &str) -> Result<String, String> {
     };
     // Segment's libraries do the same: a resent request (after a timeout, say) is then
     // recognised by the server's deduplication instead of ingested twice.
-    if !object.contains_key("messageId") {
+    if new_ids || !object.contains_key("messageId") {
         object.insert(
             "messageId".into(),
             Value::String(uuid::Uuid::now_v7().to_string()),
@@ -204,16 +214,26 @@ fn report(summary: &Summary, elapsed: Duration, json: bool) {
         eprintln!("line {}: {}", refused.line, refused.message);
     }
     println!(
-        "sent {} events in {} requests in {:.1?}; {} refused{}",
+        "sent {} events in {} requests in {:.1?}; {} new, {} duplicates, {} refused{}",
         summary.sent,
         summary.requests,
         elapsed,
+        summary.sent - summary.duplicates,
+        summary.duplicates,
         summary.refused.len(),
         match summary.waited_for_429 {
             0 => String::new(),
             n => format!("; waited {n} times for a busy source (429)"),
         }
     );
+    if summary.duplicates > 0 {
+        eprintln!(
+            "note: {} events were dropped as duplicates: the source already received their \
+             messageId (within its deduplication window); send with --new-ids to ingest them \
+             again",
+            summary.duplicates
+        );
+    }
 }
 
 /// Posts batches to `/v1/batch`.
@@ -226,7 +246,8 @@ struct Sender {
 
 /// How the server answered one request.
 enum Answer {
-    Accepted,
+    /// 200, with how many of the events were duplicates.
+    Accepted(usize),
     /// 429: wait this long and send it again.
     Busy(Duration),
     /// 400 naming one event of the batch.
@@ -240,7 +261,7 @@ enum Answer {
 impl Sender {
     fn new(args: &SendArgs) -> anyhow::Result<Sender> {
         Ok(Sender {
-            url: format!("{}/v1/batch", args.url.trim_end_matches('/')),
+            url: format!("{}/v1/batch", base_url(&args.url)?),
             write_key: args.write_key.clone(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
@@ -264,8 +285,9 @@ impl Sender {
         while !batch.lines.is_empty() {
             summary.requests += 1;
             match self.post(batch.body())? {
-                Answer::Accepted => {
+                Answer::Accepted(duplicates) => {
                     summary.sent += batch.lines.len();
+                    summary.duplicates += duplicates;
                     progress.set_message(format!("{} sent", summary.sent));
                     return Ok(());
                 }
@@ -324,10 +346,16 @@ impl Sender {
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
+            let duplicates = response
+                .headers()
+                .get(DUPLICATES_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
             let bytes = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, retry_after, bytes))
+            Ok::<_, reqwest::Error>((status, retry_after, duplicates, bytes))
         });
-        let (status, retry_after, bytes) = match result {
+        let (status, retry_after, duplicates, bytes) = match result {
             Ok(answer) => answer,
             Err(e) if e.is_connect() => {
                 return Ok(Answer::Failed(format!(
@@ -339,7 +367,7 @@ impl Sender {
         };
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Ok(match status.as_u16() {
-            200..=299 => Answer::Accepted,
+            200..=299 => Answer::Accepted(duplicates),
             429 => Answer::Busy(Duration::from_secs(retry_after.unwrap_or(1)).min(MAX_WAIT)),
             400 | 413 => {
                 let message = body["errors"][0]["message"]
@@ -365,6 +393,11 @@ impl Sender {
                 }
             }
             500..=599 => Answer::Failed(server_error(status.as_u16(), &body)),
+            401 => bail!(
+                "{} (pass the source's write key with --write-key or SLUICE_WRITE_KEY; \
+                 `sluice sources get <source>` shows it)",
+                envelope(401, &body)
+            ),
             // A wrong write key or a disabled source: nothing else will get through either.
             _ => return Err(anyhow!("{}", server_error(status.as_u16(), &body))),
         })
@@ -431,11 +464,18 @@ mod tests {
 
     #[test]
     fn events_get_a_message_id_unless_they_have_one() {
-        let given = prepare(r#"{"type":"track","messageId":"m-1"}"#).unwrap();
+        let given = prepare(r#"{"type":"track","messageId":"m-1"}"#, false).unwrap();
         assert!(given.contains(r#""messageId":"m-1""#));
-        let made: Value = serde_json::from_str(&prepare(r#"{"type":"track"}"#).unwrap()).unwrap();
+        let renewed = prepare(r#"{"type":"track","messageId":"m-1"}"#, true).unwrap();
+        assert!(!renewed.contains(r#""messageId":"m-1""#), "{renewed}");
+        let made: Value =
+            serde_json::from_str(&prepare(r#"{"type":"track"}"#, false).unwrap()).unwrap();
         assert!(made["messageId"].as_str().is_some_and(|id| id.len() == 36));
-        assert!(prepare("[1]").is_err());
-        assert!(prepare("{").unwrap_err().starts_with("not a JSON object"));
+        assert!(prepare("[1]", false).is_err());
+        assert!(
+            prepare("{", false)
+                .unwrap_err()
+                .starts_with("not a JSON object")
+        );
     }
 }

@@ -353,6 +353,23 @@ impl Parked {
         Ok(())
     }
 
+    /// The retries parked for `destination_id`, with their keys. Reads every parked retry:
+    /// for the rare question "what is queued for this destination" (before deleting it).
+    ///
+    /// # Errors
+    /// A storage failure or an unreadable record.
+    pub fn retries_of(&self, destination_id: &str) -> Result<Vec<(u64, Retry)>, ParkedError> {
+        let mut found = Vec::new();
+        for item in self.retries.iter() {
+            let (k, v) = item?;
+            let retry: Retry = serde_json::from_slice(&v)?;
+            if retry.destination_id == destination_id {
+                found.push((key_seq(&k), retry));
+            }
+        }
+        Ok(found)
+    }
+
     /// Writes a dead letter for `delivery` (after `attempts`), removing retry `seq` if it came
     /// from one, atomically and durably.
     ///

@@ -119,20 +119,64 @@ impl Webhook {
                     .map(str::to_string);
                 match classify_status(status, retry_after.as_deref()) {
                     Verdict::Success => Attempt::success(),
-                    verdict => Attempt::failed(verdict, format!("the webhook answered {status}")),
+                    verdict => {
+                        let said = body_start(response).await;
+                        Attempt::failed(verdict, format!("the webhook answered {status}{said}"))
+                    }
                 }
             }
             // A request that cannot even be built (a bad URL or header) will never work.
-            Err(e) if e.is_builder() => {
-                Attempt::failed(Verdict::GiveUp, format!("invalid request: {e}"))
-            }
+            Err(e) if e.is_builder() => Attempt::failed(
+                Verdict::GiveUp,
+                format!("invalid request to {url}: {}", causes(&e)),
+            ),
             // Connection refused, reset, timeout: all worth another try.
             Err(e) => Attempt::failed(
                 Verdict::Retry { after: None },
-                format!("request failed: {e}"),
+                format!("POST {url} failed: {}", causes(&e)),
             ),
         }
     }
+}
+
+/// The most of a refusing receiver's body kept with the failure.
+const BODY_KEPT: usize = 512;
+
+/// `: <the start of the body>` of a refusing answer (what the receiver said went wrong), read
+/// up to [`BODY_KEPT`] bytes; empty when it sent none.
+async fn body_start(mut response: reqwest::Response) -> String {
+    let mut kept = Vec::new();
+    while kept.len() < BODY_KEPT {
+        match response.chunk().await {
+            Ok(Some(piece)) => kept.extend_from_slice(&piece),
+            _ => break,
+        }
+    }
+    let cut = kept.len() > BODY_KEPT;
+    kept.truncate(BODY_KEPT);
+    let text = String::from_utf8_lossy(&kept);
+    let text = text.trim();
+    match (text.is_empty(), cut) {
+        (true, _) => String::new(),
+        (false, false) => format!(": {text}"),
+        (false, true) => format!(": {text}..."),
+    }
+}
+
+/// The error with each of its causes (`connection refused` is a cause's cause of reqwest's
+/// "error sending request").
+fn causes(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl Sink for Webhook {

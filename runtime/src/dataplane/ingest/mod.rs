@@ -18,9 +18,10 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::Uri;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{any, post};
 use base64::Engine as _;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -118,9 +119,38 @@ fn invalid(message: impl Into<String>, field: Option<String>) -> IngestError {
     }
 }
 
+/// The tracking API's paths, each taking `POST`.
+pub const TRACKING_PATHS: [&str; 7] = [
+    "/v1/track",
+    "/v1/identify",
+    "/v1/page",
+    "/v1/screen",
+    "/v1/group",
+    "/v1/alias",
+    "/v1/batch",
+];
+
+/// The 404 of a path under `/v1/` that is no tracking path (a typo such as `/v1/trak`),
+/// listing the ones there are. Answered before any authentication: a wrong path is the
+/// problem to report, not a missing token.
+pub async fn unknown_path(uri: Uri) -> Response {
+    let message = format!(
+        "no tracking path {}; the tracking API takes POST on {}",
+        uri.path(),
+        TRACKING_PATHS.join(", ")
+    );
+    let error = json!({"type": "not-found", "message": message});
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"success": false, "errors": [error]})),
+    )
+        .into_response()
+}
+
 /// The ingestion routes (no bearer token: they authenticate by write key).
 pub fn router() -> Router<Arc<DataPlane>> {
     Router::new()
+        .route("/v1/{*rest}", any(unknown_path))
         .route("/v1/track", post(track))
         .route("/v1/identify", post(identify))
         .route("/v1/page", post(page))
@@ -156,9 +186,20 @@ async fn batch(s: State<Arc<DataPlane>>, h: HeaderMap, b: Body) -> Response {
     answer(accept(&s, &h, b, None).await)
 }
 
-fn answer(result: Result<(), IngestError>) -> Response {
+/// The header telling how many of a request's events were duplicates (a `messageId` this
+/// source sent within the deduplication window), dropped rather than ingested again. Segment's
+/// clients ignore unknown headers; `sluice send` sums it into its summary.
+pub const DUPLICATES_HEADER: &str = "x-sluice-duplicates";
+
+fn answer(result: Result<usize, IngestError>) -> Response {
     match result {
-        Ok(()) => axum::Json(json!({"success": true})).into_response(),
+        Ok(duplicates) => {
+            let mut response = axum::Json(json!({"success": true})).into_response();
+            response
+                .headers_mut()
+                .insert(DUPLICATES_HEADER, HeaderValue::from(duplicates));
+            response
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -184,13 +225,14 @@ fn write_key(headers: &HeaderMap, body: &Members<'_>) -> Option<String> {
     })
 }
 
-/// Authenticates, validates, stores durably; `kind` is `None` for `/v1/batch`.
+/// Authenticates, validates, stores durably; `kind` is `None` for `/v1/batch`. Returns how
+/// many events were duplicates (dropped, not stored).
 async fn accept(
     plane: &Arc<DataPlane>,
     headers: &HeaderMap,
     body: Body,
     kind: Option<EventType>,
-) -> Result<(), IngestError> {
+) -> Result<usize, IngestError> {
     let body = body.map_err(|e| match e {
         BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => invalid(
             format!("the request is over the limit of {MAX_REQUEST_BYTES} bytes"),
@@ -208,9 +250,11 @@ async fn accept(
             retry_after: plane.config.retry_after_secs,
         });
     }
+    let received = events.len();
     let fresh = first_seen(plane, &source.id, events).await?;
+    let duplicates = received - fresh.len();
     if fresh.is_empty() {
-        return Ok(());
+        return Ok(duplicates);
     }
     pace(plane).await;
     plane.observe.ingested(&source.id, &fresh);
@@ -226,7 +270,7 @@ async fn accept(
         tracing::error!(error = %e, "cannot append to the ingest log");
         return Err(IngestError::Internal);
     }
-    Ok(())
+    Ok(duplicates)
 }
 
 /// Waits, up to [`PIPELINE_WAIT`], while the pipeline is more than `pipeline_lead` requests
