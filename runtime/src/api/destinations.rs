@@ -16,7 +16,7 @@ use super::resource::{Created, Reply, catalog_entry, check_name};
 use super::store::Kind;
 use super::{AppState, Data, created, new_id, now, ok};
 use crate::dataplane::deliver::{bury, trace};
-use crate::dataplane::observe::Count;
+use crate::dataplane::observe::{Count, Status};
 
 pub use crate::workspace::Destination;
 
@@ -276,7 +276,8 @@ pub async fn delete(
     for (seq, retry) in &queued {
         let delivery = retry.delivery();
         // The debugger's `deliver: failed` stage and `sluice_events_failed_total`.
-        trace(&plane, &delivery, retry.attempts, "failed", Some(reason));
+        let one = std::slice::from_ref(&delivery);
+        trace(&plane, one, retry.attempts, Status::Failed, Some(reason));
         bury(&plane, Some(*seq), &delivery, retry.attempts, reason)
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?;
