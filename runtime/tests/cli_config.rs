@@ -105,7 +105,7 @@ fn print_config_shows_flags_over_environment_over_file_over_defaults() {
         stdout.contains("events_per_source = 7  # from sluice.toml"),
         "{stdout}"
     );
-    assert!(stdout.contains("rate_limit = 600  # default"), "{stdout}");
+    assert!(stdout.contains("rate_limit = 6000  # default"), "{stdout}");
 }
 
 #[test]

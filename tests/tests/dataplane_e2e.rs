@@ -324,6 +324,22 @@ async fn events_are_enforced_redacted_routed_and_delivered_once() {
             "deliver:delivered"
         ]
     );
+    // The function's stage lists what it changed, field by field.
+    let m1 = events.iter().find(|e| e["messageId"] == "m-1").unwrap();
+    let function = m1["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "function")
+        .unwrap();
+    let changes = function["detail"]["result"]["changes"].as_array().unwrap();
+    assert!(
+        changes.iter().any(|c| c["path"] == "properties.email"
+            && c["op"] == "changed"
+            && c["after"] == "[EMAIL]"
+            && c["before"].as_str().unwrap().contains("jane.doe")),
+        "{function}"
+    );
     let r = server
         .get(&format!("/destinations/{dest}/delivery-metrics"))
         .await;

@@ -19,7 +19,7 @@ pub struct Missing(pub String);
 
 /// Every audit event type sluice records (Segment's names). A test scans the sources for
 /// `audit("...")` calls so that a new type cannot be left out.
-pub const AUDIT_EVENT_TYPES: [&str; 34] = [
+pub const AUDIT_EVENT_TYPES: [&str; 35] = [
     "Access Token Created",
     "Access Token Deleted",
     "Function Created",
@@ -33,6 +33,7 @@ pub const AUDIT_EVENT_TYPES: [&str; 34] = [
     "Integration Deleted",
     "Integration Modified",
     "Invite Deleted",
+    "Selective Sync Updated",
     "Source Connected to Tracking Plan",
     "Source Created",
     "Source Deleted",
