@@ -26,6 +26,14 @@ impl<'a> Members<'a> {
         self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 
+    /// About how many bytes the members take as JSON (keys, values and separators).
+    pub fn len_bytes(&self) -> usize {
+        self.0
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .sum()
+    }
+
     /// The members in order, each with whether a later member has the same key (and so
     /// replaces it).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &'a RawValue, bool)> + '_ {

@@ -96,7 +96,7 @@ pub fn normalize(
     }
     let message_id = message_id(event)?;
     let times = Times::of(event, received_at)?;
-    let mut out = Writer::with_capacity(event_len(event) + 160);
+    let mut out = Writer::with_capacity(event.len_bytes() + 160);
     for (key, raw, replaced) in event.iter() {
         let own = WRITTEN.contains(&key)
             || (key == "messageId" && message_id.generated)
@@ -232,14 +232,6 @@ fn merged(own: Option<&RawValue>, shared: &Map<String, Value>) -> Map<String, Va
         own.entry(k.clone()).or_insert_with(|| v.clone());
     }
     own
-}
-
-/// About how many bytes the event's members take (to size the output once).
-fn event_len(event: &Members<'_>) -> usize {
-    event
-        .iter()
-        .map(|(k, raw, _)| k.len() + raw.get().len() + 4)
-        .sum()
 }
 
 /// Writes a JSON object member by member.
