@@ -150,12 +150,15 @@ impl Default for DeliverySettings {
 pub struct FunctionSettings {
     /// Attempts of an invocation that failed with `retry-error` or a retryable engine error.
     pub attempts: u32,
+    /// The nice value (0-19) of the threads the pipeline runs functions on.
+    pub nice: i32,
 }
 
 impl Default for FunctionSettings {
     fn default() -> FunctionSettings {
         FunctionSettings {
             attempts: DataPlaneConfig::default().function_attempts,
+            nice: DataPlaneConfig::default().pipeline_nice,
         }
     }
 }
@@ -218,6 +221,7 @@ impl Settings {
                 dedup_window: Duration::from_secs(i.dedup_window_secs),
                 queue_bound: i.queue_bound,
                 pipeline_lead: i.pipeline_lead,
+                pipeline_nice: self.functions.nice,
                 retry_after_secs: i.retry_after_secs,
                 backoff_base: Duration::from_millis(d.retry_backoff_ms),
                 backoff_max: Duration::from_millis(d.retry_backoff_max_ms),
@@ -454,6 +458,13 @@ pub const KEYS: &[Key] = &[
         "function-attempts",
         Integer,
         "Attempts of an insert function that failed with `retry-error` or a retryable engine error",
+    ),
+    key(
+        "functions.nice",
+        "SLUICE_FUNCTION_NICE",
+        "function-nice",
+        Integer,
+        "Nice value (0-19) of the pipeline's threads, so acknowledging requests comes first",
     ),
     key(
         "engine.pooling",
@@ -773,6 +784,14 @@ fn validate(loaded: &Loaded) -> Result<(), ConfigError> {
                 message: "must be at least 1".into(),
             });
         }
+    }
+    if !(0..=19).contains(&s.functions.nice) {
+        let key = "functions.nice";
+        return Err(ConfigError::Value {
+            key: key.into(),
+            origin: loaded.origin_text(key),
+            message: "must be a nice value from 0 (normal priority) to 19 (lowest)".into(),
+        });
     }
     if s.delivery.retry_backoff_max_ms < s.delivery.retry_backoff_ms {
         let key = "delivery.retry_backoff_max_ms";

@@ -7,7 +7,9 @@
 //! Run: `scripts/build-components && cargo bench -p sluice-tests --bench dataplane`
 //! (`SLUICE_BENCH_EVENTS`, default 50,000, sets how many events the throughput run sends;
 //! `SLUICE_BENCH_WEBHOOK_BATCH`, default 100, the webhook's `batchSize`: 1 sends a request per
-//! event; `SLUICE_BENCH_RECOVERY_EVENTS`, default 1,000,000, the events in the log at restart).
+//! event; `SLUICE_BENCH_RECOVERY_EVENTS`, default 1,000,000, the events in the log at restart;
+//! `SLUICE_BENCH_PIPELINE_LEAD` and `SLUICE_BENCH_PIPELINE_NICE` override the server's
+//! `pipeline_lead` (default 48) and `pipeline_nice` (default 10)).
 
 #[path = "../tests/api_support/mod.rs"]
 mod api_support;
@@ -163,10 +165,21 @@ async fn main() {
 
     // sluice: a source with the pii-filter attached and a webhook to a counting receiver.
     let dir = tempfile::tempdir().expect("temp dir");
+    let defaults = DataPlaneConfig::default();
+    let pipeline_lead = std::env::var("SLUICE_BENCH_PIPELINE_LEAD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(defaults.pipeline_lead);
+    let pipeline_nice = std::env::var("SLUICE_BENCH_PIPELINE_NICE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(defaults.pipeline_nice);
     let config = Config {
         data_plane: DataPlaneConfig {
             queue_bound: 10_000_000,
-            ..DataPlaneConfig::default()
+            pipeline_lead,
+            pipeline_nice,
+            ..defaults
         },
         ..Config::default()
     };
@@ -174,9 +187,11 @@ async fn main() {
     let (hook_url, delivered) = counter().await;
     let (ingest, auth) = pipeline(&server, &hook_url, webhook_batch).await;
 
-    // Throughput: as fast as the clients can go, until the receiver has every event.
+    // Throughput: as fast as the clients can go, until the receiver has every event. The
+    // bodies are made before the clock starts, as `send` does for its own timing.
+    let bodies = batches(&events, total, "max");
     let started = Instant::now();
-    let (mut acks, ack_time) = send(&ingest, &auth, batches(&events, total, "max"), None).await;
+    let (mut acks, ack_time) = send(&ingest, &auth, bodies, None).await;
     let delivered_by_last_ack = delivered.load(Ordering::Relaxed) as usize;
     while (delivered.load(Ordering::Relaxed) as usize) < total {
         assert!(
@@ -205,7 +220,7 @@ async fn main() {
 
     let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
     println!(
-        "{total} events in batches of {BATCH} from {CLIENTS} concurrent clients, webhook batchSize {webhook_batch}\n"
+        "{total} events in batches of {BATCH} from {CLIENTS} concurrent clients, webhook batchSize {webhook_batch}, pipeline_lead {pipeline_lead}, pipeline_nice {pipeline_nice}\n"
     );
     println!("| measure | result | target |");
     println!("|---|---:|---|");

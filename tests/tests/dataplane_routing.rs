@@ -197,15 +197,16 @@ async fn router_picks_destinations_logs_and_the_debugger_streams_live() {
             .any(|l| l["message"].as_str().unwrap().contains("to B") && l["messageId"] == "routed"),
         "{logs:?}"
     );
-    let r = server
-        .get(&format!("/destinations/{a}/delivery-metrics?minutes=5"))
-        .await;
-    assert_eq!(r.data()["counts"]["filtered"], 1, "{}", r.body);
-    assert_eq!(r.data()["counts"]["delivered"], 1, "{}", r.body);
-    let r = server
-        .get(&format!("/destinations/{b}/delivery-metrics"))
-        .await;
-    assert_eq!(r.data()["counts"]["delivered"], 2, "{}", r.body);
+    let at_a = settled_counts(
+        &server,
+        &format!("/destinations/{a}/delivery-metrics?minutes=5"),
+        1,
+    )
+    .await;
+    assert_eq!(at_a["filtered"], 1, "{at_a}");
+    assert_eq!(at_a["delivered"], 1, "{at_a}");
+    let at_b = settled_counts(&server, &format!("/destinations/{b}/delivery-metrics"), 2).await;
+    assert_eq!(at_b["delivered"], 2, "{at_b}");
 
     // The live stream saw both events through to delivery.
     let mut text = String::new();
@@ -228,4 +229,18 @@ async fn router_picks_destinations_logs_and_the_debugger_streams_live() {
     let r = server.get("/events").await;
     assert!(r.status.is_client_error(), "{}", r.body);
     server.stop().await;
+}
+
+/// A destination's delivery counts once `delivered` reaches `expected` (or after 10 s): a
+/// delivery is counted when sluice has the receiver's answer, which can be just after the
+/// receiver recorded the event.
+async fn settled_counts(server: &Server, path: &str, expected: u64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let counts = server.get(path).await.data()["counts"].clone();
+        if counts["delivered"] == expected || tokio::time::Instant::now() > deadline {
+            return counts;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

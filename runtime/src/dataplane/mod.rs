@@ -38,6 +38,7 @@ use observe::Observe;
 use parked::{Parked, ParkedError};
 use pipeline::enforce::Validators;
 use pipeline::wiring::Wirings;
+use pipeline::workers::Workers;
 use warehouse::Warehouses;
 
 /// Milliseconds since the Unix epoch.
@@ -68,6 +69,9 @@ pub enum OpenError {
     /// sled failed.
     #[error("data plane storage: {0}")]
     Storage(#[from] sled::Error),
+    /// The pipeline's threads could not start.
+    #[error("cannot start the pipeline's threads: {0}")]
+    Threads(#[from] std::io::Error),
     /// The HTTP client for webhooks could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
@@ -84,6 +88,10 @@ pub struct DataPlaneConfig {
     /// Requests (ingest log records) the pipeline may be behind before a new request waits
     /// for it, up to [`PIPELINE_WAIT`]; 0 never waits. Default 48 (three of its chunks).
     pub pipeline_lead: u64,
+    /// The nice value of the threads functions run on (`pipeline::workers`), so that
+    /// acknowledging a request comes before the pipeline's work; 0 runs them as normal
+    /// threads. Default 10.
+    pub pipeline_nice: i32,
     /// The `Retry-After` sent with that 429, in seconds. Default 1.
     pub retry_after_secs: u64,
     /// First retry delay of a failed delivery; it doubles per attempt. Default 1 s.
@@ -114,6 +122,7 @@ impl Default for DataPlaneConfig {
             dedup_window: Duration::from_secs(24 * 3600),
             queue_bound: 100_000,
             pipeline_lead: 48,
+            pipeline_nice: pipeline::workers::NICE,
             retry_after_secs: 1,
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(600),
@@ -166,6 +175,8 @@ pub struct DataPlane {
     pub closing: watch::Sender<bool>,
     /// The warehouses' staging logs, sync loops and reports.
     pub warehouses: Warehouses,
+    /// The low-priority threads the pipeline runs functions on.
+    pub workers: Workers,
 }
 
 impl DataPlane {
@@ -194,6 +205,7 @@ impl DataPlane {
         let http = reqwest::Client::builder()
             .timeout(config.webhook_timeout)
             .build()?;
+        let workers = Workers::start(pipeline::IN_FLIGHT, config.pipeline_nice)?;
         Ok(DataPlane {
             store,
             components,
@@ -213,6 +225,7 @@ impl DataPlane {
             data_dir: data_dir.to_path_buf(),
             closing: watch::channel(false).0,
             warehouses: Warehouses::open(db, data_dir)?,
+            workers,
         })
     }
 }

@@ -36,9 +36,10 @@ async fn retry_one(plane: &Arc<DataPlane>, seq: u64, held: Held) -> Result<(), P
     let p = plane.clone();
     let attempts = held.attempts;
     let event = held.event();
-    let output =
-        tokio::task::spawn_blocking(move || source::process(&p, &wiring, vec![event], attempts))
-            .await?;
+    let workers = plane.workers.clone();
+    let output = workers
+        .run(move || source::process(&p, &wiring, vec![event], attempts))
+        .await?;
     persist(plane, &output).await?;
     let parked = plane.parked.clone();
     tokio::task::spawn_blocking(move || parked.release(seq)).await??;

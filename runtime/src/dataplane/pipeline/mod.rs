@@ -1,5 +1,5 @@
 //! The pipeline: reads the ingest log in chunks and runs each chunk's events, grouped by
-//! source, through that source's wiring on a blocking thread; two chunks are in flight at
+//! source, through that source's wiring on a low-priority worker thread; two chunks are in flight at
 //! once so that both cores work. Results are made durable in log order (the deliveries log,
 //! held events, forwarded events) before the chunk's position is committed, so a crash
 //! replays a chunk at worst (at least once, never lost).
@@ -14,7 +14,8 @@
 //! - [`functions`]: insert functions in flight, a batch per call;
 //! - [`output`]: what a function hands back is checked;
 //! - [`route`]: the `integrations` object;
-//! - [`held`]: events whose function asked for a retry, run again when due.
+//! - [`held`]: events whose function asked for a retry, run again when due;
+//! - [`workers`]: the low-priority threads functions run on.
 
 pub mod enforce;
 pub mod functions;
@@ -23,6 +24,7 @@ pub mod output;
 pub mod route;
 pub mod source;
 pub mod wiring;
+pub mod workers;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -37,8 +39,8 @@ use crate::log::{LogError, Record};
 use source::Output;
 use wiring::WiringError;
 
-/// Chunks processed at once (one blocking thread each).
-const IN_FLIGHT: usize = 2;
+/// Chunks processed at once (one [`workers`] thread each).
+pub const IN_FLIGHT: usize = 2;
 /// Records read per chunk, and the bytes that bound it.
 const CHUNK_RECORDS: usize = 16;
 const CHUNK_BYTES: usize = 2 << 20;
@@ -58,6 +60,9 @@ pub enum PipelineError {
     /// A processing task failed.
     #[error("a pipeline task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// A worker did not return a chunk's results.
+    #[error(transparent)]
+    Worker(#[from] workers::WorkerLost),
     /// A record of the ingest log is not a batch.
     #[error(transparent)]
     Record(#[from] super::event::RecordError),
@@ -160,7 +165,8 @@ async fn process(plane: Arc<DataPlane>, records: Vec<Record>) -> Result<Chunk, P
         let wiring = plane.wirings.get(&plane, &group.source_id).await?;
         work.push((wiring, group));
     }
-    let task = tokio::task::spawn_blocking(move || {
+    let p = plane.clone();
+    let chunk = p.workers.run(move || {
         let mut chunk = Chunk {
             output: Output::default(),
             taken: Vec::new(),
@@ -172,7 +178,7 @@ async fn process(plane: Arc<DataPlane>, records: Vec<Record>) -> Result<Chunk, P
         }
         chunk
     });
-    Ok(task.await?)
+    Ok(chunk.await?)
 }
 
 /// Makes a chunk's results durable and accounts for them.
