@@ -302,7 +302,7 @@ async fn a_scoped_source_admin_sees_and_changes_only_its_source() {
         .await;
     assert_eq!(
         (r.status, r.field()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "sourceId"),
+        (StatusCode::NOT_FOUND, "sourceId"),
         "another source looks absent"
     );
     // Creating sources needs a workspace-wide role.

@@ -492,33 +492,33 @@ async fn insert_function_instances_attach_with_masked_secrets() {
         "appended after the others"
     );
 
-    for (body, field) in [
+    // A reference to nothing is the 404 its own URL gives; a wrong one is a 422.
+    for (body, status, field) in [
         (
             json!({"functionId": "ghost", "integrationId": src}),
+            StatusCode::NOT_FOUND,
             "functionId",
         ),
         (
             json!({"functionId": f, "integrationId": "ghost"}),
+            StatusCode::NOT_FOUND,
             "integrationId",
         ),
         (
             json!({"functionId": f, "integrationId": dest}),
+            StatusCode::UNPROCESSABLE_ENTITY,
             "functionId",
         ),
         (
             json!({"functionId": f, "integrationId": src, "settings": {"redaction": 1}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
             "settings.redaction",
         ),
     ] {
         let r = server
             .post("/insert-function-instances", body.clone())
             .await;
-        assert_eq!(
-            (r.status, r.field()),
-            (StatusCode::UNPROCESSABLE_ENTITY, field),
-            "{body}: {}",
-            r.body
-        );
+        assert_eq!((r.status, r.field()), (status, field), "{body}: {}", r.body);
     }
 
     // Sending the mask back keeps the secret; the secret is never returned.

@@ -130,7 +130,7 @@ pub async fn create(
     validate_settings(&meta, &input.settings, "settings")?;
     let name = input.name.clone().unwrap_or_else(|| meta.name.to_string());
     check_name(&name, "name")?;
-    let missing = || ApiError::invalid("sourceId", format!("no source `{}`", input.source_id));
+    let missing = || ApiError::missing("sourceId", format!("no source `{}`", input.source_id));
     match caller.require(Area::Sources, true, Some(&input.source_id), "source") {
         Err(ApiError::NotFound(_)) => return Err(missing()),
         other => other?,

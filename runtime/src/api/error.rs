@@ -23,6 +23,15 @@ pub enum ApiError {
     /// No such resource (or one the token may not see).
     #[error("{0}")]
     NotFound(String),
+    /// A resource that the body names does not exist (or the caller may not see it): a 404,
+    /// as the resource's own URL would answer, with `field` naming where the body names it.
+    #[error("{message}")]
+    Referenced {
+        /// What is missing, for a person.
+        message: String,
+        /// The JSON path of the reference.
+        field: String,
+    },
     /// The route exists but not with this method.
     #[error("method not allowed on this path")]
     MethodNotAllowed,
@@ -70,6 +79,15 @@ impl ApiError {
         }
     }
 
+    /// A 404 for a resource that a body's `field` names and that does not exist (or that the
+    /// caller may not see): the same answer the resource's own URL gives.
+    pub fn missing(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::Referenced {
+            message: message.into(),
+            field: field.into(),
+        }
+    }
+
     /// A 404 for `what` (`"source"`) with `id`.
     pub fn not_found(what: &str, id: &str) -> ApiError {
         ApiError::NotFound(format!("{what} `{id}` not found"))
@@ -81,7 +99,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized | ApiError::TokenExpired(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::Referenced { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -98,7 +116,7 @@ impl ApiError {
             ApiError::BadRequest(_) | ApiError::UnsupportedMediaType(_) => "bad-request",
             ApiError::Unauthorized | ApiError::TokenExpired(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
-            ApiError::NotFound(_) => "not-found",
+            ApiError::NotFound(_) | ApiError::Referenced { .. } => "not-found",
             ApiError::MethodNotAllowed => "method-not-allowed",
             ApiError::NotAcceptable => "not-acceptable",
             ApiError::Conflict(_) => "conflict",
@@ -127,7 +145,8 @@ pub struct ErrorItem {
     pub kind: String,
     /// For a person.
     pub message: String,
-    /// The JSON path of the offending input, for validation errors.
+    /// The JSON path of the offending input, for validation errors and references to
+    /// resources that do not exist.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     /// Extra machine-readable detail (rate-limit counters).
@@ -149,6 +168,7 @@ impl IntoResponse for ApiError {
         };
         let (field, data) = match &self {
             ApiError::Validation { field, .. } => (field.clone(), None),
+            ApiError::Referenced { field, .. } => (Some(field.clone()), None),
             ApiError::RateLimited {
                 ms_before_next,
                 consumed,

@@ -32,8 +32,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                 ApiError::BadRequest(format!("cannot read the body: {}", rejection.body_text()))
             }
         })?;
+        object(&bytes)?;
         parse(&bytes).map(Json)
     }
+}
+
+/// Every request body of the API is a JSON object; serde would read a struct from an array
+/// too (`[]` as "no fields"), so anything else that is JSON is refused here (422).
+fn object(bytes: &[u8]) -> Result<(), ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        return Err(ApiError::Validation {
+            message: "the body must be a JSON object (`{...}`)".into(),
+            field: Some(".".into()),
+        });
+    }
+    Ok(())
 }
 
 /// Parses JSON into `T`, naming the path of any field that does not fit.
@@ -130,7 +144,34 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(None));
         }
+        // `null` is no body too: generated clients send it for an optional body left out.
+        if bytes.trim_ascii() == b"null" {
+            return Ok(OptionalJson(None));
+        }
+        object(&bytes)?;
         parse(&bytes).map(|v| OptionalJson(Some(v)))
+    }
+}
+
+/// A nested object of a body, or `null`: serde would also read a struct from an array (its
+/// fields in order), which no client means, so anything but an object is refused (use with
+/// `#[serde(default, deserialize_with = "...")]`). Cost: the value is read into a tree first.
+///
+/// # Errors
+/// Not an object or null, or an object that does not fit `T`.
+pub fn optional_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::Deserialize as _;
+    use serde::de::Error as _;
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(None),
+        v @ serde_json::Value::Object(_) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(D::Error::custom),
+        _ => Err(D::Error::custom("must be a JSON object")),
     }
 }
 

@@ -20,7 +20,7 @@ use crate::dataplane::observe::changes::{self, Change};
 use crate::engine::{Invocation, Isolation, Limits, Outcome};
 
 /// Most events one test call may run.
-const MAX_EVENTS: usize = 100;
+pub const MAX_EVENTS: usize = 100;
 
 /// `POST /functions/{id}/test`.
 #[derive(Deserialize, ToSchema)]
@@ -35,6 +35,7 @@ pub struct TestInput {
     /// The version to run; default the deployed one, else the latest.
     pub version_id: Option<String>,
     /// Tighter or looser bounds than the defaults (fuel 50M, 50 ms, 16 MiB).
+    #[serde(default, deserialize_with = "super::extract::optional_object")]
     pub limits: Option<TestLimits>,
 }
 
@@ -43,10 +44,13 @@ pub struct TestInput {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TestLimits {
     /// Fuel per event (1 to 1,000,000,000).
+    #[serde(default, deserialize_with = "crate::workspace::whole::optional")]
     pub fuel: Option<u64>,
     /// Wall-clock deadline per event, in milliseconds (1 to 5,000).
+    #[serde(default, deserialize_with = "crate::workspace::whole::optional")]
     pub deadline_ms: Option<u64>,
     /// Memory cap, in MiB (1 to the engine's maximum).
+    #[serde(default, deserialize_with = "crate::workspace::whole::optional")]
     pub memory_mib: Option<usize>,
 }
 
@@ -195,11 +199,16 @@ pub fn check_values(
     Ok(())
 }
 
+/// The most fuel one test event may have.
+pub const MAX_FUEL: u64 = 1_000_000_000;
+/// The longest deadline one test event may have, in milliseconds.
+pub const MAX_DEADLINE_MS: u64 = 5_000;
+
 fn limits(input: Option<&TestLimits>, max_memory: usize) -> Result<Limits, ApiError> {
     let mut limits = Limits::default();
     let Some(l) = input else { return Ok(limits) };
     if let Some(fuel) = l.fuel {
-        if !(1..=1_000_000_000).contains(&fuel) {
+        if !(1..=MAX_FUEL).contains(&fuel) {
             return Err(ApiError::invalid(
                 "limits.fuel",
                 "`limits.fuel` must be 1 to 1,000,000,000",
@@ -208,7 +217,7 @@ fn limits(input: Option<&TestLimits>, max_memory: usize) -> Result<Limits, ApiEr
         limits.fuel = fuel;
     }
     if let Some(ms) = l.deadline_ms {
-        if !(1..=5_000).contains(&ms) {
+        if !(1..=MAX_DEADLINE_MS).contains(&ms) {
             return Err(ApiError::invalid(
                 "limits.deadlineMs",
                 "`limits.deadlineMs` must be 1 to 5000",
@@ -255,7 +264,7 @@ pub async fn test(
         .or_else(|| f.deployed_version_id.clone())
         .unwrap_or_else(|| f.version_id.clone());
     let v = version(&state, &f, &vid)
-        .map_err(|_| ApiError::invalid("versionId", format!("no version `{vid}`")))?;
+        .map_err(|_| ApiError::missing("versionId", format!("no version `{vid}`")))?;
     if input.events.is_empty() || input.events.len() > MAX_EVENTS {
         return Err(ApiError::invalid(
             "events",

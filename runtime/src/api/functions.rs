@@ -497,7 +497,7 @@ pub async fn restore_version(
 ) -> Reply<FunctionData> {
     let f = load(&state, &caller, &id, true)?;
     let old = version(&state, &f, &input.version_id).map_err(|_| {
-        ApiError::invalid("versionId", format!("no version `{}`", input.version_id))
+        ApiError::missing("versionId", format!("no version `{}`", input.version_id))
     })?;
     let deploy = q.deploy == Some(true);
     let function = state.store.transact(&caller.actor, |tx| {
@@ -535,7 +535,7 @@ pub async fn deploy(
         .and_then(|d| d.version_id)
         .unwrap_or_else(|| f.version_id.clone());
     version(&state, &f, &vid)
-        .map_err(|_| ApiError::invalid("versionId", format!("no version `{vid}`")))?;
+        .map_err(|_| ApiError::missing("versionId", format!("no version `{vid}`")))?;
     let function = state.store.transact(&caller.actor, |tx| {
         let mut f = tx.find::<Function>(Kind::Function, &id)?;
         f.deployed_version_id = Some(vid.clone());

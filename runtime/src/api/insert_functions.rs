@@ -54,6 +54,7 @@ pub struct CreateInstance {
     /// Default true.
     pub enabled: Option<bool>,
     /// Default: after the integration's other instances.
+    #[serde(default, deserialize_with = "crate::workspace::whole::optional")]
     pub order: Option<u32>,
     /// Values of the function's declared settings.
     #[serde(default)]
@@ -72,6 +73,7 @@ pub struct UpdateInstance {
     /// Enable or disable.
     pub enabled: Option<bool>,
     /// New position.
+    #[serde(default, deserialize_with = "crate::workspace::whole::optional")]
     pub order: Option<u32>,
     /// Settings to change (merged; a masked value keeps the stored secret).
     #[schema(value_type = Option<Object>)]
@@ -177,7 +179,7 @@ pub async fn create(
         .get(Kind::Function, &input.function_id)?
         .filter(|f: &Function| caller.sees(Area::Functions, &f.id))
         .ok_or_else(|| {
-            ApiError::invalid("functionId", format!("no function `{}`", input.function_id))
+            ApiError::missing("functionId", format!("no function `{}`", input.function_id))
         })?;
     let (integration_type, source_id) = if let Some(source) = state
         .store
@@ -191,14 +193,14 @@ pub async fn create(
     {
         ("DESTINATION", d.source_id)
     } else {
-        return Err(ApiError::invalid(
+        return Err(ApiError::missing(
             "integrationId",
             format!("no source or destination `{}`", input.integration_id),
         ));
     };
     match caller.require(Area::Sources, true, Some(&source_id), "source") {
         Err(ApiError::NotFound(_)) => {
-            return Err(ApiError::invalid(
+            return Err(ApiError::missing(
                 "integrationId",
                 format!("no source or destination `{}`", input.integration_id),
             ));

@@ -20,16 +20,16 @@ impl From<&Metadata> for MetadataRef {
     }
 }
 
-/// Finds `id` among `types`, else 422 naming `metadataId`.
+/// Finds `id` among `types`, else 404 naming `metadataId`.
 ///
 /// # Errors
 /// An id the catalog does not have.
 pub fn catalog_entry(types: Vec<Metadata>, id: &str) -> Result<Metadata, ApiError> {
     let known = types.iter().map(|m| m.id).collect::<Vec<_>>().join(", ");
     types.into_iter().find(|m| m.id == id).ok_or_else(|| {
-        ApiError::invalid(
+        ApiError::missing(
             "metadataId",
-            format!("unknown metadataId `{id}`; the catalog has {known}"),
+            format!("no catalog entry `{id}`; the catalog has {known}"),
         )
     })
 }

@@ -480,7 +480,7 @@ pub async fn patch_settings(
         if let Some(target) = target
             && state.store.get::<Source>(Kind::Source, target)?.is_none()
         {
-            return Err(ApiError::invalid(
+            return Err(ApiError::missing(
                 field,
                 format!("no source `{target}` to forward to"),
             ));

@@ -37,6 +37,7 @@ pub struct RuleKey {
     /// Event name.
     pub key: Option<String>,
     /// Version, default 1.
+    #[serde(default, deserialize_with = "crate::workspace::whole::optional")]
     pub version: Option<u32>,
 }
 
@@ -457,7 +458,7 @@ pub async fn connect_source(
 ) -> Reply<TrackingPlanData> {
     load(&state, &caller, &id, true)?;
     let sid = input.source_id;
-    let missing = || ApiError::invalid("sourceId", format!("no source `{sid}`"));
+    let missing = || ApiError::missing("sourceId", format!("no source `{sid}`"));
     if !caller.sees(Area::Sources, &sid) {
         return Err(missing());
     }

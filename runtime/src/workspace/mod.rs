@@ -13,6 +13,7 @@ pub mod source;
 pub mod store;
 pub mod tracking_plan;
 pub mod warehouse;
+pub mod whole;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;

@@ -53,7 +53,7 @@ pub struct Rule {
     /// The event name, for `TRACK` rules.
     pub key: Option<String>,
     /// The rule's version (`context.protocols.event_version` picks it); default 1.
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "super::whole::whole")]
     pub version: u32,
     /// The JSON Schema; must compile.
     #[schema(value_type = Object)]

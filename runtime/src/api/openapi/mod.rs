@@ -1,8 +1,11 @@
 //! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations: the
 //! router is built from the same annotations ([`router`]), so the document cannot drift.
-//! [`refine`] adds what annotations cannot say (enums, examples, defaults, error responses);
+//! [`refine`] adds what annotations cannot say (enums, examples, defaults, error responses),
+//! [`constraints`] what handlers check (slugs, names, times, roles), so that what the document
+//! allows the server accepts;
 //! [`tracking`] describes the tracking API, whose handlers live in the data plane.
 
+mod constraints;
 mod refine;
 mod tracking;
 

@@ -184,13 +184,16 @@ fn event_schema(kind: Option<&str>) -> Value {
     // An identifier is a non-empty string or a number (`userId: 42` is accepted).
     let id = || json!({"type": ["string", "number"], "minLength": 1});
     let object = |what: &str| json!({"type": ["object", "null"], "description": what});
-    let time = |what: &str| json!({"type": ["string", "null"], "format": "date-time", "description": what});
+    let time = |what: &str| {
+        json!({"type": ["string", "null"], "format": "date-time",
+        "pattern": super::constraints::RFC3339, "description": what})
+    };
     let mut properties = json!({
         "userId": {"description": "The user's id in your system (a non-empty string or a number); this or `anonymousId` is required."},
         "anonymousId": {"description": "A device or session id (a non-empty string or a number); this or `userId` is required."},
         "messageId": {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_MESSAGE_ID,
                       "description": "Unique per event, for deduplication; generated when absent."},
-        "timestamp": {"description": "When the event happened (an ISO 8601 date-time); defaults to when it was received. Read only when `originalTimestamp` is absent."},
+        "timestamp": time("When the event happened (an ISO 8601 date-time); defaults to when it was received. Read only when `originalTimestamp` is absent."),
         "originalTimestamp": time("When the event happened by the client's clock; corrected with `sentAt`."),
         "sentAt": time("When the client sent it, by its own clock."),
         "properties": object("The event's properties."),

@@ -202,10 +202,10 @@ impl Times {
                 .ok_or_else(|| format!("`{key}` must be an ISO 8601 date-time"))
         };
         let sent_at = parse("sentAt")?;
-        let original = match parse("originalTimestamp")? {
-            Some(t) => Some(t),
-            None => parse("timestamp")?,
-        };
+        // `timestamp` is checked even when `originalTimestamp` wins: a malformed time is the
+        // client's bug either way.
+        let timestamp = parse("timestamp")?;
+        let original = parse("originalTimestamp")?.or(timestamp);
         let timestamp = match (original, sent_at) {
             // The client's clock may be off; the offset between its two readings is not.
             // (Checked: absurd but well-formed dates must not overflow the calendar.)
