@@ -65,13 +65,17 @@ function diagnostics(view, server) {
   return found;
 }
 
-/** The diagnostic for 1-based `line`/`column`: from there to the end of the word (or line). */
+/**
+ * The diagnostic for 1-based `line`/`column`: from there to the end of the word. A column past
+ * the line's end (QuickJS's parser sometimes reports one) marks the whole line instead.
+ */
 function at(doc, { line, column, message }) {
   const l = doc.line(Math.min(Math.max(line, 1), doc.lines));
-  const from = Math.min(l.from + Math.max(column - 1, 0), l.to);
-  const rest = doc.sliceString(from, l.to);
-  const word = rest.match(/^\w+|^\S/)?.[0].length ?? 0;
-  return { from, to: Math.max(from + word, Math.min(from + 1, l.to)), severity: "error", source: "sluice", message: `line ${line}, column ${column}: ${message}` };
+  const text = { message: `line ${line}, column ${column}: ${message}`, severity: "error", source: "sluice" };
+  if (column - 1 >= l.length) return { ...text, from: l.from + (l.text.length - l.text.trimStart().length), to: l.to };
+  const from = l.from + Math.max(column - 1, 0);
+  const word = doc.sliceString(from, l.to).match(/^\w+|^\S/)?.[0].length ?? 1;
+  return { ...text, from, to: Math.min(from + word, l.to) };
 }
 
 /** `{line, column, message}` from the API's message (`... line 3, column 5: unexpected token`). */

@@ -86,7 +86,8 @@ export function field({ name, label, kind = "string", required = false, descript
     input = h("select", { id, name }, options.map(([v, text]) => h("option", { value: v, selected: v === value }, text)));
   else if (kind === "object" || kind === "textarea")
     input = h("textarea", { id, name, rows: 3, placeholder: kind === "object" ? "{}" : "" }, value === undefined ? "" : kind === "object" ? JSON.stringify(value, null, 2) : value);
-  else input = h("input", { id, name, type: kind === "number" ? "number" : "text", value: value ?? "", required });
+  // No `required` attribute: the API's validation is the one shown, at the field.
+  else input = h("input", { id, name, type: kind === "number" ? "number" : "text", value: value ?? "" });
   input.dataset.kind = kind;
   return h(
     "div",
