@@ -381,6 +381,20 @@ pub async fn get_token(
     }))
 }
 
+/// Get the current token.
+///
+/// The token this request is made with: its id, description, permissions (roles and the
+/// resources they are scoped to) and expiry; never its secret. Any valid token may call it:
+/// it is how a client (the web console) learns what it may do before offering to do it.
+#[utoipa::path(get, path = "/tokens/current", operation_id = "getCurrentToken", tag = "IAM",
+    responses((status = 200, body = Data<TokenData>), CommonErrors))]
+pub async fn current_token(State(state): State<AppState>, caller: Caller) -> Reply<TokenData> {
+    let stored: StoredToken = state.store.find(Kind::Token, &caller.token_id)?;
+    Ok(ok(TokenData {
+        token: Token::from(stored),
+    }))
+}
+
 /// Delete a token.
 ///
 /// Revokes the token for good: requests with it get 401 from now on, also after a restart with

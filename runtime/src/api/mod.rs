@@ -10,11 +10,14 @@
 //! - [`data_plane`]: the event debugger, delivery metrics, dead letters and function logs;
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics` (no token) and the per-request metrics layer;
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers' annotations;
-//! - [`mcp`]: the Model Context Protocol endpoint (`/mcp`), its tools read from that document.
+//! - [`mcp`]: the Model Context Protocol endpoint (`/mcp`), its tools read from that document;
+//! - [`console`]: the web console's embedded files at `/console` (no token), and the redirect
+//!   of a browser from `/` to it.
 
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod console;
 pub mod data_plane;
 pub mod destinations;
 pub mod error;
@@ -157,7 +160,7 @@ pub fn control(state: AppState) -> Router {
         .with_state(state.data_plane.clone())
         .merge(layered(routes(state.clone(), None), state.clone()));
     let mcp = Router::new().nest_service("/mcp", mcp::service(dispatch));
-    layered(routes(state.clone(), Some(mcp)), state)
+    console::mount(layered(routes(state.clone(), Some(mcp)), state))
 }
 
 /// The documented routes (and `extra`), with the fallbacks.

@@ -206,6 +206,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(iam::get_user, iam::delete_user))
         .routes(routes!(iam::add_permissions, iam::replace_permissions))
         .routes(routes!(iam::list_tokens, iam::create_token))
+        .routes(routes!(iam::current_token))
         .routes(routes!(iam::get_token, iam::delete_token))
         .routes(routes!(invites::list, invites::create, invites::delete))
         .routes(routes!(audit::list))

@@ -1,0 +1,102 @@
+// The console's shell: sign-in, navigation and the hash router (`#/sources/<id>`), which hands
+// each page its element and the rest of the path. Each page is one module in pages/.
+import { ApiError, get, onUnauthorized, token } from "./api.js";
+import { load, roles, session } from "./session.js";
+import { h, mount } from "./ui.js";
+import * as sources from "./pages/sources.js";
+import * as destinations from "./pages/destinations.js";
+import * as functions from "./pages/functions.js";
+import * as debug from "./pages/debugger.js";
+import * as plans from "./pages/plans.js";
+import * as audit from "./pages/audit.js";
+import * as warehouses from "./pages/warehouses.js";
+
+const PAGES = [
+  ["sources", "Sources", sources],
+  ["destinations", "Destinations", destinations],
+  ["functions", "Functions", functions],
+  ["debugger", "Debugger", debug],
+  ["tracking-plans", "Tracking plans", plans],
+  ["warehouses", "Warehouses", warehouses],
+  ["audit", "Audit trail", audit],
+];
+
+const app = document.getElementById("app");
+let cleanup = null;
+
+function signIn(message) {
+  const input = h("input", { id: "token", name: "token", type: "password", autocomplete: "off", required: true, placeholder: "an API token" });
+  const error = h("p", { class: "form-error", role: "alert", hidden: !message }, message ?? "");
+  const form = h(
+    "form",
+    { class: "card signin" },
+    h("h1", {}, "sluice"),
+    h("p", {}, "Sign in with an API token: the one ", h("code", {}, "sluice serve"), " printed, or one from ", h("code", {}, "POST /tokens"), ". It is kept in this tab only."),
+    h("label", { for: "token" }, "Token"),
+    input,
+    error,
+    h("button", { type: "submit" }, "Sign in"),
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    token.set(input.value.trim());
+    try {
+      await load();
+      start();
+    } catch (err) {
+      token.clear();
+      error.textContent = err instanceof ApiError && err.status === 401 ? "This token is not valid (unknown, revoked or expired)." : err.message;
+      error.hidden = false;
+    }
+  });
+  mount(app, h("main", { class: "center" }, form));
+  input.focus();
+}
+
+function signOut(message) {
+  token.clear();
+  session.token = null;
+  cleanup?.();
+  cleanup = null;
+  signIn(message);
+}
+
+async function start() {
+  const workspace = await get("/").catch(() => ({ workspace: { name: "sluice" } }));
+  const nav = h("nav", {}, PAGES.map(([path, title]) => h("a", { href: `#/${path}`, dataset: { page: path } }, title)));
+  const main = h("main", { id: "page" });
+  mount(
+    app,
+    h(
+      "header",
+      {},
+      h("span", { class: "brand" }, "sluice"),
+      h("span", { class: "workspace" }, workspace.workspace.name),
+      nav,
+      h("span", { class: "who", title: session.token.description }, roles()),
+      h("button", { class: "small", onclick: () => signOut() }, "Sign out"),
+    ),
+    main,
+  );
+  window.onhashchange = () => route(main, nav);
+  route(main, nav);
+}
+
+function route(main, nav) {
+  cleanup?.();
+  cleanup = null;
+  const [path = "sources", ...rest] = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
+  const page = PAGES.find(([p]) => p === path) ?? PAGES[0];
+  for (const a of nav.children) a.classList.toggle("active", a.dataset.page === page[0]);
+  document.title = `${page[1]} · sluice`;
+  mount(main, h("p", { class: "muted" }, "Loading…"));
+  Promise.resolve(page[2].render(main, rest.map(decodeURIComponent)))
+    .then((stop) => {
+      if (typeof stop === "function") cleanup = stop;
+    })
+    .catch((err) => mount(main, h("p", { class: "form-error", role: "alert" }, err.message ?? String(err))));
+}
+
+onUnauthorized(() => signOut("The API no longer accepts this token: sign in again."));
+if (token.get()) load().then(start, () => signOut());
+else signIn();
