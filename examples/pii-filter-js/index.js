@@ -152,8 +152,9 @@ function writtenLikeRust(event) {
 // in a row. So both versions see the same sequence of classes, find the same matches (which are
 // all ASCII, so never split a character) and produce the same text.
 //
-// That is also why the scanners compare character codes instead of using regular expressions:
-// `\s`, `\b` or Unicode-aware classes would make non-ASCII text behave differently from Rust.
+// That is also why the scanners compare character codes, and the regular expression below that
+// finds where they could match spells its classes out: `\s`, `\b`, `\w` or Unicode-aware classes
+// would make non-ASCII text behave differently from Rust.
 
 const LABELS = { email: 'EMAIL', ssn: 'SSN', card: 'CARD', phone: 'PHONE', ipv6: 'IP', ipv4: 'IP' };
 
@@ -199,20 +200,54 @@ function isV6(c) {
   return isHex(c) || c === COLON || c === DOT;
 }
 
-const MAY_START = /[0-9+(]/g;
+// Where a match could start. Each alternative is a necessary condition for one kind to match
+// at the position where the regular expression's match starts (spelled with ASCII classes, so
+// non-ASCII text is "no class" as in Rust; no `\d`, `\w` or `i`):
+//   email  a run of local characters, "@", a label character (the scanner then checks the rest);
+//   ssn    ddd-dd-dddd;
+//   card   13 digits joined by at most one space or dash;
+//   phone  an optional "+" and "(", then 10 digits with at most two of " .()-" between two;
+//   ipv6   two colons within the 46 characters an address can have;
+//   ipv4   four dotted runs of 1-3 digits.
+// The leftmost match of the alternation is the first position where any kind could match, so
+// the scan below jumps there instead of testing every character: a position it skips can start
+// nothing, and the scanners (a port of the Rust ones) still decide every match, so the output is
+// the Rust filter's. `u`: strings with emoji are searched by the engine's compiled matcher too.
+const CANDIDATE =
+  /[A-Za-z0-9._%+-]+@[A-Za-z0-9-]|[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9](?:[ -]?[0-9]){12}|\+?\(?[0-9](?:[ .()-]{0,2}[0-9]){9}|[0-9A-Fa-f.]{0,44}:[0-9A-Fa-f.]{0,44}:|[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]/gu;
+// The same without e-mail: inside a local run whose e-mail already failed, so that a long run
+// is searched once, not once per character.
+const CANDIDATE_NO_EMAIL =
+  /[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9](?:[ -]?[0-9]){12}|\+?\(?[0-9](?:[ .()-]{0,2}[0-9]){9}|[0-9A-Fa-f.]{0,44}:[0-9A-Fa-f.]{0,44}:|[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]/gu;
+
+const NOTHING_FOUND = Object.freeze([]);
+
+// The first position at or after `pos` where a match could start, or -1. Before
+// `emailDeadUntil` no e-mail is tried, so only the other kinds count there.
+function nextCandidate(text, pos, emailDeadUntil) {
+  if (pos < emailDeadUntil) {
+    CANDIDATE_NO_EMAIL.lastIndex = pos;
+    const found = CANDIDATE_NO_EMAIL.exec(text);
+    if (found !== null && found.index < emailDeadUntil) return found.index;
+    pos = emailDeadUntil;
+  }
+  CANDIDATE.lastIndex = pos;
+  const found = CANDIDATE.exec(text);
+  return found === null ? -1 : found.index;
+}
 
 // Every match in `text`, left to right and non-overlapping: at each position the kinds are
 // tried in the order email, ssn, card, phone, ipv6, ipv4 and the first that matches wins.
 function findPii(text) {
+  // Most strings hold nothing that could be PII: one search says so.
+  let pos = nextCandidate(text, 0, 0);
+  if (pos < 0) return NOTHING_FOUND;
   const found = [];
   const hasAt = text.includes('@');
   // An IPv6 address has at least two colons; a URL's one colon must not make every hex
   // letter a candidate.
   const firstColon = text.indexOf(':');
   const hasColon = firstColon >= 0 && text.indexOf(':', firstColon + 1) >= 0;
-  // Without '@' or two colons only [0-9+(] can start a match: the engine's native regex finds
-  // the next such character instead of a JavaScript loop testing each one.
-  const digitsOnly = !hasAt && !hasColon;
   let lastEnd = 0;
   // A failed e-mail local part fails the same way from any later start inside it, so it is
   // not tried again (this keeps long runs of local characters linear).
@@ -240,16 +275,9 @@ function findPii(text) {
     return null;
   }
 
-  let pos = 0;
-  while (pos < text.length) {
-    if (digitsOnly) {
-      MAY_START.lastIndex = pos;
-      const next = MAY_START.exec(text);
-      if (next === null) break;
-      pos = next.index;
-    }
+  while (pos >= 0 && pos < text.length) {
     const c = text.charCodeAt(pos);
-    // Cheap filter so characters that start nothing (most prose) cost one test.
+    // The scan's own filter, as in Rust: characters that start nothing cost one test.
     const mayStart = isDigit(c) || c === PLUS || c === OPEN || (hasAt && isLocal(c)) ||
       (hasColon && isV6(c));
     const match = mayStart ? matchAt(pos) : null;
@@ -259,6 +287,7 @@ function findPii(text) {
     } else {
       pos += 1;
     }
+    pos = nextCandidate(text, pos, emailDeadUntil);
   }
   return found;
 }

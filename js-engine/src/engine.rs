@@ -177,9 +177,20 @@ pub fn with_engine_as<R>(write_bytecode: bool, f: impl FnOnce(&mut Engine) -> R)
     })
 }
 
+/// The QuickJS runtime on the build's allocator (see `alloc` and the crate's features).
+fn new_runtime() -> rquickjs::Result<Runtime> {
+    if cfg!(feature = "alloc-quickjs") {
+        Runtime::new()
+    } else if cfg!(feature = "alloc-rust") {
+        Runtime::new_with_alloc(rquickjs::allocator::RustAllocator)
+    } else {
+        Runtime::new_with_alloc(QuickJsAllocator)
+    }
+}
+
 impl Booted {
     fn boot() -> Booted {
-        let runtime = Runtime::new_with_alloc(QuickJsAllocator).unwrap_or_else(|_| out_of_memory());
+        let runtime = new_runtime().unwrap_or_else(|_| out_of_memory());
         runtime.set_max_stack_size(JS_STACK_BYTES);
         let context = Context::full(&runtime).unwrap_or_else(|_| out_of_memory());
         let base = context.with(|ctx| Base::install(&ctx));

@@ -174,7 +174,7 @@ impl<'js> Writer<'_, 'js> {
                 return Err(JsonError::Type("BigInt value can't be serialized in JSON"));
             }
             Type::Array => self.array(&value)?,
-            Type::Object | Type::Exception | Type::Promise => self.object(&value)?,
+            Type::Object | Type::Proxy | Type::Exception | Type::Promise => self.object(&value)?,
             _ => return Ok(false), // undefined, functions, symbols
         }
         Ok(true)

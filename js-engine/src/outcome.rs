@@ -64,7 +64,8 @@ impl<'js> Reporter<'js> {
     pub fn returned(&self, value: Value<'js>, who: &str) -> Outcome {
         match value.type_of() {
             Type::Uninitialized | Type::Undefined | Type::Null => Outcome::Drop,
-            Type::Object => match self.event_json(value) {
+            // A Proxy (of an object) is returned as the object it stands for.
+            Type::Object | Type::Proxy => match self.event_json(value) {
                 Ok(json) => Outcome::Forward(json),
                 Err(outcome) => outcome,
             },
@@ -85,7 +86,7 @@ impl<'js> Reporter<'js> {
                 Ok(item) => item,
                 Err(err) => return self.failure(err),
             };
-            if item.type_of() != Type::Object {
+            if !matches!(item.type_of(), Type::Object | Type::Proxy) {
                 return error(
                     ErrorKind::Unknown,
                     format!(
@@ -215,7 +216,7 @@ fn a_type(value: &Value<'_>) -> &'static str {
         Type::Function | Type::Constructor => "a function",
         Type::Promise => "a promise",
         Type::Exception => "an Error (throw it to fail the event)",
-        Type::Object => "an object",
+        Type::Object | Type::Proxy => "an object",
         Type::Module | Type::Unknown => "a value of unknown type",
     }
 }

@@ -8,7 +8,8 @@
 //! of the engine and the upload of new code until it is ready to run.
 //!
 //! Run: `scripts/build-components && cargo bench -p sluice-tests --bench javascript`
-//! (`SLUICE_BENCH_PASSES`, default 3: each mode keeps its best pass). isolated-vm is installed
+//! (`SLUICE_BENCH_PASSES`, default 3: each mode keeps its best pass; `SLUICE_BENCH_JS_ENGINE`,
+//! a js-engine component file to measure instead of the built-in one). isolated-vm is installed
 //! into `tests/benches/isolated-vm/node_modules` (git-ignored) on the first run; it needs `node`
 //! and `npm` (its native module is built with `npm_config_nodedir=/usr`). Without them the V8
 //! columns say why they are missing.
@@ -67,10 +68,20 @@ fn main() {
     let engine = engine();
     let scrub = example_js("pii-scrub-js");
 
+    // `SLUICE_BENCH_JS_ENGINE=<component.wasm>` measures another build of the engine (say, with
+    // another allocator) without rebuilding the runtime that embeds one.
+    let other = std::env::var_os("SLUICE_BENCH_JS_ENGINE")
+        .map(|path| std::fs::read(&path).expect("the SLUICE_BENCH_JS_ENGINE file"));
     let start = Instant::now();
-    let js = JsEngine::builtin(engine.clone()).expect("the runtime has its JavaScript engine");
+    let js = match &other {
+        Some(wasm) => JsEngine::compile(engine.clone(), wasm).expect("a js-engine component"),
+        None => JsEngine::builtin(engine.clone()).expect("the runtime has its JavaScript engine"),
+    };
     let engine_compile = start.elapsed();
-    let size = JsEngine::builtin_wasm().map_or(0, <[u8]>::len);
+    let size = other
+        .as_deref()
+        .or(JsEngine::builtin_wasm())
+        .map_or(0, <[u8]>::len);
 
     let cases = [
         Case {
@@ -107,6 +118,7 @@ fn main() {
         "| warm instance | sluice us/event | fuel/event | isolated-vm (V8) us/event | ratio | outputs identical | target | met? |"
     );
     println!("|---|---:|---:|---:|---:|---|---|---|");
+    let mut whole_scrub_outputs = None;
     for (index, case) in cases.iter().enumerate() {
         let f = js.function(&case.code).expect("compiles");
         let measured = warm(&f, &events, &limits, passes);
@@ -116,10 +128,28 @@ fn main() {
             v8.run(&code_file, &events_file, passes)
         });
         report(case, &measured, v8_run);
+        if case.code == scrub {
+            whole_scrub_outputs = Some(measured.outputs);
+        }
     }
 
-    let fresh_events = &events[..500.min(n)];
+    // `handle-batch` (what `sluice run` calls): one call per BATCH events instead of one per
+    // event, so the per-call cost (the host's call into the instance) shows as the difference.
     let scrub_fn = js.function(&scrub).expect("compiles");
+    let batched = warm_batched(&scrub_fn, &events, &limits, passes);
+    let same = whole_scrub_outputs.as_ref() == Some(&batched.outputs);
+    println!(
+        "| pii-scrub-js, whole scrub, `handle-batch` of {BATCH} | {:.1} | {:.0} | | | {} | | |",
+        batched.sluice_us,
+        batched.fuel,
+        if same {
+            "same as one by one"
+        } else {
+            "**no**: differs from one by one"
+        }
+    );
+
+    let fresh_events = &events[..500.min(n)];
     let mut fresh = Duration::MAX;
     for _ in 0..passes {
         let start = Instant::now();
@@ -154,6 +184,36 @@ fn main() {
         size / 1024,
         engine_compile.as_secs_f64() * 1e3
     );
+}
+
+/// Events per `handle-batch` call in the batched row.
+const BATCH: usize = 100;
+
+/// As [`warm`], with the events handed over [`BATCH`] at a time through `handle-batch`.
+fn warm_batched(f: &Function, events: &[String], limits: &Limits, passes: usize) -> Measured {
+    let mut best = Duration::MAX;
+    let mut fuel = 0;
+    let mut outputs = Vec::with_capacity(events.len());
+    for _ in 0..passes {
+        outputs.clear();
+        fuel = 0;
+        let start = Instant::now();
+        for chunk in events.chunks(BATCH) {
+            let run = f.invoke_batch(chunk, "{}", limits, Isolation::default());
+            fuel += run.fuel_used;
+            outputs.extend(run.results.into_iter().map(|result| match result {
+                Ok(Outcome::Forward { event }) => event,
+                Ok(Outcome::Drop) => "drop".to_string(),
+                other => format!("error: {other:?}"),
+            }));
+        }
+        best = best.min(start.elapsed());
+    }
+    Measured {
+        sluice_us: best.as_secs_f64() * 1e6 / events.len() as f64,
+        fuel: fuel as f64 / events.len() as f64,
+        outputs,
+    }
 }
 
 fn met(yes: bool) -> &'static str {
