@@ -201,11 +201,7 @@ fn warm_batched(f: &Function, events: &[String], limits: &Limits, passes: usize)
         for chunk in events.chunks(BATCH) {
             let run = f.invoke_batch(chunk, "{}", limits, Isolation::default());
             fuel += run.fuel_used;
-            outputs.extend(run.results.into_iter().map(|result| match result {
-                Ok(Outcome::Forward { event }) => event,
-                Ok(Outcome::Drop) => "drop".to_string(),
-                other => format!("error: {other:?}"),
-            }));
+            outputs.extend(run.results.into_iter().map(shown));
         }
         best = best.min(start.elapsed());
     }
@@ -213,6 +209,16 @@ fn warm_batched(f: &Function, events: &[String], limits: &Limits, passes: usize)
         sluice_us: best.as_secs_f64() * 1e6 / events.len() as f64,
         fuel: fuel as f64 / events.len() as f64,
         outputs,
+    }
+}
+
+/// An invocation's result as the comparison reads it: the forwarded JSON, `drop`, or
+/// `error: ...`.
+fn shown<E: std::fmt::Debug>(result: Result<Outcome, E>) -> String {
+    match result {
+        Ok(Outcome::Forward { event }) => event,
+        Ok(Outcome::Drop) => "drop".to_string(),
+        other => format!("error: {other:?}"),
     }
 }
 
@@ -233,11 +239,7 @@ fn warm(f: &Function, events: &[String], limits: &Limits, passes: usize) -> Meas
         for event in events {
             let run = f.invoke(event, "{}", limits, Isolation::default());
             fuel += run.fuel_used;
-            outputs.push(match run.result {
-                Ok(Outcome::Forward { event }) => event,
-                Ok(Outcome::Drop) => "drop".to_string(),
-                other => format!("error: {other:?}"),
-            });
+            outputs.push(shown(run.result));
         }
         best = best.min(start.elapsed());
     }
