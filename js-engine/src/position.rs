@@ -35,29 +35,44 @@ pub fn first_user_position(stack: &str) -> Option<Position> {
     None
 }
 
-/// Sharpens the column of a parse error. QuickJS's parser reports the line right but its column
-/// often points at the start of the statement; when the message names the offending token
-/// (`unexpected token in expression: '}'`), the column of that token's first occurrence at or
-/// after the reported column in that line is used instead. Columns count characters.
+/// Sharpens the column of a parse error. QuickJS's parser reports the line right, but its column
+/// may point at the start of the statement or past the token it stopped at (even past the end
+/// of the line). When the message names the offending token (`unexpected token in
+/// expression: '}'`), the column of that token's last occurrence at or before the reported
+/// column is used, else its first one after it. Whatever happens, the column stays within the
+/// line (at most one past its last character). Columns count characters.
 pub fn refine_parse_column(source: &str, at: Position, message: &str) -> Position {
+    let Some(line) = source.lines().nth(at.line.saturating_sub(1) as usize) else {
+        return at;
+    };
+    let within = Position {
+        line: at.line,
+        column: at.column.min(line.chars().count() as u32 + 1),
+    };
     let token = message
         .strip_suffix('\'')
         .and_then(|m| m.rfind(": '").map(|i| &m[i + 3..]))
         .filter(|t| !t.is_empty());
-    let line = source.lines().nth(at.line.saturating_sub(1) as usize);
-    let (Some(token), Some(line)) = (token, line) else {
-        return at;
+    let Some(token) = token else {
+        return within;
     };
-    let skip = at.column.saturating_sub(1) as usize;
-    let Some(start) = line.char_indices().nth(skip).map(|(i, _)| i) else {
-        return at;
-    };
-    match line[start..].find(token) {
-        Some(offset) => Position {
+    let columns = line
+        .match_indices(token)
+        .map(|(byte, _)| line[..byte].chars().count() as u32 + 1);
+    let (mut before, mut after) = (None, None);
+    for column in columns {
+        if column <= at.column {
+            before = Some(column);
+        } else if after.is_none() {
+            after = Some(column);
+        }
+    }
+    match before.or(after) {
+        Some(column) => Position {
             line: at.line,
-            column: at.column + line[start..start + offset].chars().count() as u32,
+            column,
         },
-        None => at,
+        None => within,
     }
 }
 
@@ -119,7 +134,26 @@ mod tests {
                 column: 11
             }
         );
-        // No token named, or not found: unchanged.
+        // Reported past the token, past the end of the line: the token before it.
+        let past = Position {
+            line: 2,
+            column: 14,
+        };
+        assert_eq!(
+            refine_parse_column(source, past, "unexpected token in expression: ';'"),
+            Position {
+                line: 2,
+                column: 11
+            }
+        );
+        // No token named, or not found: unchanged, but never past the end of the line.
+        assert_eq!(
+            refine_parse_column(source, past, "expecting ')'"),
+            Position {
+                line: 2,
+                column: 12
+            }
+        );
         assert_eq!(refine_parse_column(source, at, "expecting ')'x"), at);
         assert_eq!(refine_parse_column(source, at, "unexpected token: '@'"), at);
         assert_eq!(
