@@ -4,7 +4,7 @@
 //! included, with every check on (no 5xx; every status, header, content type and body as
 //! documented; invalid input refused; valid input accepted; auth enforced). Left out:
 //! `deleteToken` (it could revoke the run's own token), and the check that valid input is
-//! accepted for the three operations whose bodies no schema can judge (see below).
+//! accepted for the five operations whose bodies no schema can judge (see below).
 //!
 //! Bounded: a few examples per operation, a fixed seed (a failure reproduces), and a time
 //! budget, so that it takes a few minutes on two cores.
@@ -30,7 +30,8 @@ fn venv() -> PathBuf {
 ///
 /// Operations whose bodies are valid only if their content is: JavaScript that parses or a
 /// WebAssembly component that compiles (`code`, `wasm`), and a destination's `settings`,
-/// checked against the chosen catalog type's own schema (`GET /catalog/destinations`). A
+/// and a warehouse's `settings`, checked against the chosen catalog type's own schema
+/// (`GET /catalog/destinations`, `GET /catalog/warehouses`). A
 /// schema-valid random body is refused there with a 422 that names the problem, as it should
 /// be, so the check that schema-valid input is accepted is off for them.
 ///
@@ -39,7 +40,7 @@ fn venv() -> PathBuf {
 /// so, which the stateful check "a resource just created answers" would read as the path's
 /// resource having vanished; that check is off for them. Every other check runs on all five.
 const EXCEPTIONS: &str = "[[operations]]\n\
-    include-operation-id-regex = \"^(createFunction|updateFunction|createDestination)$\"\n\
+    include-operation-id-regex = \"^(createFunction|updateFunction|createDestination|createWarehouse|updateWarehouse)$\"\n\
     checks.positive_data_acceptance.enabled = false\n\n\
     [[operations]]\n\
     include-operation-id-regex = \"^(addSourceToTrackingPlan|testFunction|restoreFunctionVersion|createFunctionDeployment|updateSchemaSettingsInSource)$\"\n\
@@ -86,7 +87,10 @@ async fn schemathesis_finds_no_mismatch_and_no_server_error() {
             .args(["--exclude-operation-id", "deleteToken"])
             .args(["--max-examples", "8"])
             .args(["--seed", "13"])
-            .args(["--workers", "2"])
+            // One worker: with two, hypothesis parses its lambdas' source on two threads at
+            // once, which CPython 3.11 answers with `SystemError: AST constructor recursion
+            // depth mismatch` (a CPython bug when two threads parse at once), a runtime error.
+            .args(["--workers", "1"])
             .args(["--request-timeout", "60"])
             // The first JavaScript upload compiles the engine component (seconds, more on a
             // loaded two-core machine); every other answer takes milliseconds.
