@@ -47,6 +47,8 @@ pub struct Settings {
     pub engine: EngineSettings,
     /// The event debugger and function logs.
     pub debugger: DebuggerSettings,
+    /// Running as a node of a cluster on NATS JetStream.
+    pub cluster: ClusterSettings,
 }
 
 /// `[server]`.
@@ -203,6 +205,54 @@ impl Default for DebuggerSettings {
             events_per_source: d.debugger_events,
             function_log_lines: d.function_log_lines,
         }
+    }
+}
+
+/// `[cluster]`: without `url`, sluice runs alone on its data directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// The NATS server (with JetStream) the nodes share: `nats://HOST:4222`.
+    pub url: Option<String>,
+    /// Prefix of the cluster's streams and buckets.
+    pub prefix: String,
+    /// This node's name (default: the host name and the listening port).
+    pub node: Option<String>,
+    /// Seconds a node may hold an event unacknowledged before another node takes it.
+    pub ack_wait_secs: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> ClusterSettings {
+        ClusterSettings {
+            url: None,
+            prefix: "sluice".into(),
+            node: None,
+            ack_wait_secs: 30,
+        }
+    }
+}
+
+impl Settings {
+    /// How to join the cluster, when `cluster.url` is set; `listening` is the control
+    /// plane's bound address (it names the node by default).
+    pub fn cluster_config(&self, listening: SocketAddr) -> Option<crate::cluster::ClusterConfig> {
+        let c = &self.cluster;
+        let url = c.url.clone()?;
+        let node = c.node.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "node".into());
+            format!("{host}-{}", listening.port())
+        });
+        Some(crate::cluster::ClusterConfig {
+            url,
+            prefix: c.prefix.clone(),
+            node,
+            ack_wait: Duration::from_secs(c.ack_wait_secs.max(1)),
+        })
     }
 }
 
@@ -500,6 +550,34 @@ pub const KEYS: &[Key] = &[
         "function-log-lines",
         Integer,
         "Log lines kept per function",
+    ),
+    key(
+        "cluster.url",
+        "SLUICE_CLUSTER",
+        "cluster",
+        Text,
+        "Run as a node of a cluster on this NATS JetStream server (`nats://HOST:4222`); unset, sluice runs alone",
+    ),
+    key(
+        "cluster.prefix",
+        "SLUICE_CLUSTER_PREFIX",
+        "cluster-prefix",
+        Text,
+        "Prefix of the cluster's streams and buckets: nodes on one NATS server with one prefix form one cluster",
+    ),
+    key(
+        "cluster.node",
+        "SLUICE_NODE",
+        "node",
+        Text,
+        "This node's name, sent as `X-Sluice-Node` (default: the host name and the listening port)",
+    ),
+    key(
+        "cluster.ack_wait_secs",
+        "SLUICE_CLUSTER_ACK_WAIT_SECS",
+        "cluster-ack-wait-secs",
+        Integer,
+        "Seconds a node may hold an event unacknowledged before another node takes it over",
     ),
 ];
 

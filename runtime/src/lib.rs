@@ -7,15 +7,18 @@
 //! - [`api`]: the control plane, Segment's Public API over HTTP (HTTP only);
 //! - [`dataplane`]: events in, through each source's pipeline, out to destinations
 //!   (`ingest` -> `pipeline` -> `deliver` -> `destinations`, with `observe`);
-//! - [`log`]: the durable log the data plane's stages share (segment files);
+//! - [`log`]: the durable log the data plane's stages share (segment files, or a JetStream
+//!   stream in a cluster);
 //! - [`workspace`]: the domain records (sources, destinations, plans, functions...) and
 //!   their store;
 //! - [`engine`]: the wasmtime sandbox; compiles, checks and invokes function components;
 //! - [`storage`]: content-addressed components, scripts and compiled artifacts;
+//! - [`cluster`]: a node's NATS JetStream connection (below `log`, `workspace`, `storage`);
 //! - [`config`]: `sluice serve`'s settings from `sluice.toml`, the environment and flags.
 
 pub mod api;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod dataplane;
 pub mod engine;

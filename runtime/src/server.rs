@@ -1,23 +1,31 @@
 //! The server: wires the control plane (`api`) and the data plane (`dataplane`) to one
 //! listener, or two (the tracking API on its own), runs the data plane's stages, and shuts
-//! everything down in order.
+//! everything down in order; in a cluster it opens the node on the shared state first
+//! ([`open_node`]).
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{Method, header};
-use axum::middleware::from_fn_with_state;
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::{from_fn_with_state, map_response};
+use axum::response::Response;
 use axum::routing::any;
 use tokio::net::TcpListener;
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::api::error::ApiError;
+use crate::api::rate_limit::Limiter;
 use crate::api::{AppState, control, ops};
+use crate::cluster::{Cluster, ClusterConfig};
 use crate::dataplane::ingest::TRACKING_PATHS;
-use crate::dataplane::{self, DataPlane};
+use crate::dataplane::{self, DataPlane, Logs};
+use crate::engine::Engine;
+use crate::log::JetStreamLog;
+use crate::storage::{ComponentStore, SharedObjects, open_db};
 
 /// The whole application: the ingestion routes (authenticated by write key), the operator's
 /// endpoints (no token), then the control plane's routes, auth, limits, request ids, content
@@ -46,9 +54,74 @@ fn tracking_api() -> Router<Arc<DataPlane>> {
 
 /// `router` with every request counted under its route template. Applied last, so that it
 /// wraps each route after routing (the template is known) and sees every answer, the 401s
-/// and 429s of the auth layer and the fallbacks' 404s included.
+/// and 429s of the auth layer and the fallbacks' 404s included. In a cluster every answer
+/// also says which node gave it (`X-Sluice-Node`): the debugger, dead letters and metrics
+/// are per node.
 fn counted(router: Router, state: AppState) -> Router {
-    router.layer(from_fn_with_state(state, ops::count_requests))
+    let node = state
+        .store
+        .node()
+        .and_then(|n| HeaderValue::from_str(n).ok());
+    let router = router.layer(from_fn_with_state(state, ops::count_requests));
+    match node {
+        Some(node) => router.layer(map_response(move |mut response: Response| {
+            let node = node.clone();
+            async move {
+                response.headers_mut().insert(NODE_HEADER, node);
+                response
+            }
+        })),
+        None => router,
+    }
+}
+
+/// The header naming the node that answered, in a cluster.
+pub const NODE_HEADER: &str = "x-sluice-node";
+
+/// Opens a node of a cluster: `data_dir` keeps what stays per node (deduplication, parked
+/// retries and dead letters, warehouses' staging, the node's replica of the workspace and its
+/// cache of components); the cluster holds the event logs, the workspace and the function
+/// objects. Runs on the tokio runtime the server will run on (the NATS client lives there).
+/// `docs/cluster.md` says what is shared and what is not.
+///
+/// # Errors
+/// NATS cannot be reached, JetStream refuses a stream, or the data directory cannot open.
+pub async fn open_node(
+    data_dir: &Path,
+    config: crate::api::Config,
+    cluster: ClusterConfig,
+) -> anyhow::Result<AppState> {
+    let cluster = Cluster::connect(cluster).await?;
+    let db = open_db(data_dir)?;
+    let engine = Engine::new(&config.engine)?;
+    let objects = SharedObjects::open(&cluster).await?;
+    let components = Arc::new(ComponentStore::open(&db, engine)?.shared_through(objects));
+    let workspace = crate::workspace::Store::open(&db)?.join(&cluster).await?;
+    let logs = Logs {
+        ingest: Arc::new(JetStreamLog::open(&cluster, "ingest", dataplane::PIPELINE).await?),
+        deliveries: Arc::new(JetStreamLog::open(&cluster, "deliveries", dataplane::DELIVER).await?),
+    };
+    let mut plane_config = config.data_plane.clone();
+    // A node's backlog counts what it accepted, but another node settles it: per-node counts
+    // would only grow, so neither bound applies in a cluster (JetStream holds the backlog).
+    plane_config.queue_bound = usize::MAX / 2;
+    plane_config.pipeline_lead = 0;
+    let data_plane = Arc::new(DataPlane::with_logs(
+        &db,
+        workspace.clone(),
+        components.clone(),
+        data_dir,
+        plane_config,
+        logs,
+    )?);
+    tracing::info!(node = %cluster.config.node, nats = %cluster.config.url, prefix = %cluster.config.prefix, "joined the cluster");
+    Ok(AppState {
+        store: crate::api::store::Store::from_workspace(workspace),
+        components,
+        limiter: Arc::new(Limiter::new(config.rate_limit_per_minute)),
+        config: Arc::new(config),
+        data_plane,
+    })
 }
 
 /// Serves `app(state)` on `listener` and runs the data plane's pipeline and deliveries until

@@ -1,6 +1,9 @@
 //! The catalog: the source, destination and warehouse types sluice really supports, with the
 //! options each takes. `metadataId` on create refers to these ids.
 
+use std::borrow::Cow;
+
+use axum::extract::State;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -9,34 +12,43 @@ use super::auth::Caller;
 use super::error::{ApiError, CommonErrors};
 use super::extract::Query;
 use super::pagination::{PageQuery, Pagination, page};
-use super::{Data, ok};
+use super::store::Kind;
+use super::{AppState, Data, ok};
 use crate::dataplane::destinations::file;
+use crate::workspace::{Function, FunctionType, SettingType, Store};
 
 /// One setting a type takes.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CatalogOption {
     /// The setting's key.
-    pub name: &'static str,
-    /// `string`, `boolean`, `number` or `object`.
+    #[schema(value_type = String)]
+    pub name: Cow<'static, str>,
+    /// `string`, `boolean`, `number`, `array` or `object`.
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    #[schema(value_type = String)]
+    pub kind: Cow<'static, str>,
     /// Whether it must be given.
     pub required: bool,
     /// What it does.
-    pub description: &'static str,
+    #[schema(value_type = String)]
+    pub description: Cow<'static, str>,
 }
 
 /// A type in the catalog.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Metadata {
-    /// The id to pass as `metadataId` (same as `slug`).
-    pub id: &'static str,
+    /// The id to pass as `metadataId` (same as `slug`; a destination function's id).
+    #[schema(value_type = String)]
+    pub id: Cow<'static, str>,
     /// Display name.
-    pub name: &'static str,
+    #[schema(value_type = String)]
+    pub name: Cow<'static, str>,
     /// Slug.
-    pub slug: &'static str,
+    #[schema(value_type = String)]
+    pub slug: Cow<'static, str>,
     /// What it is.
-    pub description: &'static str,
+    #[schema(value_type = String)]
+    pub description: Cow<'static, str>,
     /// Logos (sluice has none to serve: `default` is empty).
     pub logos: Logos,
     /// Settings it takes.
@@ -133,10 +145,10 @@ const fn opt(
     description: &'static str,
 ) -> CatalogOption {
     CatalogOption {
-        name,
-        kind,
+        name: Cow::Borrowed(name),
+        kind: Cow::Borrowed(kind),
         required,
-        description,
+        description: Cow::Borrowed(description),
     }
 }
 
@@ -148,10 +160,10 @@ fn meta(
     options: Vec<CatalogOption>,
 ) -> Metadata {
     Metadata {
-        id,
-        name,
-        slug: id,
-        description,
+        id: Cow::Borrowed(id),
+        name: Cow::Borrowed(name),
+        slug: Cow::Borrowed(id),
+        description: Cow::Borrowed(description),
         logos: Logos::default(),
         options,
         categories: vec![category],
@@ -261,6 +273,66 @@ pub fn destination_types() -> Vec<Metadata> {
     ]
 }
 
+/// The built-in destination types, then each deployed destination function as a type of its
+/// own: its declared settings as options, plus `allowedHosts` (the hosts it may reach).
+///
+/// # Errors
+/// The store cannot be read.
+pub fn destination_catalog(store: &Store) -> Result<Vec<Metadata>, ApiError> {
+    let mut types = destination_types();
+    let functions: Vec<Function> = store.list(Kind::Function, "")?;
+    types.extend(
+        functions
+            .into_iter()
+            .filter(|f| {
+                f.resource_type == FunctionType::Destination && f.deployed_version_id.is_some()
+            })
+            .map(function_destination),
+    );
+    Ok(types)
+}
+
+/// A deployed destination function as a catalog type.
+fn function_destination(f: Function) -> Metadata {
+    let mut options: Vec<CatalogOption> = f
+        .settings
+        .iter()
+        .map(|s| CatalogOption {
+            name: Cow::Owned(s.name.clone()),
+            kind: Cow::Borrowed(match s.kind {
+                SettingType::String => "string",
+                SettingType::Boolean => "boolean",
+                SettingType::Array => "array",
+                SettingType::TextMap => "object",
+            }),
+            required: s.required,
+            description: Cow::Owned(s.description.clone()),
+        })
+        .collect();
+    if !options.iter().any(|o| o.name == "allowedHosts") {
+        options.push(CatalogOption {
+            name: Cow::Borrowed("allowedHosts"),
+            kind: Cow::Borrowed("array"),
+            required: false,
+            description: Cow::Borrowed(
+                "The hosts the function may reach (`host` or `host:port`); nothing by default. \
+                 Private, loopback and link-local addresses only when listed themselves.",
+            ),
+        });
+    }
+    Metadata {
+        id: Cow::Owned(f.id.clone()),
+        name: Cow::Owned(f.display_name.clone()),
+        slug: Cow::Owned(f.id),
+        description: Cow::Owned(f.description.unwrap_or_default()),
+        logos: Logos::default(),
+        options,
+        categories: vec!["Functions"],
+        is_cloud_event_source: None,
+        destination: Some(DestinationFacts::built_in()),
+    }
+}
+
 /// Warehouse types.
 pub fn warehouse_types() -> Vec<Metadata> {
     let interval = || {
@@ -359,7 +431,7 @@ pub fn validate_settings(
 ) -> Result<(), ApiError> {
     for option in &meta.options {
         let path = format!("{field}.{}", option.name);
-        match settings.get(option.name) {
+        match settings.get(option.name.as_ref()) {
             None | Some(Value::Null) if option.required => {
                 return Err(ApiError::invalid(
                     path,
@@ -368,10 +440,11 @@ pub fn validate_settings(
             }
             None | Some(Value::Null) => {}
             Some(value) => {
-                let fits = match option.kind {
+                let fits = match option.kind.as_ref() {
                     "string" => value.is_string(),
                     "boolean" => value.is_boolean(),
                     "number" => value.is_number(),
+                    "array" => value.is_array(),
                     _ => value.is_object(),
                 };
                 if !fits {
@@ -397,7 +470,7 @@ pub fn validate_settings(
                     ));
                 }
                 if meta.categories.contains(&"Warehouse") {
-                    check_warehouse_setting(option.name, value, &path)?;
+                    check_warehouse_setting(&option.name, value, &path)?;
                 }
                 if meta.id == "file" && option.name == "path" {
                     file::normalise(value.as_str().unwrap_or_default())
@@ -490,15 +563,17 @@ pub async fn sources(
 
 /// List destination types.
 ///
-/// The destinations sluice can deliver to, with the settings each needs; pass an `id` as
-/// `metadataId` to `POST /destinations`.
+/// The destinations sluice can deliver to, with the settings each needs, then every deployed
+/// destination function (its id is its `metadataId`); pass an `id` as `metadataId` to
+/// `POST /destinations`.
 #[utoipa::path(get, path = "/catalog/destinations", operation_id = "getDestinationsCatalog", tag = "Catalog", params(PageQuery),
     responses((status = 200, body = Data<DestinationsCatalog>), CommonErrors))]
 pub async fn destinations(
+    State(state): State<AppState>,
     _caller: Caller,
     Query(q): Query<PageQuery>,
 ) -> Result<axum::Json<Data<DestinationsCatalog>>, ApiError> {
-    let (destinations_catalog, pagination) = page(destination_types(), &q)?;
+    let (destinations_catalog, pagination) = page(destination_catalog(&state.store)?, &q)?;
     Ok(ok(DestinationsCatalog {
         destinations_catalog,
         pagination,

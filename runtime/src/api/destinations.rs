@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Area, Caller};
-use super::catalog::{destination_types, normalise_settings, validate_settings};
+use super::catalog::{destination_catalog, normalise_settings, validate_settings};
 use super::error::{ApiError, CommonErrors};
 use super::extract::{Json, Path, Query};
 use super::insert_functions::InsertFunctionInstance;
@@ -126,7 +126,7 @@ pub async fn create(
     caller: Caller,
     Json(input): Json<CreateDestination>,
 ) -> Created<DestinationData> {
-    let meta = catalog_entry(destination_types(), &input.metadata_id)?;
+    let meta = catalog_entry(destination_catalog(&state.store)?, &input.metadata_id)?;
     validate_settings(&meta, &input.settings, "settings")?;
     let name = input.name.clone().unwrap_or_else(|| meta.name.to_string());
     check_name(&name, "name")?;
@@ -194,7 +194,7 @@ pub async fn update(
     let current = load(&state, &caller, &id, true)?;
     let settings = match input.settings.clone() {
         Some(settings) => {
-            let meta = catalog_entry(destination_types(), &current.metadata.id)?;
+            let meta = catalog_entry(destination_catalog(&state.store)?, &current.metadata.id)?;
             validate_settings(&meta, &settings, "settings")?;
             Some(normalise_settings(&meta, settings))
         }

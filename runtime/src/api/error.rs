@@ -68,6 +68,9 @@ pub enum ApiError {
     /// A failure of sluice itself; the detail goes to the log, never to the client.
     #[error("internal error: {0}")]
     Internal(String),
+    /// In a cluster: the shared state (NATS JetStream) cannot be reached now.
+    #[error("{0}; retry shortly")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -108,6 +111,7 @@ impl ApiError {
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -125,6 +129,7 @@ impl ApiError {
             // Segment's own type string for rate limiting.
             ApiError::RateLimited { .. } => "RequestError",
             ApiError::Internal(_) => "internal",
+            ApiError::Unavailable(_) => "unavailable",
         }
     }
 }
@@ -191,6 +196,11 @@ impl IntoResponse for ApiError {
             }],
         };
         let mut response = (status, axum::Json(body)).into_response();
+        if let ApiError::Unavailable(_) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if let ApiError::RateLimited { ms_before_next, .. } = self {
             let secs = ms_before_next.div_ceil(1000).max(1);
             if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
@@ -231,6 +241,8 @@ impl From<crate::workspace::StoreError> for ApiError {
             StoreError::NotFound { kind, id } => ApiError::not_found(kind, &id),
             StoreError::Database(e) => e.into(),
             StoreError::Record(e) => e.into(),
+            StoreError::Conflict { .. } => ApiError::Conflict(err.to_string()),
+            StoreError::Unavailable(_) => ApiError::Unavailable(err.to_string()),
         }
     }
 }

@@ -129,6 +129,7 @@ struct Code {
 
 async fn store_code(
     state: &AppState,
+    kind: FunctionType,
     code: Option<String>,
     wasm: Option<String>,
 ) -> Result<Option<Code>, ApiError> {
@@ -165,8 +166,16 @@ async fn store_code(
                 .decode(wasm.trim())
                 .map_err(|e| ApiError::invalid("wasm", format!("`wasm` is not base64: {e}")))?;
             let components = state.components.clone();
-            // Validation and Cranelift compilation are CPU-bound: keep them off the async workers.
-            match tokio::task::spawn_blocking(move || components.put(&bytes)).await? {
+            let plane = state.data_plane.clone();
+            // Destination and source functions may use `wasi:http`: the network engine checks
+            // them. Validation and Cranelift compilation are CPU-bound: off the async workers.
+            let network = matches!(kind, FunctionType::Destination | FunctionType::Source);
+            let stored = tokio::task::spawn_blocking(move || match network {
+                true => components
+                    .put_checked(&bytes, |digest, wasm| plane.functions.check(digest, wasm)),
+                false => components.put(&bytes),
+            });
+            match stored.await? {
                 Ok(stored) => Ok(Some(Code {
                     runtime: Runtime::Wasm,
                     digest: stored.digest,
@@ -307,7 +316,7 @@ pub async fn create(
     caller.require(Area::Functions, true, None, "function")?;
     check_name(&input.display_name, "displayName")?;
     check_settings(&input.settings)?;
-    let code = store_code(&state, input.code, input.wasm)
+    let code = store_code(&state, input.resource_type, input.code, input.wasm)
         .await?
         .ok_or_else(|| {
             ApiError::invalid(
@@ -369,14 +378,14 @@ pub async fn update(
     Path(id): Path<String>,
     Json(input): Json<UpdateFunction>,
 ) -> Reply<FunctionData> {
-    load(&state, &caller, &id, true)?;
+    let current = load(&state, &caller, &id, true)?;
     if let Some(name) = &input.display_name {
         check_name(name, "displayName")?;
     }
     if let Some(settings) = &input.settings {
         check_settings(settings)?;
     }
-    let code = store_code(&state, input.code, input.wasm).await?;
+    let code = store_code(&state, current.resource_type, input.code, input.wasm).await?;
     let function = state.store.transact(&caller.actor, |tx| {
         let mut f = tx.find::<Function>(Kind::Function, &id)?;
         if let Some(name) = &input.display_name {

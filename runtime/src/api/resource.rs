@@ -11,10 +11,10 @@ pub use crate::workspace::resource::{Label, MetadataRef};
 impl From<&Metadata> for MetadataRef {
     fn from(m: &Metadata) -> MetadataRef {
         MetadataRef {
-            id: m.id.into(),
-            name: m.name.into(),
-            slug: m.slug.into(),
-            description: m.description.into(),
+            id: m.id.to_string(),
+            name: m.name.to_string(),
+            slug: m.slug.to_string(),
+            description: m.description.to_string(),
             categories: m.categories.iter().map(|c| c.to_string()).collect(),
         }
     }
@@ -25,7 +25,11 @@ impl From<&Metadata> for MetadataRef {
 /// # Errors
 /// An id the catalog does not have.
 pub fn catalog_entry(types: Vec<Metadata>, id: &str) -> Result<Metadata, ApiError> {
-    let known = types.iter().map(|m| m.id).collect::<Vec<_>>().join(", ");
+    let known = types
+        .iter()
+        .map(|m| m.id.as_ref())
+        .collect::<Vec<_>>()
+        .join(", ");
     types.into_iter().find(|m| m.id == id).ok_or_else(|| {
         ApiError::missing(
             "metadataId",

@@ -27,6 +27,11 @@ impl Store {
         Ok(Store(crate::workspace::Store::open(db)?))
     }
 
+    /// The control plane's view of `store` (a cluster node's replica, say).
+    pub fn from_workspace(store: crate::workspace::Store) -> Store {
+        Store(store)
+    }
+
     /// The workspace store itself (what the data plane is given).
     pub fn workspace(&self) -> &crate::workspace::Store {
         &self.0

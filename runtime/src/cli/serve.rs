@@ -120,22 +120,38 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(secret) = &server.bootstrap_token {
         api::auth::check_bootstrap(secret)?;
     }
-    let state = AppState::open(&server.data_dir, settings.api_config()).with_context(|| {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let opened = match settings.cluster_config(server.listen) {
+        None => AppState::open(&server.data_dir, settings.api_config()),
+        // The NATS client runs on the server's runtime.
+        Some(cluster) => runtime.block_on(crate::server::open_node(
+            &server.data_dir,
+            settings.api_config(),
+            cluster,
+        )),
+    };
+    let state = opened.with_context(|| {
         format!(
             "cannot open the data directory {}",
             server.data_dir.display()
         )
     })?;
-    if let Some(secret) = api::auth::bootstrap(&state.store, server.bootstrap_token.as_deref())? {
+    let token = server.bootstrap_token.as_deref();
+    let created = match api::auth::bootstrap(&state.store, token) {
+        // Another node of the cluster created the first token at the same moment: now the
+        // workspace has one, and this asks again only to say so.
+        Err(api::error::ApiError::Conflict(_)) => api::auth::bootstrap(&state.store, token)?,
+        other => other?,
+    };
+    if let Some(secret) = created {
         println!(
             "No API token existed, so sluice created a Workspace Owner token. It is shown only this once:"
         );
         println!("{secret}");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     let (listen, ingest_listen, data_dir) =
         (server.listen, server.ingest_listen, server.data_dir.clone());
     runtime.block_on(async move {

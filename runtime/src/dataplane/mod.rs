@@ -137,6 +137,14 @@ impl Default for DataPlaneConfig {
     }
 }
 
+/// The two logs between the stages.
+pub struct Logs {
+    /// Read by the pipeline ([`PIPELINE`]).
+    pub ingest: Arc<dyn EventLog>,
+    /// Read by delivery ([`DELIVER`]).
+    pub deliveries: Arc<dyn EventLog>,
+}
+
 /// What the stages share. One per process.
 pub struct DataPlane {
     /// The workspace's records (sources, destinations, functions...).
@@ -177,6 +185,8 @@ pub struct DataPlane {
     pub warehouses: Warehouses,
     /// The low-priority threads the pipeline runs functions on.
     pub workers: Workers,
+    /// Destination functions: the network engine and the functions running on it.
+    pub functions: destinations::function::NetFunctions,
 }
 
 impl DataPlane {
@@ -201,6 +211,25 @@ impl DataPlane {
                 config,
             )?))
         };
+        let logs = Logs {
+            ingest: log("ingest", PIPELINE)?,
+            deliveries: log("deliveries", DELIVER)?,
+        };
+        DataPlane::with_logs(db, store, components, data_dir, config, logs)
+    }
+
+    /// Like [`DataPlane::open`], on the given logs (a cluster's, shared by its nodes).
+    ///
+    /// # Errors
+    /// The parked events cannot be read.
+    pub fn with_logs(
+        db: &sled::Db,
+        store: Store,
+        components: Arc<ComponentStore>,
+        data_dir: &Path,
+        config: DataPlaneConfig,
+        logs: Logs,
+    ) -> Result<DataPlane, OpenError> {
         let (parked, pending) = Parked::open(db)?;
         let http = reqwest::Client::builder()
             .timeout(config.webhook_timeout)
@@ -209,8 +238,8 @@ impl DataPlane {
         Ok(DataPlane {
             store,
             components,
-            ingest_log: log("ingest", PIPELINE)?,
-            delivery_log: log("deliveries", DELIVER)?,
+            ingest_log: logs.ingest,
+            delivery_log: logs.deliveries,
             parked,
             dedup: Dedup::open(db)?,
             backlog: Backlog::new(pending),
@@ -226,6 +255,7 @@ impl DataPlane {
             closing: watch::channel(false).0,
             warehouses: Warehouses::open(db, data_dir)?,
             workers,
+            functions: destinations::function::NetFunctions::default(),
         })
     }
 }

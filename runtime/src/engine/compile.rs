@@ -95,7 +95,7 @@ fn is_script_import(name: &str) -> bool {
         .is_some_and(|version| version.starts_with("0.1."))
 }
 
-fn is_allowed_import(name: &str) -> bool {
+pub(super) fn is_allowed_import(name: &str) -> bool {
     // `types` carries only type definitions; importing it grants nothing.
     for own in ["sluice:function/host@", "sluice:function/types@"] {
         if let Some(version) = name.strip_prefix(own) {
@@ -105,7 +105,7 @@ fn is_allowed_import(name: &str) -> bool {
     ALLOWED_WASI.iter().any(|prefix| name.starts_with(prefix)) && name.contains("@0.2.")
 }
 
-fn check_header(wasm: &[u8]) -> Result<(), UploadError> {
+pub(super) fn check_header(wasm: &[u8]) -> Result<(), UploadError> {
     if wasm.len() < 8 || &wasm[0..4] != b"\0asm" {
         return Err(UploadError::NotWasm);
     }

@@ -64,7 +64,7 @@ impl Outcome {
         }
     }
 
-    fn output_bytes(&self) -> usize {
+    pub(crate) fn output_bytes(&self) -> usize {
         match self {
             Outcome::Forward { event } => event.len(),
             Outcome::FanOut { events } => events.iter().map(String::len).sum(),
@@ -72,6 +72,11 @@ impl Outcome {
             Outcome::Error { message, .. } => message.len(),
         }
     }
+}
+
+/// The outcome of the contract's `outcome` as the host names it (for the network engine).
+pub(crate) fn outcome_from_wit(outcome: wit::Outcome) -> Outcome {
+    Outcome::from_wit(outcome)
 }
 
 /// One invocation's result and what it cost.

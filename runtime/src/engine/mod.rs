@@ -11,6 +11,7 @@ mod error;
 mod function;
 mod javascript;
 mod limits;
+pub mod net;
 mod sandbox;
 mod wasi;
 

@@ -51,6 +51,7 @@
 //! segment keeps a file descriptor open.
 
 mod consumers;
+mod jetstream;
 mod reader;
 mod segment;
 mod segment_log;
@@ -68,17 +69,20 @@ use std::sync::Arc;
 /// Cheaply cloneable, shared bytes: what records are made of (re-exported so callers need not
 /// depend on `bytes` themselves).
 pub use bytes::Bytes;
+pub use jetstream::JetStreamLog;
 pub use segment_log::SegmentLog;
 
 /// The future a [`EventLog`] method returns (boxed, so the trait stays dyn-compatible).
 pub type LogFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, LogError>> + Send + 'a>>;
 
 /// A durable, ordered log of records with named consumers: what the data plane's stages read
-/// and write. [`SegmentLog`] keeps it in local files; a distributed log (NATS JetStream) can
-/// take its place behind this trait.
+/// and write. [`SegmentLog`] keeps it in local files; [`JetStreamLog`] on a NATS JetStream
+/// stream shared by the nodes of a cluster.
 ///
 /// Positions are opaque, increasing `u64`s: continue reading from [`Record::next`] and commit
-/// it; do not compute positions.
+/// it; do not compute positions. On [`JetStreamLog`] they are the reading node's own (the
+/// records it fetched, numbered from 0 at each start), and an [`Appended`]'s positions are
+/// stream sequences, not positions to read from.
 pub trait EventLog: Send + Sync {
     /// Appends `records` in order; resolves once they are durable, with their positions.
     ///
@@ -141,6 +145,12 @@ pub trait EventLog: Send + Sync {
     /// # Errors
     /// [`LogError::UnknownConsumer`].
     fn position(&self, consumer: &str) -> Result<u64, LogError>;
+
+    /// The largest record [`EventLog::append`] takes: writers with more to say split it into
+    /// several records. Cost: none.
+    fn max_record(&self) -> usize {
+        segment::MAX_PAYLOAD
+    }
 }
 
 /// One record read from the log.
@@ -267,6 +277,9 @@ pub enum LogError {
     /// The log was closed, or its writer stopped after an I/O error.
     #[error("the log is closed")]
     Closed,
+    /// The cluster's log (NATS JetStream) cannot be reached now; retry later.
+    #[error("the cluster's event log is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Maps an I/O error on `path` to [`LogError::Io`].

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use wasmtime::component::Component;
 
+use super::SharedObjects;
 use crate::engine::{Engine, Function, JsCodeError, JsEngine, UploadError, digest_hex};
 
 /// A storage failure.
@@ -27,6 +28,9 @@ pub enum StorageError {
     /// A file-system failure.
     #[error("storage: {0}")]
     Io(String),
+    /// The cluster's object store cannot be reached.
+    #[error("the cluster's object store: {0}")]
+    Cluster(String),
 }
 
 /// The result of storing a component.
@@ -62,6 +66,8 @@ pub struct ComponentStore {
     instances: Mutex<HashMap<String, InstanceFunction>>,
     /// The JavaScript engine, compiled (or loaded from its artifact) on first use.
     js: OnceLock<Result<Arc<JsEngine>, String>>,
+    /// In a cluster: where components, code and artifacts are shared with the other nodes.
+    shared: Option<SharedObjects>,
 }
 
 impl ComponentStore {
@@ -80,7 +86,33 @@ impl ComponentStore {
             loaded: Mutex::new(HashMap::new()),
             instances: Mutex::new(HashMap::new()),
             js: OnceLock::new(),
+            shared: None,
         })
+    }
+
+    /// This store as a node of a cluster: what it stores is also put in `shared`, and what
+    /// it lacks is looked for there (then kept locally).
+    pub fn shared_through(self, shared: SharedObjects) -> ComponentStore {
+        ComponentStore {
+            shared: Some(shared),
+            ..self
+        }
+    }
+
+    /// Puts `bytes` as `name` in the cluster's object store, if this is a node of one.
+    fn share(&self, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        match &self.shared {
+            Some(shared) => shared.put(name, bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// The cluster's object `name`, if this is a node of one and the cluster has it.
+    fn from_cluster(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        match &self.shared {
+            Some(shared) => shared.get(name),
+            None => Ok(None),
+        }
     }
 
     /// The engine functions run on.
@@ -96,6 +128,9 @@ impl ComponentStore {
     pub fn put(&self, wasm: &[u8]) -> Result<Stored, StorageError> {
         let digest = digest_hex(wasm);
         if self.components.contains_key(digest.as_bytes())? {
+            // Shared again (a no-op when the cluster has it): an earlier upload may have
+            // been stored here while the cluster was unreachable.
+            self.share(&format!("components/{digest}"), wasm)?;
             self.function(&digest)?;
             return Ok(Stored { digest, new: false });
         }
@@ -103,8 +138,30 @@ impl ComponentStore {
         self.write_artifact(&digest, &component)?;
         self.components.insert(digest.as_bytes(), wasm)?;
         self.db.flush()?;
+        self.share(&format!("components/{digest}"), wasm)?;
         let function = Arc::new(Function::new(self.engine.clone(), digest.clone(), pre));
         self.cache(function);
+        Ok(Stored { digest, new: true })
+    }
+
+    /// Stores a component that `check` accepted (a destination or source function, which the
+    /// network engine compiles: see `engine::net`), durably, under its blake3 digest, without
+    /// compiling it for insert functions. Identical bytes are checked and stored once.
+    ///
+    /// # Errors
+    /// [`StorageError::Upload`] with `check`'s reason, or a database failure.
+    pub fn put_checked(
+        &self,
+        wasm: &[u8],
+        check: impl FnOnce(&str, &[u8]) -> Result<(), UploadError>,
+    ) -> Result<Stored, StorageError> {
+        let digest = digest_hex(wasm);
+        check(&digest, wasm)?;
+        if self.components.contains_key(digest.as_bytes())? {
+            return Ok(Stored { digest, new: false });
+        }
+        self.components.insert(digest.as_bytes(), wasm)?;
+        self.db.flush()?;
         Ok(Stored { digest, new: true })
     }
 
@@ -120,6 +177,7 @@ impl ComponentStore {
         let digest = crate::engine::js_digest(code);
         if self.scripts.contains_key(digest.as_bytes())? {
             // Checked when it was stored: identical code is not parsed again.
+            self.share(&format!("scripts/{digest}"), code.as_bytes())?;
             self.function(&digest)?;
             return Ok(Stored { digest, new: false });
         }
@@ -128,6 +186,7 @@ impl ComponentStore {
         self.write_bytecode(&js, &digest, &bytecode)?;
         self.scripts.insert(digest.as_bytes(), code.as_bytes())?;
         self.db.flush()?;
+        self.share(&format!("scripts/{digest}"), code.as_bytes())?;
         self.cache(Arc::new(function));
         Ok(Stored { digest, new: true })
     }
@@ -234,10 +293,34 @@ impl ComponentStore {
     /// # Errors
     /// [`StorageError::NotFound`] or a database failure.
     pub fn wasm(&self, digest: &str) -> Result<Vec<u8>, StorageError> {
-        self.components
-            .get(digest.as_bytes())?
-            .map(|bytes| bytes.to_vec())
-            .ok_or_else(|| StorageError::NotFound(digest.to_string()))
+        if let Some(bytes) = self.components.get(digest.as_bytes())? {
+            return Ok(bytes.to_vec());
+        }
+        // Another node's upload: checked against its name before it is kept.
+        match self.from_cluster(&format!("components/{digest}"))? {
+            Some(bytes) if digest_hex(&bytes) == digest => {
+                self.components
+                    .insert(digest.as_bytes(), bytes.as_slice())?;
+                Ok(bytes)
+            }
+            _ => Err(StorageError::NotFound(digest.to_string())),
+        }
+    }
+
+    /// Stored JavaScript code, from this node or (checked against its digest) the cluster.
+    fn script(&self, digest: &str) -> Result<Option<String>, StorageError> {
+        if let Some(code) = self.scripts.get(digest.as_bytes())? {
+            return Ok(Some(String::from_utf8_lossy(&code).into_owned()));
+        }
+        let Some(bytes) = self.from_cluster(&format!("scripts/{digest}"))? else {
+            return Ok(None);
+        };
+        let code = String::from_utf8_lossy(&bytes).into_owned();
+        if crate::engine::js_digest(&code) != digest {
+            return Ok(None);
+        }
+        self.scripts.insert(digest.as_bytes(), code.as_bytes())?;
+        Ok(Some(code))
     }
 
     /// The function for a stored component or JavaScript code: from memory if loaded, else
@@ -251,8 +334,7 @@ impl ComponentStore {
         if let Some(function) = self.loaded.lock().ok().and_then(|l| l.get(digest).cloned()) {
             return Ok(function);
         }
-        if let Some(code) = self.scripts.get(digest.as_bytes())? {
-            let code = String::from_utf8_lossy(&code);
+        if let Some(code) = self.script(digest)? {
             let function = self.script_function(digest, &code)?;
             return Ok(self.cache(Arc::new(function)));
         }
@@ -351,13 +433,37 @@ impl ComponentStore {
         let mut value = Vec::with_capacity(32 + artifact.len());
         value.extend_from_slice(blake3::hash(&artifact).as_bytes());
         value.extend_from_slice(&artifact);
-        self.artifacts
-            .insert(self.artifact_key(digest).as_bytes(), value)?;
+        let key = self.artifact_key(digest);
+        if let Err(e) = self.share(&format!("artifacts/{key}"), &value) {
+            // Not fatal: the other nodes compile it themselves.
+            tracing::warn!(%digest, error = %e, "cannot share a compiled artifact");
+        }
+        self.artifacts.insert(key.as_bytes(), value)?;
         Ok(())
     }
 
+    /// The stored artifact of `digest` for this engine: this node's, or one another node
+    /// compiled (kept here; verified like any before use).
+    fn artifact(&self, digest: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let key = self.artifact_key(digest);
+        if let Some(value) = self.artifacts.get(key.as_bytes())? {
+            return Ok(Some(value.to_vec()));
+        }
+        let shared = match self.from_cluster(&format!("artifacts/{key}")) {
+            Ok(shared) => shared,
+            Err(e) => {
+                tracing::warn!(%digest, error = %e, "cannot read the cluster's artifact; compiling");
+                None
+            }
+        };
+        if let Some(value) = &shared {
+            self.artifacts.insert(key.as_bytes(), value.as_slice())?;
+        }
+        Ok(shared)
+    }
+
     fn load_artifact(&self, digest: &str) -> Result<Option<Component>, StorageError> {
-        let Some(value) = self.artifacts.get(self.artifact_key(digest).as_bytes())? else {
+        let Some(value) = self.artifact(digest)? else {
             return Ok(None);
         };
         if value.len() < 32 || blake3::hash(&value[32..]).as_bytes() != &value[..32] {

@@ -7,13 +7,18 @@
 //!   the built-in JavaScript engine component, whose artifact is kept in `artifacts` like any;
 //! - `artifacts`: `<blake3 hex>:<engine compatibility hex>` -> `<blake3 of artifact (32 bytes)>`
 //!   followed by the Cranelift-compiled artifact, verified before it is ever deserialized.
+//!
+//! In a cluster the same objects are also in the JetStream object store ([`SharedObjects`]),
+//! and each node's sled trees are its cache of them.
 
 mod components;
+mod shared;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub use components::{ComponentStore, StorageError, Stored};
+pub use shared::SharedObjects;
 
 /// How long opening waits for a database another holder is still closing (a restart right
 /// after a stop; a child process forked while it was open, until the child execs).

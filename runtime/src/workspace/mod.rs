@@ -8,6 +8,7 @@ pub mod audit;
 pub mod destination;
 pub mod function;
 pub mod instance;
+mod replica;
 pub mod resource;
 pub mod source;
 pub mod store;

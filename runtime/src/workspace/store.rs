@@ -2,8 +2,11 @@
 //! keyed by id, plus `api.index` for uniqueness and lookups (slugs, write keys, token hashes,
 //! plan per source) and `api.audit` for the audit trail. Every change and its audit event
 //! commit in one sled transaction over all these trees, so the trail cannot miss a change, and
-//! every change bumps the configuration version the data plane rebuilds its wiring on.
+//! every change bumps the configuration version the data plane rebuilds its wiring on. In a
+//! cluster the trees are the node's replica of the shared workspace ([`super::replica`]).
 
+use std::cell::RefCell;
+use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +17,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Transactional, Tree};
 
 use super::audit::AuditEvent;
+use super::replica::{Journal, Replica, Write};
+use crate::cluster::{Cluster, ClusterError};
 
 /// Why the store could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +37,21 @@ pub enum StoreError {
         /// Its id.
         id: String,
     },
+    /// In a cluster: another node changed a record this change read or wrote, after this
+    /// node read it. Nothing was written.
+    #[error(
+        "the {kind} `{id}` was changed on another node while this change was being made; \
+         nothing was written: read it again and retry"
+    )]
+    Conflict {
+        /// What kind of record ([`Kind::noun`]).
+        kind: &'static str,
+        /// Its id (or index key).
+        id: String,
+    },
+    /// In a cluster: the shared workspace (NATS JetStream) cannot be reached.
+    #[error("the cluster's workspace is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// The kinds of stored records; each has its own tree.
@@ -89,7 +109,7 @@ impl Kind {
     }
 }
 
-const KINDS: [(Kind, &str); 14] = [
+pub(super) const KINDS: [(Kind, &str); 14] = [
     (Kind::Source, "api.sources"),
     (Kind::Destination, "api.destinations"),
     (Kind::TrackingPlan, "api.tracking_plans"),
@@ -106,7 +126,7 @@ const KINDS: [(Kind, &str); 14] = [
     (Kind::Audit, "api.audit"),
 ];
 
-fn slot(kind: Kind) -> usize {
+pub(super) fn slot(kind: Kind) -> usize {
     KINDS.iter().position(|(k, _)| *k == kind).unwrap_or(0)
 }
 
@@ -114,12 +134,19 @@ fn slot(kind: Kind) -> usize {
 pub type TxResult<T, E> = Result<T, ConflictableTransactionError<E>>;
 
 /// Handle on the workspace's trees. Cheap to clone.
+///
+/// In a cluster ([`Store::join`]) the trees are this node's replica of the shared workspace:
+/// reads are local and unchanged; a change is recorded, published to the cluster with a
+/// compare-and-set, and applied here (as on every node) from the cluster's stream
+/// ([`super::replica`]).
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
     trees: Vec<Tree>,
     /// Bumped by every committed transaction: the data plane's wiring is rebuilt when it moves.
     version: Arc<AtomicU64>,
+    /// The cluster's workspace, when this node is part of one.
+    replica: Option<Arc<Replica>>,
 }
 
 impl Store {
@@ -136,7 +163,27 @@ impl Store {
             db: db.clone(),
             trees,
             version: Arc::new(AtomicU64::new(1)),
+            replica: None,
         })
+    }
+
+    /// This store as a node's replica of the cluster's workspace: its local records are
+    /// replaced by the cluster's (replayed from the shared stream; this returns once they are
+    /// all applied), and from then on every change goes through the cluster.
+    ///
+    /// # Errors
+    /// The cluster's stream cannot be reached or replayed.
+    pub async fn join(self, cluster: &Cluster) -> Result<Store, ClusterError> {
+        let replica = Replica::start(cluster, &self).await?;
+        Ok(Store {
+            replica: Some(replica),
+            ..self
+        })
+    }
+
+    /// Which node of the cluster this is, if any.
+    pub fn node(&self) -> Option<&str> {
+        self.replica.as_ref().map(|r| r.node())
     }
 
     /// The configuration version: it changes after every committed change (one atomic load).
@@ -218,11 +265,15 @@ impl Store {
         actor: &str,
         f: impl Fn(&mut Tx<'_, E>) -> TxResult<R, E>,
     ) -> Result<R, E> {
+        if let Some(replica) = &self.replica {
+            return replica.transact(self, actor, &f);
+        }
         let result = self.trees.as_slice().transaction(|trees| {
             let mut tx = Tx {
                 trees,
                 actor,
                 aborts: PhantomData,
+                journal: None,
             };
             f(&mut tx)
         });
@@ -234,6 +285,81 @@ impl Store {
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(E::from(StoreError::Database(e))),
         }
+    }
+
+    /// Runs `f` in a transaction that records what it reads and writes in `journal`, then
+    /// rolls back: what a change would do, to be published to the cluster.
+    pub(super) fn dry_run<R, E: From<StoreError>>(
+        &self,
+        actor: &str,
+        journal: &RefCell<Journal>,
+        f: &impl Fn(&mut Tx<'_, E>) -> TxResult<R, E>,
+    ) -> Result<R, E> {
+        /// How the rolled-back transaction ended: the rollback carries the result out.
+        enum Outcome<R, E> {
+            Done(R),
+            Failed(E),
+        }
+        let result = self.trees.as_slice().transaction(|trees| {
+            *journal.borrow_mut() = Journal::default();
+            let mut tx = Tx {
+                trees,
+                actor,
+                aborts: PhantomData,
+                journal: Some(journal),
+            };
+            let outcome = match f(&mut tx) {
+                Ok(r) => Outcome::Done(r),
+                Err(ConflictableTransactionError::Abort(e)) => Outcome::Failed(e),
+                Err(ConflictableTransactionError::Conflict) => {
+                    return Err(ConflictableTransactionError::Conflict);
+                }
+                Err(ConflictableTransactionError::Storage(e)) => {
+                    return Err(ConflictableTransactionError::Storage(e));
+                }
+            };
+            Err::<Infallible, _>(ConflictableTransactionError::Abort(outcome))
+        });
+        match result {
+            Ok(never) => match never {},
+            Err(TransactionError::Abort(Outcome::Done(r))) => Ok(r),
+            Err(TransactionError::Abort(Outcome::Failed(e))) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(E::from(StoreError::Database(e))),
+        }
+    }
+
+    /// Applies a change published by a node (this one included) in one transaction, and
+    /// bumps the configuration version.
+    pub(super) fn apply(&self, writes: &[Write]) -> Result<(), StoreError> {
+        let result = self.trees.as_slice().transaction(|trees| {
+            for w in writes {
+                let Some(tree) = trees.get(usize::from(w.slot)) else {
+                    continue;
+                };
+                match &w.value {
+                    Some(value) => tree.insert(w.key.as_slice(), value.as_slice())?,
+                    None => tree.remove(w.key.as_slice())?,
+                };
+            }
+            Ok::<(), ConflictableTransactionError<StoreError>>(())
+        });
+        match result {
+            Ok(()) => {
+                self.version.fetch_add(1, Ordering::AcqRel);
+                Ok(())
+            }
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(StoreError::Database(e)),
+        }
+    }
+
+    /// Empties every tree (a node's replica before it replays the cluster's workspace).
+    pub(super) fn clear(&self) -> Result<(), StoreError> {
+        for tree in &self.trees {
+            tree.clear()?;
+        }
+        self.version.fetch_add(1, Ordering::AcqRel);
+        Ok(())
     }
 
     /// Writes everything to disk (on shutdown).
@@ -251,6 +377,8 @@ pub struct Tx<'a, E> {
     trees: &'a [TransactionalTree],
     actor: &'a str,
     aborts: PhantomData<fn() -> E>,
+    /// In a cluster: what the change reads and writes (a branch per call otherwise).
+    journal: Option<&'a RefCell<Journal>>,
 }
 
 fn abort<E: From<StoreError>>(e: impl Into<StoreError>) -> ConflictableTransactionError<E> {
@@ -262,8 +390,21 @@ impl<E: From<StoreError>> Tx<'_, E> {
         &self.trees[slot(kind)]
     }
 
+    fn read(&self, kind: Kind, key: &str) {
+        if let Some(journal) = self.journal {
+            journal.borrow_mut().read(kind, key);
+        }
+    }
+
+    fn wrote(&self, kind: Kind, key: &str, value: Option<Vec<u8>>) {
+        if let Some(journal) = self.journal {
+            journal.borrow_mut().write(kind, key, value);
+        }
+    }
+
     /// One record.
     pub fn get<T: DeserializeOwned>(&self, kind: Kind, id: &str) -> TxResult<Option<T>, E> {
+        self.read(kind, id);
         match self.tree(kind).get(id.as_bytes())? {
             Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(abort)?)),
             None => Ok(None),
@@ -283,17 +424,22 @@ impl<E: From<StoreError>> Tx<'_, E> {
     /// Writes a record.
     pub fn put<T: Serialize>(&self, kind: Kind, id: &str, value: &T) -> TxResult<(), E> {
         let bytes = serde_json::to_vec(value).map_err(abort)?;
+        if self.journal.is_some() {
+            self.wrote(kind, id, Some(bytes.clone()));
+        }
         self.tree(kind).insert(id.as_bytes(), bytes)?;
         Ok(())
     }
 
     /// Removes a record; whether it existed.
     pub fn remove(&self, kind: Kind, id: &str) -> TxResult<bool, E> {
+        self.wrote(kind, id, None);
         Ok(self.tree(kind).remove(id.as_bytes())?.is_some())
     }
 
     /// An index entry's value.
     pub fn index(&self, key: &str) -> TxResult<Option<String>, E> {
+        self.read(Kind::Index, key);
         Ok(self
             .tree(Kind::Index)
             .get(key.as_bytes())?
@@ -302,6 +448,7 @@ impl<E: From<StoreError>> Tx<'_, E> {
 
     /// Sets an index entry.
     pub fn set_index(&self, key: &str, value: &str) -> TxResult<(), E> {
+        self.wrote(Kind::Index, key, Some(value.as_bytes().to_vec()));
         self.tree(Kind::Index)
             .insert(key.as_bytes(), value.as_bytes())?;
         Ok(())
@@ -309,6 +456,7 @@ impl<E: From<StoreError>> Tx<'_, E> {
 
     /// Removes an index entry.
     pub fn unset_index(&self, key: &str) -> TxResult<(), E> {
+        self.wrote(Kind::Index, key, None);
         self.tree(Kind::Index).remove(key.as_bytes())?;
         Ok(())
     }

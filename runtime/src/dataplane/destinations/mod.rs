@@ -3,9 +3,11 @@
 //! a batch of events into one attempt whose [`Verdict`] holds for every event of the batch.
 //!
 //! - [`webhook`]: POSTs JSON to a URL (one event, or `{"batch": [...]}`), signed with HMAC-SHA256;
-//! - [`file`]: appends JSON lines to a file under the data directory, rotated by size.
+//! - [`file`]: appends JSON lines to a file under the data directory, rotated by size;
+//! - [`function`]: a destination function (code that sends each event out over `wasi:http`).
 
 pub mod file;
+pub mod function;
 pub mod webhook;
 
 use std::future::Future;
@@ -82,6 +84,9 @@ pub fn sink(plane: &DataPlane, destination: &Destination) -> Arc<dyn Sink> {
             &destination.settings,
             plane.config.file_rotate_bytes,
         )),
-        other => Arc::new(Unsupported(other.to_string())),
+        other => match function::function_of(plane, destination) {
+            Some(f) => function::sink(plane, destination, &f),
+            None => Arc::new(Unsupported(other.to_string())),
+        },
     }
 }

@@ -67,6 +67,18 @@ impl Dedup {
         }
     }
 
+    /// Forgets `message_ids` of `source_id`: their request was refused after they were
+    /// recorded (the log could not store it), so a retry is not a duplicate. One removal each.
+    ///
+    /// # Errors
+    /// sled failed.
+    pub fn forget(&self, source_id: &str, message_ids: &[String]) -> Result<(), sled::Error> {
+        for id in message_ids {
+            self.seen.remove(format!("{source_id}\n{id}").as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// Removes entries older than `window` (run now and then); how many.
     ///
     /// # Errors

@@ -29,6 +29,7 @@ use time::OffsetDateTime;
 
 use super::event::{Batch, Event, EventType};
 use super::{DataPlane, PIPELINE, PIPELINE_WAIT};
+use crate::log::LogError;
 use crate::workspace::{Kind, Source};
 use members::Members;
 use normalize::{MAX_BATCH_EVENTS, MAX_REQUEST_BYTES, Shared, normalize};
@@ -54,6 +55,11 @@ pub enum IngestError {
     },
     /// 500: the events could not be stored (details in the log).
     Internal,
+    /// 503: the cluster's event log (NATS) is unreachable; nothing was stored.
+    Unavailable {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// 415, 400 or 413: the body's `Content-Encoding` is unsupported, wrong, or decodes to
     /// more than the limit.
     Encoding(encoding::EncodingError),
@@ -62,7 +68,9 @@ pub enum IngestError {
 impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
         let retry = match &self {
-            IngestError::Overloaded { retry_after } => Some(*retry_after),
+            IngestError::Overloaded { retry_after } | IngestError::Unavailable { retry_after } => {
+                Some(*retry_after)
+            }
             _ => None,
         };
         let (status, kind, message, field) = match self {
@@ -92,6 +100,14 @@ impl IntoResponse for IngestError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "the events could not be stored".to_string(),
+                None,
+            ),
+            IngestError::Unavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the event log is unavailable (the cluster's NATS server cannot be reached); \
+                 nothing was stored: retry later"
+                    .to_string(),
                 None,
             ),
             IngestError::Encoding(e) => (e.status(), e.kind(), e.to_string(), None),
@@ -265,8 +281,26 @@ async fn accept(
     }
     .encode();
     plane.backlog.adjust(&source.id, count, 0);
+    // A second handle on the shared bytes (no copy), to read the ids back if the append fails.
+    let kept = record.clone();
     if let Err(e) = plane.ingest_log.append(vec![record]).await {
         plane.backlog.adjust(&source.id, 0, count);
+        // Not stored, so not seen: the client's retry must not be dropped as a duplicate.
+        let dedup = plane.dedup.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let batch = Batch::decode(kept).map_err(|e| e.to_string())?;
+            let ids: Vec<String> = batch.events.into_iter().map(|e| e.message_id).collect();
+            dedup
+                .forget(&batch.source_id, &ids)
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        if let LogError::Unavailable(reason) = &e {
+            tracing::warn!(%reason, "ingestion refused: the cluster's event log is unavailable");
+            return Err(IngestError::Unavailable {
+                retry_after: plane.config.retry_after_secs,
+            });
+        }
         tracing::error!(error = %e, "cannot append to the ingest log");
         return Err(IngestError::Internal);
     }

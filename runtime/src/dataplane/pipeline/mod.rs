@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 
 use super::event::{Batch, encode_deliveries};
 use super::{DataPlane, PIPELINE};
-use crate::log::{LogError, Record};
+use crate::log::{Bytes, LogError, Record};
 use source::Output;
 use wiring::WiringError;
 
@@ -200,8 +200,8 @@ pub async fn persist(plane: &DataPlane, output: &Output) -> Result<(), PipelineE
         for d in &output.deliveries {
             plane.backlog.adjust(&d.source_id, 1, 0);
         }
-        let record = encode_deliveries(&output.deliveries);
-        plane.delivery_log.append(vec![record]).await?;
+        let records = deliveries_records(&output.deliveries, plane.delivery_log.max_record());
+        plane.delivery_log.append(records).await?;
     }
     if !output.held.is_empty() {
         for h in &output.held {
@@ -228,4 +228,32 @@ pub async fn persist(plane: &DataPlane, output: &Output) -> Result<(), PipelineE
         plane.ingest_log.append(records).await?;
     }
     Ok(())
+}
+
+/// `deliveries` as records of at most about `limit` bytes each: one record unless the log
+/// limits records (a cluster's log does, to NATS's message size). Costs a sum of lengths.
+fn deliveries_records(deliveries: &[super::event::Delivery], limit: usize) -> Vec<Bytes> {
+    // Generous per-delivery overhead (ids, type, framing), so an estimate never exceeds it.
+    let size = |d: &super::event::Delivery| {
+        d.event.json.len()
+            + d.event.message_id.len()
+            + d.destination_id.len()
+            + d.source_id.len()
+            + 64
+    };
+    let total: usize = deliveries.iter().map(size).sum();
+    if total < limit {
+        return vec![encode_deliveries(deliveries)];
+    }
+    let mut records = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, d) in deliveries.iter().enumerate() {
+        if i > start && bytes + size(d) >= limit {
+            records.push(encode_deliveries(&deliveries[start..i]));
+            (start, bytes) = (i, 0);
+        }
+        bytes += size(d);
+    }
+    records.push(encode_deliveries(&deliveries[start..]));
+    records
 }

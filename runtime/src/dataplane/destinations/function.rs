@@ -1,0 +1,301 @@
+//! Destination functions: a deployed function of `resourceType: DESTINATION` connected to a
+//! source like any destination (its `metadataId` is the function's id). Each event is one
+//! invocation of the function's `handle` on the network engine, whose `wasi:http` requests
+//! pass the destination's `allowedHosts` policy; what it returns is read through the one
+//! retry classifier:
+//!
+//! - forwarded, dropped, fanned out, `event-not-supported`, `drop-event`: delivered (Segment
+//!   drops unsupported events without an error);
+//! - `retry-error`: retried with backoff; a message holding `retry-after=<seconds>` (how a
+//!   function passes on the API's `Retry-After`) sets the delay;
+//! - a deadline or an instance that could not start: retried;
+//! - any other error (the function's own, a trap, fuel): a dead letter with the message.
+//!
+//! The compiled code is kept per digest, the function (its warm instances and its policy)
+//! per destination and settings: a change of either starts afresh.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use super::{Attempt, Sending, Sink};
+use crate::dataplane::DataPlane;
+use crate::dataplane::deliver::retry::Verdict;
+use crate::dataplane::event::Event;
+use crate::engine::net::{HttpLimits, NetCode, NetEngine, NetFunction};
+use crate::engine::{EngineConfig, Invocation, Limits, Outcome, UploadError};
+use crate::workspace::{Destination, Function, FunctionType, Kind, Runtime, Version};
+
+/// The bounds of one destination-function invocation: Segment's 5 s timeout, and the fuel
+/// of a few hundred milliseconds of guest work.
+pub fn invocation_limits() -> Limits {
+    Limits {
+        fuel: 500_000_000,
+        deadline: Duration::from_secs(5),
+        ..Limits::default()
+    }
+}
+
+/// The network engine (started on first use: a ticker thread) and what runs on it, shared by
+/// every destination function of the process.
+#[derive(Default)]
+pub struct NetFunctions {
+    engine: OnceLock<Result<Arc<NetEngine>, String>>,
+    codes: Mutex<HashMap<String, NetCode>>,
+    functions: Mutex<HashMap<String, Live>>,
+    /// The bounds of each request (timeout, response size, requests in flight).
+    pub http: HttpLimits,
+}
+
+struct Live {
+    digest: String,
+    settings: blake3::Hash,
+    function: Arc<NetFunction>,
+}
+
+impl NetFunctions {
+    /// The network engine, started now if it was not.
+    ///
+    /// # Errors
+    /// The engine could not start.
+    pub fn engine(&self) -> Result<Arc<NetEngine>, String> {
+        self.engine
+            .get_or_init(|| NetEngine::new(&EngineConfig::default()).map_err(|e| e.to_string()))
+            .clone()
+    }
+
+    /// Checks that `wasm` is a component a destination or source function can be: compiled
+    /// and linked on the network engine (Cranelift time), and keeps the compiled code.
+    ///
+    /// # Errors
+    /// The engine's reason, as for insert functions.
+    pub fn check(&self, digest: &str, wasm: &[u8]) -> Result<(), UploadError> {
+        let engine = self
+            .engine()
+            .map_err(|e| UploadError::Invalid(format!("the network engine is unavailable: {e}")))?;
+        let code = engine.compile(wasm)?;
+        if let Ok(mut codes) = self.codes.lock() {
+            codes.insert(digest.to_string(), code);
+        }
+        Ok(())
+    }
+
+    /// The function destination `id` runs: code `digest` (bytes from `wasm` when not yet
+    /// compiled) with `settings`; the same one while neither changed.
+    fn function_for(
+        &self,
+        id: &str,
+        digest: &str,
+        settings: &str,
+        wasm: impl FnOnce() -> Result<Vec<u8>, String>,
+    ) -> Result<Arc<NetFunction>, String> {
+        let hash = blake3::hash(settings.as_bytes());
+        if let Some(live) = self.functions.lock().ok().and_then(|f| {
+            f.get(id)
+                .filter(|l| l.digest == digest && l.settings == hash)
+                .map(|l| l.function.clone())
+        }) {
+            return Ok(live);
+        }
+        let cached = self.codes.lock().ok().and_then(|c| c.get(digest).cloned());
+        let code = match cached {
+            Some(code) => code,
+            None => {
+                let engine = self.engine()?;
+                let code = engine.compile(&wasm()?).map_err(|e| e.to_string())?;
+                if let Ok(mut codes) = self.codes.lock() {
+                    codes.insert(digest.to_string(), code.clone());
+                }
+                code
+            }
+        };
+        let function = Arc::new(
+            code.function(settings, self.http.clone())
+                .map_err(|e| e.to_string())?,
+        );
+        if let Ok(mut functions) = self.functions.lock() {
+            functions.insert(
+                id.to_string(),
+                Live {
+                    digest: digest.to_string(),
+                    settings: hash,
+                    function: function.clone(),
+                },
+            );
+        }
+        Ok(function)
+    }
+}
+
+/// Whether `destination` is a destination function's instance: its catalog id names a
+/// function of `resourceType: DESTINATION`.
+pub fn function_of(plane: &DataPlane, destination: &Destination) -> Option<Function> {
+    let function: Function = plane
+        .store
+        .get(Kind::Function, &destination.metadata.id)
+        .ok()??;
+    (function.resource_type == FunctionType::Destination).then_some(function)
+}
+
+/// The sink of a destination function's instance; one that refuses every attempt (dead
+/// letters naming why) when the function cannot run.
+pub fn sink(plane: &DataPlane, destination: &Destination, function: &Function) -> Arc<dyn Sink> {
+    match load(plane, destination, function) {
+        Ok(function) => Arc::new(FunctionSink {
+            function,
+            limits: invocation_limits(),
+        }),
+        Err(why) => Arc::new(Broken(why)),
+    }
+}
+
+fn load(
+    plane: &DataPlane,
+    destination: &Destination,
+    function: &Function,
+) -> Result<Arc<NetFunction>, String> {
+    let name = &function.display_name;
+    let version_id = function
+        .deployed_version_id
+        .as_deref()
+        .ok_or_else(|| format!("the destination function {name:?} is not deployed"))?;
+    let key = format!("{}/{version_id}", function.id);
+    let version: Version = plane
+        .store
+        .get(Kind::FunctionVersion, &key)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the deployed version of {name:?} is missing"))?;
+    if version.runtime != Runtime::Wasm {
+        return Err(format!(
+            "{name:?} is JavaScript: JavaScript destination functions need `fetch`, which this \
+             build does not have yet; upload a component (wasi:http) instead"
+        ));
+    }
+    let settings = serde_json::to_string(&destination.settings).unwrap_or_else(|_| "{}".into());
+    plane
+        .functions
+        .function_for(&destination.id, &version.digest, &settings, || {
+            plane
+                .components
+                .wasm(&version.digest)
+                .map_err(|e| e.to_string())
+        })
+}
+
+/// A destination function ready to deliver: one invocation per event.
+struct FunctionSink {
+    function: Arc<NetFunction>,
+    limits: Limits,
+}
+
+impl Sink for FunctionSink {
+    fn batch_size(&self) -> usize {
+        1
+    }
+
+    fn send<'a>(&'a self, events: &'a [Event]) -> Sending<'a> {
+        Box::pin(async move {
+            for event in events {
+                let text = String::from_utf8_lossy(&event.json);
+                let invocation = self.function.invoke(&text, &self.limits).await;
+                let attempt = attempt(&invocation);
+                if attempt.verdict != Verdict::Success {
+                    return attempt;
+                }
+            }
+            Attempt::success()
+        })
+    }
+}
+
+/// What an invocation means for the delivery (see the module's list).
+pub fn attempt(invocation: &Invocation) -> Attempt {
+    match &invocation.result {
+        Ok(Outcome::Forward { .. } | Outcome::Drop | Outcome::FanOut { .. }) => Attempt::success(),
+        Ok(Outcome::Error { kind, message }) => match *kind {
+            "event-not-supported" | "drop-event" => Attempt::success(),
+            "retry-error" => Attempt::failed(
+                Verdict::Retry {
+                    after: retry_after(message),
+                },
+                format!("retry-error: {message}"),
+            ),
+            other => Attempt::failed(Verdict::GiveUp, format!("{other}: {message}")),
+        },
+        Err(err) if err.is_retryable() => {
+            Attempt::failed(Verdict::Retry { after: None }, err.to_string())
+        }
+        Err(err) => Attempt::failed(Verdict::GiveUp, err.to_string()),
+    }
+}
+
+/// The delay a `retry-error` message asks for with `retry-after=<seconds>`.
+fn retry_after(message: &str) -> Option<Duration> {
+    let (_, rest) = message.split_once("retry-after=")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().map(Duration::from_secs)
+}
+
+/// A destination function that cannot run: every attempt is a dead letter saying why.
+struct Broken(String);
+
+impl Sink for Broken {
+    fn batch_size(&self) -> usize {
+        1000
+    }
+
+    fn send<'a>(&'a self, _events: &'a [Event]) -> Sending<'a> {
+        let error = self.0.clone();
+        Box::pin(async move { Attempt::failed(Verdict::GiveUp, error) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::InvokeError;
+
+    fn invocation(result: Result<Outcome, InvokeError>) -> Invocation {
+        Invocation {
+            result,
+            fuel_used: 0,
+            duration: Duration::ZERO,
+            logs: Vec::new(),
+        }
+    }
+
+    fn error(kind: &'static str, message: &str) -> Invocation {
+        invocation(Ok(Outcome::Error {
+            kind,
+            message: message.to_string(),
+        }))
+    }
+
+    #[test]
+    fn outcomes_meet_the_retry_classifier() {
+        assert_eq!(attempt(&invocation(Ok(Outcome::Drop))), Attempt::success());
+        assert_eq!(
+            attempt(&error("event-not-supported", "no onAlias")),
+            Attempt::success()
+        );
+        assert_eq!(
+            attempt(&error("retry-error", "status 503 retry-after=7")).verdict,
+            Verdict::Retry {
+                after: Some(Duration::from_secs(7))
+            }
+        );
+        assert_eq!(
+            attempt(&error("retry-error", "busy")).verdict,
+            Verdict::Retry { after: None }
+        );
+        let bad = attempt(&error("unknown", "status 400: nope"));
+        assert_eq!(bad.verdict, Verdict::GiveUp);
+        assert_eq!(bad.error.as_deref(), Some("unknown: status 400: nope"));
+        let late = invocation(Err(InvokeError::DeadlineExceeded {
+            deadline: Duration::from_secs(5),
+        }));
+        assert_eq!(attempt(&late).verdict, Verdict::Retry { after: None });
+        let fuel = invocation(Err(InvokeError::OutOfFuel { budget: 1 }));
+        assert_eq!(attempt(&fuel).verdict, Verdict::GiveUp);
+    }
+}
