@@ -1,9 +1,12 @@
 //! Hostile and buggy functions are stopped with their own named error, within a bounded time,
 //! and the next good event on the same engine (and the same function) succeeds.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use sluice_runtime::dataplane::pipeline::workers::Workers;
 use sluice_runtime::engine::{InvokeError, Isolation, Limits, Outcome, UploadError};
 use sluice_tests::{component, engine, function};
 
@@ -96,7 +99,7 @@ fn each_failure_has_its_own_named_error_and_never_poisons_the_next_event() {
 }
 
 #[test]
-fn a_loop_with_plenty_of_fuel_hits_the_wall_clock_deadline() {
+fn a_loop_with_plenty_of_fuel_hits_the_deadline() {
     let engine = engine();
     let hostile = function(&engine, "hostile");
     let limits = Limits {
@@ -119,6 +122,54 @@ fn a_loop_with_plenty_of_fuel_hits_the_wall_clock_deadline() {
     );
     assert!(run.result.as_ref().is_err_and(InvokeError::is_retryable));
     assert_next_event_succeeds(&hostile, Isolation::default());
+}
+
+/// The deadline counts the CPU time of the thread running the guest: a function on the
+/// pipeline's low-priority worker, kept off the cores by busy threads at normal priority, is
+/// not interrupted for the time it waited. Here a loop with fuel for a few milliseconds of
+/// work and a 200 ms deadline waits far longer than 200 ms for its cores, and still ends on
+/// its fuel, as it would on an idle machine (a wall-clock deadline interrupted it).
+#[test]
+fn time_spent_waiting_for_a_core_does_not_count_against_the_deadline() {
+    let engine = engine();
+    let hostile = Arc::new(function(&engine, "hostile"));
+    let limits = Limits {
+        fuel: 10_000_000,
+        deadline: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let workers = Workers::start(1, 19).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let hogs: Vec<_> = (0..cores * 2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let run = runtime.block_on(
+        workers.run(move || hostile.invoke(&track("loop"), "{}", &limits, Isolation::default())),
+    );
+    let waited = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for hog in hogs {
+        hog.join().unwrap();
+    }
+    let run = run.unwrap();
+    assert_eq!(
+        run.result,
+        Err(InvokeError::OutOfFuel { budget: 10_000_000 }),
+        "after {waited:?} on the clock"
+    );
 }
 
 #[test]

@@ -37,7 +37,7 @@ pub enum InvokeError {
         /// The budget it had.
         budget: u64,
     },
-    /// The function ran past its wall-clock deadline.
+    /// The function used its deadline in CPU time (see `Limits::deadline`).
     #[error("deadline exceeded: the function ran longer than {deadline:?}")]
     DeadlineExceeded {
         /// The deadline it had.

@@ -9,7 +9,7 @@ use sluice_host_api::js::sluice::function::script::AbortReason;
 use sluice_host_api::js::{JsEngine as JsBindings, JsEnginePre};
 use sluice_host_api::sluice::function::types::{self as wit, ErrorKind};
 use sluice_host_api::{InsertFunction, InsertFunctionPre};
-use wasmtime::{Store, Trap, WasmBacktrace};
+use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 
 use super::javascript::Script;
 use super::sandbox::ScriptAbort;
@@ -440,11 +440,23 @@ pub(crate) fn new_store(
     let mut store = Store::new(engine.wasmtime(), state);
     store.data_mut().begin("{}", limits);
     store.limiter(|state| state);
-    store.epoch_deadline_trap();
+    // The epoch deadline comes due in wall-clock ticks; the invocation is interrupted only
+    // once its thread has used its deadline in CPU time (see `cpu_clock` for why).
+    store.epoch_deadline_callback(|store| {
+        Ok(match store.data().cpu_left() {
+            Some(left) => UpdateDeadline::Continue(ticks_for(left)),
+            None => UpdateDeadline::Interrupt,
+        })
+    });
     // `set_fuel` only fails on an engine without fuel metering, which ours never is.
     let _ = store.set_fuel(limits.fuel);
     store.set_epoch_deadline(ticks);
     store
+}
+
+/// Epoch ticks (at least one) covering `time`.
+pub(crate) fn ticks_for(time: Duration) -> u64 {
+    (time.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64).max(1)
 }
 
 /// Names what went wrong in a failed call.

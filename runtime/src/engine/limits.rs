@@ -9,8 +9,9 @@ pub struct Limits {
     /// Fuel (roughly, WebAssembly instructions) per invocation. Default 50 million, about
     /// 25-50 ms of guest work on this class of machine; an infinite loop ends here first.
     pub fuel: u64,
-    /// Wall-clock deadline per invocation, enforced by epoch interruption (1 ms ticks), for
-    /// what fuel does not count (time spent in host calls). Default 50 ms.
+    /// Deadline per invocation, for what fuel does not count (time spent in host calls). It
+    /// counts the CPU time of the thread running the guest, checked at each 1 ms epoch tick
+    /// once due, so time spent waiting for a core does not count. Default 50 ms.
     pub deadline: Duration,
     /// Linear memory cap per instance, in bytes. Default 16 MiB (a Rust function starts with
     /// about 1.1 MiB, most of it its stack).

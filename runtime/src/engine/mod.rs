@@ -7,6 +7,7 @@
 //! [`crate::storage::ComponentStore`]; a [`Function`] is cheap to invoke once warm.
 
 mod compile;
+mod cpu_clock;
 mod error;
 mod function;
 mod javascript;

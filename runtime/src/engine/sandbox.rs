@@ -1,7 +1,7 @@
 //! The state a function's store carries: WASI with nothing granted, the host interface, the
 //! bounded log and the memory limiter.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use sluice_host_api::js::sluice::function::script::{self, AbortReason};
@@ -36,6 +36,10 @@ pub struct HostState {
     /// The JavaScript code (and bytecode) a JavaScript function's engine instance runs; `None`
     /// for components.
     script: Option<Script>,
+    /// The thread's CPU time when the invocation began, and the CPU time it may use
+    /// ([`super::cpu_clock`]: the deadline counts CPU time, not the wall clock).
+    cpu_started: Duration,
+    cpu_deadline: Duration,
     /// Set when the limiter refused a growth, so that the trap that usually follows (a Rust
     /// allocation failure aborts) is reported as what it is: the memory limit.
     pub(crate) memory_refused: bool,
@@ -62,6 +66,8 @@ impl HostState {
             last_error_line: None,
             memory_cap: usize::MAX,
             script: None,
+            cpu_started: Duration::ZERO,
+            cpu_deadline: Duration::MAX,
             memory_refused: false,
         }
     }
@@ -85,6 +91,17 @@ impl HostState {
         self.last_error_line = None;
         self.memory_cap = limits.memory_bytes;
         self.memory_refused = false;
+        self.cpu_started = super::cpu_clock::thread_cpu_time();
+        self.cpu_deadline = limits.deadline;
+    }
+
+    /// The CPU time the invocation has left, or `None` once it has used its deadline. Called
+    /// from the epoch callback, on the thread that runs the guest.
+    pub(crate) fn cpu_left(&self) -> Option<Duration> {
+        let used = super::cpu_clock::thread_cpu_time().saturating_sub(self.cpu_started);
+        self.cpu_deadline
+            .checked_sub(used)
+            .filter(|left| !left.is_zero())
     }
 
     /// Takes the invocation's log, with a closing line saying how many lines were dropped.
