@@ -156,49 +156,6 @@ fn run(nats: &OwnNats, nodes: usize, cluster: bool, events: usize) -> Pass {
     }
 }
 
-/// A single node on its own data directory's log (no `--cluster`).
-fn start_local(name: &str, data_dir: &std::path::Path) -> Node {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice-node"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("SLUICE_DATA_DIR", data_dir)
-        .env("SLUICE_BOOTSTRAP_TOKEN", TOKEN)
-        .env_remove("SLUICE_CLUSTER")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("sluice starts");
-    let (tx, logs) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().expect("piped");
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let address = loop {
-        let line = logs
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the node reports its address");
-        if let Some(rest) = line.split("address=").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string();
-        }
-    };
-    Node {
-        child,
-        address,
-        name: name.to_string(),
-        logs,
-        data_dir: data_dir.to_path_buf(),
-    }
-}
-
 /// User plus system CPU time of process `pid` so far, in seconds.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

@@ -12,11 +12,14 @@ use std::time::Duration;
 
 use cluster_support::*;
 
+/// A refused request's status and its `Retry-After`.
+type Refusal = (u16, Option<String>);
+
 /// Clients sending batches of 10 to `addresses` (one thread each) until `stop`: the ids of
 /// every batch answered 200, and every other status seen (with its `Retry-After`).
 struct Clients {
     acked: Arc<Mutex<Vec<String>>>,
-    refused: Arc<Mutex<Vec<(u16, Option<String>)>>>,
+    refused: Arc<Mutex<Vec<Refusal>>>,
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -64,7 +67,7 @@ impl Clients {
         self.acked.lock().expect("lock").len()
     }
 
-    fn finish(self) -> (Vec<String>, Vec<(u16, Option<String>)>) {
+    fn finish(self) -> (Vec<String>, Vec<Refusal>) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {
             t.join().expect("a client thread");

@@ -108,7 +108,7 @@ impl ComponentStore {
     }
 
     /// The cluster's object `name`, if this is a node of one and the cluster has it.
-    fn from_cluster(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+    fn fetch_shared(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
         match &self.shared {
             Some(shared) => shared.get(name),
             None => Ok(None),
@@ -297,7 +297,7 @@ impl ComponentStore {
             return Ok(bytes.to_vec());
         }
         // Another node's upload: checked against its name before it is kept.
-        match self.from_cluster(&format!("components/{digest}"))? {
+        match self.fetch_shared(&format!("components/{digest}"))? {
             Some(bytes) if digest_hex(&bytes) == digest => {
                 self.components
                     .insert(digest.as_bytes(), bytes.as_slice())?;
@@ -312,7 +312,7 @@ impl ComponentStore {
         if let Some(code) = self.scripts.get(digest.as_bytes())? {
             return Ok(Some(String::from_utf8_lossy(&code).into_owned()));
         }
-        let Some(bytes) = self.from_cluster(&format!("scripts/{digest}"))? else {
+        let Some(bytes) = self.fetch_shared(&format!("scripts/{digest}"))? else {
             return Ok(None);
         };
         let code = String::from_utf8_lossy(&bytes).into_owned();
@@ -449,7 +449,7 @@ impl ComponentStore {
         if let Some(value) = self.artifacts.get(key.as_bytes())? {
             return Ok(Some(value.to_vec()));
         }
-        let shared = match self.from_cluster(&format!("artifacts/{key}")) {
+        let shared = match self.fetch_shared(&format!("artifacts/{key}")) {
             Ok(shared) => shared,
             Err(e) => {
                 tracing::warn!(%digest, error = %e, "cannot read the cluster's artifact; compiling");

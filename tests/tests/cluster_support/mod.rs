@@ -63,17 +63,29 @@ pub struct Node {
 /// Starts node `name` on `data_dir`, in the cluster at `nats` with `prefix`; `ack_wait` is how
 /// long its unacknowledged work waits before another node takes it.
 pub fn start_node(name: &str, data_dir: &Path, nats: &str, prefix: &str, ack_wait: u64) -> Node {
+    let ack_wait = ack_wait.to_string();
+    let cluster = [
+        "--cluster",
+        nats,
+        "--cluster-prefix",
+        prefix,
+        "--node",
+        name,
+    ];
+    let flags = [&cluster[..], &["--cluster-ack-wait-secs", &ack_wait]].concat();
+    launch(name, data_dir, &flags)
+}
+
+/// Starts node `name` alone, on its data directory's own log (no `--cluster`).
+pub fn start_local(name: &str, data_dir: &Path) -> Node {
+    launch(name, data_dir, &[])
+}
+
+/// Runs `sluice serve` with `flags` and waits for it to report its address.
+fn launch(name: &str, data_dir: &Path, flags: &[&str]) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice-node"))
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .args([
-            "--cluster",
-            nats,
-            "--cluster-prefix",
-            prefix,
-            "--node",
-            name,
-        ])
-        .args(["--cluster-ack-wait-secs", &ack_wait.to_string()])
+        .args(flags)
         .env("SLUICE_DATA_DIR", data_dir)
         .env("SLUICE_BOOTSTRAP_TOKEN", TOKEN)
         .env(
