@@ -247,7 +247,12 @@ mod imp {
 
     use super::{HttpError, Request, Response, Url};
 
-    pub(crate) struct Pending(wasip2::http::types::FutureIncomingResponse);
+    /// A request on its way: its response still to come, or already here (a server may
+    /// answer before it has read the whole body).
+    pub(crate) enum Pending {
+        Waiting(wasip2::http::types::FutureIncomingResponse),
+        Answered(IncomingResponse),
+    }
 
     pub(super) fn start(request: &Request, url: &Url) -> Result<Pending, HttpError> {
         let headers = Fields::new();
@@ -277,16 +282,20 @@ mod imp {
             .map_err(|()| invalid("path"))?;
         let body = outgoing.body().map_err(|()| invalid("body"))?;
         let future = outgoing_handler::handle(outgoing, None).map_err(error)?;
-        if let Err(written) = write_body(body, &request.body) {
-            // A request the host refuses (not in the allow-list, say) has its body stream
-            // closed, possibly before the body is written: the response says why.
-            return Err(response(&future).err().unwrap_or(written));
+        if write_body(body, &request.body).is_err() {
+            // The body stream closed before the body was written: the host refused the
+            // request (the response says why), or the server answered without reading it all
+            // (a redirect, say), which is its answer.
+            return Ok(Pending::Answered(response(&future)?));
         }
-        Ok(Pending(future))
+        Ok(Pending::Waiting(future))
     }
 
-    pub(super) fn finish(Pending(future): Pending) -> Result<Response, HttpError> {
-        read(response(&future)?)
+    pub(super) fn finish(pending: Pending) -> Result<Response, HttpError> {
+        match pending {
+            Pending::Waiting(future) => read(response(&future)?),
+            Pending::Answered(answer) => read(answer),
+        }
     }
 
     /// Waits for the response's head, or the error that stands for it.
