@@ -1076,3 +1076,50 @@ async fn concurrent_writers_lose_nothing() {
         .expect("the tasks are done");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_warehouse_password_is_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let source = server.source("shop").await;
+    let settings =
+        json!({"hostname": "db", "database": "events", "username": "u", "password": "s3cret"});
+    let r = server
+        .post(
+            "/warehouses",
+            json!({"metadataId": "postgres", "settings": settings}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.data()["warehouse"]["id"].as_str().unwrap().to_string();
+    let mut answers = vec![r];
+    answers.push(server.get(&format!("/warehouses/{id}")).await);
+    answers.push(server.get("/warehouses").await);
+    answers.push(
+        server
+            .post(
+                &format!("/warehouses/{id}/connected-sources/{source}"),
+                json!({}),
+            )
+            .await,
+    );
+    answers.push(
+        server
+            .get(&format!("/sources/{source}/connected-warehouses"))
+            .await,
+    );
+    // The mask sent back keeps the password; the answer shows the mask again.
+    let masked = json!({"settings": {"hostname": "db2", "database": "events", "username": "u", "password": "********"}});
+    answers.push(server.patch(&format!("/warehouses/{id}"), masked).await);
+    for r in &answers {
+        assert!(r.status.is_success(), "{}", r.body);
+        assert!(!r.body.to_string().contains("s3cret"), "{}", r.body);
+    }
+    let shown = server.get(&format!("/warehouses/{id}")).await;
+    assert_eq!(
+        shown.data()["warehouse"]["settings"]["password"],
+        "********"
+    );
+    assert_eq!(shown.data()["warehouse"]["settings"]["hostname"], "db2");
+    server.stop().await;
+}

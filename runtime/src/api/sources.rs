@@ -416,6 +416,7 @@ pub async fn connected_warehouses(
     let (warehouses, pagination) = page(
         all.into_iter()
             .filter(|w| w.source_ids.contains(&id))
+            .map(super::warehouses::shown)
             .collect(),
         &q,
     )?;

@@ -10,6 +10,7 @@ use super::auth::{Area, Caller};
 use super::catalog::{validate_settings, warehouse_types};
 use super::error::{ApiError, CommonErrors};
 use super::extract::{Json, Path, Query};
+use super::insert_functions::MASK;
 use super::pagination::{PageQuery, Pagination, page};
 use super::resource::{Created, Deleted, Reply, catalog_entry, check_name, deleted};
 use super::sources::{Source, visible_sources};
@@ -83,6 +84,37 @@ pub struct WarehouseSources {
     pub pagination: Pagination,
 }
 
+/// Settings no answer shows: their value reads as [`MASK`]; sent back unchanged in an update,
+/// the mask keeps the stored value.
+const SENSITIVE: &[&str] = &["password"];
+
+/// `w` as answers show it: sensitive settings masked. Cost: a look-up per sensitive name.
+pub(super) fn shown(mut w: Warehouse) -> Warehouse {
+    for name in SENSITIVE {
+        if let Some(v) = w.settings.get_mut(*name)
+            && !v.is_null()
+        {
+            *v = Value::String(MASK.into());
+        }
+    }
+    w
+}
+
+/// `settings` with every masked sensitive value replaced by the one `stored` has.
+fn keep_secrets(
+    mut settings: Map<String, Value>,
+    stored: &Map<String, Value>,
+) -> Map<String, Value> {
+    for name in SENSITIVE {
+        if settings.get(*name).and_then(Value::as_str) == Some(MASK)
+            && let Some(secret) = stored.get(*name)
+        {
+            settings.insert((*name).to_string(), secret.clone());
+        }
+    }
+    settings
+}
+
 fn load(state: &AppState, caller: &Caller, id: &str, write: bool) -> Result<Warehouse, ApiError> {
     caller.require(Area::Warehouses, write, Some(id), "warehouse")?;
     state
@@ -106,6 +138,7 @@ pub async fn list(
     let (warehouses, pagination) = page(
         all.into_iter()
             .filter(|w| caller.sees(Area::Warehouses, &w.id))
+            .map(shown)
             .collect(),
         &q,
     )?;
@@ -153,7 +186,9 @@ pub async fn create(
             &warehouse.name,
         )
     })?;
-    Ok(created(WarehouseData { warehouse }))
+    Ok(created(WarehouseData {
+        warehouse: shown(warehouse),
+    }))
 }
 
 /// Get a warehouse.
@@ -167,7 +202,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Reply<WarehouseData> {
     Ok(ok(WarehouseData {
-        warehouse: load(&state, &caller, &id, false)?,
+        warehouse: shown(load(&state, &caller, &id, false)?),
     }))
 }
 
@@ -202,14 +237,16 @@ pub async fn update(
             w.enabled = enabled;
         }
         if let Some(settings) = &input.settings {
-            w.settings = settings.clone();
+            w.settings = keep_secrets(settings.clone(), &w.settings);
         }
         w.updated_at = now();
         tx.put(Kind::Warehouse, &id, &w)?;
         tx.audit("Storage Destination Modified", "warehouse", &id, &w.name)?;
         Ok(w)
     })?;
-    Ok(ok(WarehouseData { warehouse }))
+    Ok(ok(WarehouseData {
+        warehouse: shown(warehouse),
+    }))
 }
 
 /// Delete a warehouse.
@@ -346,5 +383,26 @@ fn link(
         )?;
         Ok(w)
     })?;
-    Ok(ok(WarehouseData { warehouse }))
+    Ok(ok(WarehouseData {
+        warehouse: shown(warehouse),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_masked_password_keeps_the_stored_one_and_a_new_one_replaces_it() {
+        let stored = json!({"hostname": "db", "password": "s3cret"});
+        let stored = stored.as_object().cloned().unwrap_or_default();
+        let masked = json!({"hostname": "db2", "password": MASK});
+        let kept = keep_secrets(masked.as_object().cloned().unwrap_or_default(), &stored);
+        assert_eq!(kept["password"], "s3cret");
+        assert_eq!(kept["hostname"], "db2");
+        let new = json!({"password": "n3w"});
+        let replaced = keep_secrets(new.as_object().cloned().unwrap_or_default(), &stored);
+        assert_eq!(replaced["password"], "n3w");
+    }
 }
