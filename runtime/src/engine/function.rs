@@ -64,7 +64,7 @@ impl Outcome {
         }
     }
 
-    pub(crate) fn output_bytes(&self) -> usize {
+    fn output_bytes(&self) -> usize {
         match self {
             Outcome::Forward { event } => event.len(),
             Outcome::FanOut { events } => events.iter().map(String::len).sum(),
@@ -72,6 +72,18 @@ impl Outcome {
             Outcome::Error { message, .. } => message.len(),
         }
     }
+}
+
+/// `outcome`, or `OutputTooLarge` if the events it hands back are over `limits.output_bytes`.
+pub(crate) fn within_output(outcome: Outcome, limits: &Limits) -> Result<Outcome, InvokeError> {
+    let bytes = outcome.output_bytes();
+    if bytes > limits.output_bytes {
+        return Err(InvokeError::OutputTooLarge {
+            actual_bytes: bytes,
+            limit_bytes: limits.output_bytes,
+        });
+    }
+    Ok(outcome)
 }
 
 /// The outcome of the contract's `outcome` as the host names it (for the network engine).
@@ -223,16 +235,9 @@ impl Function {
         let run = self.run(settings, limits, isolation, |bindings, store| {
             bindings.handle(store, event).map(Outcome::from_wit)
         });
-        let result = run.result.and_then(|outcome| {
-            let bytes = outcome.output_bytes();
-            if bytes > limits.output_bytes {
-                return Err(InvokeError::OutputTooLarge {
-                    actual_bytes: bytes,
-                    limit_bytes: limits.output_bytes,
-                });
-            }
-            Ok(outcome)
-        });
+        let result = run
+            .result
+            .and_then(|outcome| within_output(outcome, limits));
         Invocation {
             result,
             fuel_used: run.fuel_used,

@@ -11,7 +11,7 @@ use wasmtime::component::{ComponentExportIndex, Func, InstancePre};
 
 use super::state::{NetState, Outbound};
 use super::{HttpLimits, HttpPolicy, NetEngine, PolicyError};
-use crate::engine::function::{classify, outcome_from_wit};
+use crate::engine::function::{classify, outcome_from_wit, within_output};
 use crate::engine::{Invocation, InvokeError, Limits, UploadError};
 
 /// Idle instances kept per function; more are made when more invocations run at once.
@@ -124,16 +124,7 @@ impl NetFunction {
             // The instance is dropped: after a trap its state cannot be trusted.
             Err(Failure::Trap(err)) => Err(classify(&err, warm.store.data().host(), limits)),
         };
-        let result = result.and_then(|outcome| {
-            let bytes = outcome.output_bytes();
-            if bytes > limits.output_bytes {
-                return Err(InvokeError::OutputTooLarge {
-                    actual_bytes: bytes,
-                    limit_bytes: limits.output_bytes,
-                });
-            }
-            Ok(outcome)
-        });
+        let result = result.and_then(|outcome| within_output(outcome, limits));
         Invocation {
             result,
             fuel_used,
