@@ -18,6 +18,7 @@ pub mod deliver;
 pub mod destinations;
 pub mod event;
 pub mod ingest;
+pub mod net_functions;
 pub mod observe;
 pub mod parked;
 pub mod pipeline;
@@ -185,8 +186,8 @@ pub struct DataPlane {
     pub warehouses: Warehouses,
     /// The low-priority threads the pipeline runs functions on.
     pub workers: Workers,
-    /// Destination functions: the network engine and the functions running on it.
-    pub functions: destinations::function::NetFunctions,
+    /// Destination and source functions: the network engine and the functions running on it.
+    pub functions: net_functions::NetFunctions,
 }
 
 impl DataPlane {
@@ -255,7 +256,7 @@ impl DataPlane {
             closing: watch::channel(false).0,
             warehouses: Warehouses::open(db, data_dir)?,
             workers,
-            functions: destinations::function::NetFunctions::default(),
+            functions: net_functions::NetFunctions::default(),
         })
     }
 }

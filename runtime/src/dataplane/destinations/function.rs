@@ -11,121 +11,20 @@
 //! - a deadline or an instance that could not start: retried;
 //! - any other error (the function's own, a trap, fuel): a dead letter with the message.
 //!
-//! The compiled code is kept per digest, the function (its warm instances and its policy)
-//! per destination and settings: a change of either starts afresh.
+//! The compiled code and the live functions are `net_functions`'s, kept per destination and
+//! settings: a change of either starts afresh.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Attempt, Sending, Sink};
 use crate::dataplane::DataPlane;
 use crate::dataplane::deliver::retry::Verdict;
 use crate::dataplane::event::Event;
-use crate::engine::net::{HttpLimits, NetCode, NetEngine, NetFunction};
-use crate::engine::{EngineConfig, Invocation, Limits, Outcome, UploadError};
-use crate::workspace::{Destination, Function, FunctionType, Kind, Runtime, Version};
-
-/// The bounds of one destination-function invocation: Segment's 5 s timeout, and the fuel
-/// of a few hundred milliseconds of guest work.
-pub fn invocation_limits() -> Limits {
-    Limits {
-        fuel: 500_000_000,
-        deadline: Duration::from_secs(5),
-        ..Limits::default()
-    }
-}
-
-/// The network engine (started on first use: a ticker thread) and what runs on it, shared by
-/// every destination function of the process.
-#[derive(Default)]
-pub struct NetFunctions {
-    engine: OnceLock<Result<Arc<NetEngine>, String>>,
-    codes: Mutex<HashMap<String, NetCode>>,
-    functions: Mutex<HashMap<String, Live>>,
-    /// The bounds of each request (timeout, response size, requests in flight).
-    pub http: HttpLimits,
-}
-
-struct Live {
-    digest: String,
-    settings: blake3::Hash,
-    function: Arc<NetFunction>,
-}
-
-impl NetFunctions {
-    /// The network engine, started now if it was not.
-    ///
-    /// # Errors
-    /// The engine could not start.
-    pub fn engine(&self) -> Result<Arc<NetEngine>, String> {
-        self.engine
-            .get_or_init(|| NetEngine::new(&EngineConfig::default()).map_err(|e| e.to_string()))
-            .clone()
-    }
-
-    /// Checks that `wasm` is a component a destination or source function can be: compiled
-    /// and linked on the network engine (Cranelift time), and keeps the compiled code.
-    ///
-    /// # Errors
-    /// The engine's reason, as for insert functions.
-    pub fn check(&self, digest: &str, wasm: &[u8]) -> Result<(), UploadError> {
-        let engine = self
-            .engine()
-            .map_err(|e| UploadError::Invalid(format!("the network engine is unavailable: {e}")))?;
-        let code = engine.compile(wasm)?;
-        if let Ok(mut codes) = self.codes.lock() {
-            codes.insert(digest.to_string(), code);
-        }
-        Ok(())
-    }
-
-    /// The function destination `id` runs: code `digest` (bytes from `wasm` when not yet
-    /// compiled) with `settings`; the same one while neither changed.
-    fn function_for(
-        &self,
-        id: &str,
-        digest: &str,
-        settings: &str,
-        wasm: impl FnOnce() -> Result<Vec<u8>, String>,
-    ) -> Result<Arc<NetFunction>, String> {
-        let hash = blake3::hash(settings.as_bytes());
-        if let Some(live) = self.functions.lock().ok().and_then(|f| {
-            f.get(id)
-                .filter(|l| l.digest == digest && l.settings == hash)
-                .map(|l| l.function.clone())
-        }) {
-            return Ok(live);
-        }
-        let cached = self.codes.lock().ok().and_then(|c| c.get(digest).cloned());
-        let code = match cached {
-            Some(code) => code,
-            None => {
-                let engine = self.engine()?;
-                let code = engine.compile(&wasm()?).map_err(|e| e.to_string())?;
-                if let Ok(mut codes) = self.codes.lock() {
-                    codes.insert(digest.to_string(), code.clone());
-                }
-                code
-            }
-        };
-        let function = Arc::new(
-            code.function(settings, self.http.clone())
-                .map_err(|e| e.to_string())?,
-        );
-        if let Ok(mut functions) = self.functions.lock() {
-            functions.insert(
-                id.to_string(),
-                Live {
-                    digest: digest.to_string(),
-                    settings: hash,
-                    function: function.clone(),
-                },
-            );
-        }
-        Ok(function)
-    }
-}
+use crate::dataplane::net_functions::{self, invocation_limits};
+use crate::engine::net::NetFunction;
+use crate::engine::{Invocation, Limits, Outcome};
+use crate::workspace::{Destination, Function, FunctionType, Kind};
 
 /// Whether `destination` is a destination function's instance: its catalog id names a
 /// function of `resourceType: DESTINATION`.
@@ -140,46 +39,14 @@ pub fn function_of(plane: &DataPlane, destination: &Destination) -> Option<Funct
 /// The sink of a destination function's instance; one that refuses every attempt (dead
 /// letters naming why) when the function cannot run.
 pub fn sink(plane: &DataPlane, destination: &Destination, function: &Function) -> Arc<dyn Sink> {
-    match load(plane, destination, function) {
+    let settings = serde_json::to_string(&destination.settings).unwrap_or_else(|_| "{}".into());
+    match net_functions::load(plane, &destination.id, function, &settings) {
         Ok(function) => Arc::new(FunctionSink {
             function,
             limits: invocation_limits(),
         }),
         Err(why) => Arc::new(Broken(why)),
     }
-}
-
-fn load(
-    plane: &DataPlane,
-    destination: &Destination,
-    function: &Function,
-) -> Result<Arc<NetFunction>, String> {
-    let name = &function.display_name;
-    let version_id = function
-        .deployed_version_id
-        .as_deref()
-        .ok_or_else(|| format!("the destination function {name:?} is not deployed"))?;
-    let key = format!("{}/{version_id}", function.id);
-    let version: Version = plane
-        .store
-        .get(Kind::FunctionVersion, &key)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("the deployed version of {name:?} is missing"))?;
-    if version.runtime != Runtime::Wasm {
-        return Err(format!(
-            "{name:?} is JavaScript: JavaScript destination functions need `fetch`, which this \
-             build does not have yet; upload a component (wasi:http) instead"
-        ));
-    }
-    let settings = serde_json::to_string(&destination.settings).unwrap_or_else(|_| "{}".into());
-    plane
-        .functions
-        .function_for(&destination.id, &version.digest, &settings, || {
-            plane
-                .components
-                .wasm(&version.digest)
-                .map_err(|e| e.to_string())
-        })
 }
 
 /// A destination function ready to deliver: one invocation per event.
