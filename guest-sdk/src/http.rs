@@ -173,6 +173,13 @@ impl InFlight {
     pub fn finish(self) -> Result<Response, HttpError> {
         imp::finish(self.0)
     }
+
+    /// Waits at most `timeout` (`None`: as long as it takes) for the response's head; `true`
+    /// when it is here or the request failed, so that [`InFlight::finish`] returns without
+    /// waiting for it. Lets a caller wait on a request and a timer at once.
+    pub fn wait(&self, timeout: Option<std::time::Duration>) -> bool {
+        imp::wait(&self.0, timeout)
+    }
 }
 
 fn redirect_target(response: &Response) -> Option<&str> {
@@ -298,6 +305,20 @@ mod imp {
         }
     }
 
+    pub(super) fn wait(pending: &Pending, timeout: Option<std::time::Duration>) -> bool {
+        let Pending::Waiting(future) = pending else {
+            return true;
+        };
+        let head = future.subscribe();
+        let Some(timeout) = timeout else {
+            head.block();
+            return true;
+        };
+        let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        let timer = wasip2::clocks::monotonic_clock::subscribe_duration(nanos);
+        wasip2::io::poll::poll(&[&head, &timer]).contains(&0)
+    }
+
     /// Waits for the response's head, or the error that stands for it.
     fn response(
         future: &wasip2::http::types::FutureIncomingResponse,
@@ -417,6 +438,10 @@ mod imp {
 
     pub(super) fn finish(pending: Pending) -> Result<Response, HttpError> {
         match pending {}
+    }
+
+    pub(super) fn wait(pending: &Pending, _timeout: Option<std::time::Duration>) -> bool {
+        match *pending {}
     }
 }
 

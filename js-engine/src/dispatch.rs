@@ -1,10 +1,10 @@
 //! Events in, outcomes out: parses each event, picks the handler by its `type`, calls it with
 //! the settings, settles a returned promise, and reports the result. `onBatch` takes a whole
-//! batch when the code defines it.
+//! batch when the code defines it. Source functions' requests are `source.rs`'s.
 
 use rquickjs::{Array, Ctx, Function, Object, Value};
 
-use crate::bindings::sluice::function::script::{self, AbortReason, SyntaxError};
+use crate::bindings::sluice::function::script::{self, AbortReason, FunctionKind, SyntaxError};
 use crate::bindings::sluice::function::types::{ErrorKind, Outcome};
 use crate::engine::{EVENT_HANDLERS, Engine, Loaded, drain_jobs, run_job};
 use crate::outcome::{Reporter, Settled, error};
@@ -29,8 +29,13 @@ pub fn handle(engine: &mut Engine, event: String) -> Outcome {
             }
         };
         let settings = loaded.settings.current(&ctx);
-        let outcome = one_event(&ctx, loaded, &reporter, &settings, event);
-        drain_jobs(&ctx);
+        let outcome = match loaded.kind {
+            FunctionKind::Source => {
+                crate::source::request(&ctx, loaded, &reporter, &settings, event)
+            }
+            _ => one_event(&ctx, loaded, &reporter, &settings, event),
+        };
+        end_invocation(&ctx, loaded);
         outcome
     })
 }
@@ -61,7 +66,7 @@ pub fn handle_batch(engine: &mut Engine, events: Vec<String>) -> Vec<Outcome> {
         let settings = loaded.settings.current(&ctx);
         let outcomes = match &loaded.handlers.batch {
             Some(on_batch) => match on_batch.clone().restore(&ctx) {
-                Ok(on_batch) => batch(&ctx, &reporter, on_batch, &settings, events),
+                Ok(on_batch) => batch(&ctx, loaded, &reporter, on_batch, &settings, events),
                 Err(err) => {
                     let outcome = reporter.failed(err);
                     events.iter().map(|_| outcome.clone()).collect()
@@ -71,14 +76,26 @@ pub fn handle_batch(engine: &mut Engine, events: Vec<String>) -> Vec<Outcome> {
                 .into_iter()
                 .map(|event| {
                     let outcome = one_event(&ctx, loaded, &reporter, &settings, event);
-                    drain_jobs(&ctx);
+                    end_invocation(&ctx, loaded);
                     outcome
                 })
                 .collect(),
         };
-        drain_jobs(&ctx);
+        end_invocation(&ctx, loaded);
         outcomes
     })
+}
+
+/// After a handler settled: the promise jobs it left run, and (in functions that may use the
+/// network) the requests and timers it left are forgotten.
+fn end_invocation(ctx: &Ctx<'_>, loaded: &Loaded) {
+    drain_jobs(ctx);
+    if loaded.kind != FunctionKind::Insert
+        && let Ok(reset) = loaded.prelude.reset.clone().restore(ctx)
+        && reset.call::<_, ()>(()).is_err()
+    {
+        drop(ctx.catch());
+    }
 }
 
 /// The outcome of every event when the code did not compile.
@@ -131,8 +148,12 @@ fn one_event<'js>(
         Ok(handler) => handler,
         Err(err) => return reporter.failed(err),
     };
-    let settled = call(ctx, reporter, &handler, (event, settings.clone()));
-    reporter.settled(settled, name)
+    let settled = call(ctx, loaded, reporter, &handler, (event, settings.clone()));
+    match (loaded.kind, settled) {
+        // A destination function's result is that it did not throw (Segment ignores the value).
+        (FunctionKind::Destination, Settled::Returned(_)) => Outcome::Drop,
+        (_, settled) => reporter.settled(settled, name),
+    }
 }
 
 /// Parses an event's JSON text (in Rust, see `json_in`; QuickJS's parser for what that one
@@ -172,6 +193,7 @@ fn parse_event<'js>(ctx: &Ctx<'js>, event: String) -> Result<Object<'js>, Outcom
 /// handler's return value; a throw (or a result of the wrong shape) applies to all of them.
 fn batch<'js>(
     ctx: &Ctx<'js>,
+    loaded: &Loaded,
     reporter: &Reporter<'js>,
     on_batch: Function<'js>,
     settings: &Value<'js>,
@@ -201,8 +223,13 @@ fn batch<'js>(
         }
     }
     if !passed.is_empty() {
-        let settled = call(ctx, reporter, &on_batch, (array, settings.clone()));
-        let results = batch_results(reporter, settled, passed.len());
+        let settled = call(ctx, loaded, reporter, &on_batch, (array, settings.clone()));
+        let results = match loaded.kind {
+            FunctionKind::Destination => {
+                crate::destination::delivered(reporter, settled, passed.len())
+            }
+            _ => batch_results(reporter, settled, passed.len()),
+        };
         for (slot, outcome) in passed.into_iter().zip(results) {
             outcomes[slot] = Some(outcome);
         }
@@ -247,10 +274,12 @@ fn batch_results<'js>(
         .collect()
 }
 
-/// Calls `f` and settles its result: a returned promise is driven through QuickJS's job queue
-/// until it resolves or rejects.
-fn call<'js, A>(
+/// Calls `f` and settles its result: a returned promise is driven through QuickJS's job queue,
+/// and when that is empty through the web globals' timers and requests (`pump`), until it
+/// resolves or rejects.
+pub fn call<'js, A>(
     ctx: &Ctx<'js>,
+    loaded: &Loaded,
     reporter: &Reporter<'js>,
     f: &Function<'js>,
     args: A,
@@ -269,9 +298,9 @@ where
     loop {
         match promise.result::<Value>() {
             None => {
-                if !run_job(ctx, Some(reporter)) {
-                    // Pending with nothing left that could settle it (e.g. awaiting a promise
-                    // nobody resolves; there are no timers or I/O to wait for).
+                if !run_job(ctx, Some(reporter)) && !pump(ctx, loaded) {
+                    // Pending with nothing left that could settle it (awaiting a promise
+                    // nobody resolves, with no timer or request left to wait for).
                     script::abort(AbortReason::PromiseNeverSettles);
                     std::process::abort();
                 }
@@ -279,6 +308,20 @@ where
             Some(Ok(value)) => return Settled::Returned(value),
             Some(Err(err)) if err.is_exception() => return Settled::Threw(ctx.catch()),
             Some(Err(err)) => return Settled::Failed(err),
+        }
+    }
+}
+
+/// One step on the web globals' timers and requests; `false` when none is left.
+fn pump(ctx: &Ctx<'_>, loaded: &Loaded) -> bool {
+    let Ok(pump) = loaded.prelude.pump.clone().restore(ctx) else {
+        return false;
+    };
+    match pump.call::<_, bool>(()) {
+        Ok(progressed) => progressed,
+        Err(_) => {
+            drop(ctx.catch());
+            false
         }
     }
 }

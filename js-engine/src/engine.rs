@@ -10,7 +10,7 @@ use rquickjs::{Array, Context, Ctx, Function, Object, Persistent, Runtime, Value
 
 use crate::alloc::{QuickJsAllocator, out_of_memory};
 use crate::bindings::sluice::function::host;
-use crate::bindings::sluice::function::script::{self, SyntaxError};
+use crate::bindings::sluice::function::script::{self, FunctionKind, SyntaxError};
 use crate::bytecode::{self, Compiled};
 use crate::eval::eval;
 use crate::globals::{self, Prelude};
@@ -48,7 +48,8 @@ const HANDLER_LOOKUP: &str = "(() => { const f = (v) => (typeof v === 'function'
     typeof onGroup === 'undefined' ? undefined : f(onGroup), \
     typeof onAlias === 'undefined' ? undefined : f(onAlias), \
     typeof onDelete === 'undefined' ? undefined : f(onDelete), \
-    typeof onBatch === 'undefined' ? undefined : f(onBatch)]; })";
+    typeof onBatch === 'undefined' ? undefined : f(onBatch), \
+    typeof onRequest === 'undefined' ? undefined : f(onRequest)]; })";
 
 /// The handlers the user's code defines.
 pub struct Handlers {
@@ -56,6 +57,8 @@ pub struct Handlers {
     pub by_type: [Option<Persistent<Function<'static>>>; 7],
     /// `onBatch`.
     pub batch: Option<Persistent<Function<'static>>>,
+    /// `onRequest` (source functions).
+    pub request: Option<Persistent<Function<'static>>>,
 }
 
 /// The parsed settings, kept while the host's settings text stays the same.
@@ -92,6 +95,8 @@ impl SettingsCache {
 
 /// Everything set up from the user's code.
 pub struct Loaded {
+    /// Insert, destination or source function: what its handlers' results mean.
+    pub kind: FunctionKind,
     /// The prelude's helpers.
     pub prelude: Prelude,
     /// The user's handlers.
@@ -272,6 +277,7 @@ fn load(
     let handlers =
         lookup_handlers(ctx, lookup).map_err(|err| engine_failure(ctx, "handler lookup", err));
     let loaded = handlers.map(|handlers| Loaded {
+        kind: script::kind(),
         prelude,
         handlers,
         settings: SettingsCache::default(),
@@ -334,6 +340,7 @@ fn lookup_handlers(
             get(6)?,
         ],
         batch: get(7)?,
+        request: get(8)?,
     })
 }
 

@@ -1,4 +1,5 @@
-//! The JavaScript globals: the prelude (`prelude.js`) and the native functions it wraps.
+//! The JavaScript globals: the prelude (`prelude.js`), the web globals (`web.js`, natives in
+//! `web.rs`), source functions' helpers (`source.js`) and the native functions they wrap.
 //!
 //! The native functions are handed to the prelude as one object argument, never made global;
 //! the prelude gives back the engine's internal helpers (see [`Prelude`]).
@@ -14,20 +15,46 @@ use crate::eval;
 /// The prelude's source; its value is a function of the native helpers.
 const PRELUDE: &str = include_str!("prelude.js");
 
-/// What the engine keeps from the prelude.
+/// The web globals' source (`fetch`, `URL`, timers, ...); its value is a function of the
+/// natives in `web.rs`.
+const WEB: &str = include_str!("web.js");
+
+/// Source functions' `Segment` and request; its value is a function of nothing.
+const SOURCE: &str = include_str!("source.js");
+
+/// What the engine keeps from the prelude and the web globals.
+#[derive(Clone)]
 pub struct Prelude {
     /// `describeError(thrown) -> [kind, message]`, kinds numbered as in `prelude.js`.
     pub describe_error: Persistent<Function<'static>>,
+    /// `pump() -> bool`: one step on timers and requests when no promise job is left.
+    pub pump: Persistent<Function<'static>>,
+    /// `reset()`: forgets the requests and timers an invocation left behind.
+    pub reset: Persistent<Function<'static>>,
+    /// `run(onRequest, requestText, settings)`: a source function's call, a promise of its
+    /// events.
+    pub run_source: Persistent<Function<'static>>,
 }
 
-/// Evaluates the prelude in `ctx`, defining the globals.
-pub fn install(ctx: &Ctx<'_>) -> Result<Prelude> {
+/// Evaluates the prelude, the web globals and the source functions' helpers in `ctx`,
+/// defining the globals.
+pub fn install<'js>(ctx: &Ctx<'js>) -> Result<Prelude> {
     let native = native_object(ctx)?;
     let prelude: Function = eval::eval(ctx, PRELUDE, "sluice:prelude")?.get()?;
     let helpers: Object = prelude.call((native,))?;
     let describe_error: Function = helpers.get("describeError")?;
+    let web: Function = eval::eval(ctx, WEB, "sluice:web")?.get()?;
+    let web: Object = web.call((crate::web::natives(ctx)?,))?;
+    let source: Function = eval::eval(ctx, SOURCE, "sluice:source")?.get()?;
+    let source: Object = source.call(())?;
+    let keep = |object: &Object<'js>, name: &str| -> Result<Persistent<Function<'static>>> {
+        Ok(Persistent::save(ctx, object.get::<_, Function>(name)?))
+    };
     Ok(Prelude {
         describe_error: Persistent::save(ctx, describe_error),
+        pump: keep(&web, "pump")?,
+        reset: keep(&web, "reset")?,
+        run_source: keep(&source, "run")?,
     })
 }
 

@@ -18,6 +18,8 @@ mod alloc;
 #[cfg(target_arch = "wasm32")]
 mod bytecode;
 #[cfg(target_arch = "wasm32")]
+mod destination;
+#[cfg(target_arch = "wasm32")]
 mod dispatch;
 #[cfg(target_arch = "wasm32")]
 mod engine;
@@ -31,6 +33,10 @@ mod json_in;
 mod json_out;
 #[cfg(target_arch = "wasm32")]
 mod outcome;
+#[cfg(target_arch = "wasm32")]
+mod source;
+#[cfg(target_arch = "wasm32")]
+mod web;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings {

@@ -17,6 +17,10 @@ use sluice_host_api::sluice::function::host;
 use wasmtime::component::{Component, HasSelf, Instance, Linker, ResourceTable, WasmList};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{
+    Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
+    WasiHttpView,
+};
 use wasmtime_wizer::{ComponentInstanceState, Wizer};
 
 /// The export the snapshot is taken after (world `js-engine-build`).
@@ -71,6 +75,9 @@ fn snapshot(wasm: &[u8]) -> Result<Vec<u8>> {
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e:#}"))?;
     sluice_host_api::js::JsEngine::add_to_linker::<_, HasSelf<Sandbox>>(&mut linker, |s| s)
         .map_err(|e| anyhow!("{e:#}"))?;
+    // `wasi:http` (the engine's `fetch`) must not be used during set-up: it fails here.
+    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
+        .map_err(|e| anyhow!("{e:#}"))?;
     let mut store = Store::new(&engine, Sandbox::new());
     let instance = linker
         .instantiate(&mut store, &component)
@@ -96,6 +103,8 @@ fn snapshot(wasm: &[u8]) -> Result<Vec<u8>> {
 struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    hooks: NoRequests,
 }
 
 impl Sandbox {
@@ -107,6 +116,8 @@ impl Sandbox {
                 .allow_ip_name_lookup(false)
                 .build(),
             table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            hooks: NoRequests,
         }
     }
 }
@@ -136,6 +147,10 @@ impl script::Host for Sandbox {
         panic!("the engine read the bytecode during set-up");
     }
 
+    fn kind(&mut self) -> script::FunctionKind {
+        panic!("the engine read its function's kind during set-up");
+    }
+
     fn abort(&mut self, reason: script::AbortReason) -> wasmtime::Result<()> {
         Err(wasmtime::format_err!(
             "the engine aborted during set-up: {reason:?}"
@@ -144,6 +159,36 @@ impl script::Host for Sandbox {
 }
 
 impl sluice_host_api::sluice::function::types::Host for Sandbox {}
+
+impl WasiHttpView for Sandbox {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.hooks,
+            table: &mut self.table,
+            ctx: &mut self.http,
+        }
+    }
+}
+
+/// The future a request's completion is reported on (`wasi:http`'s hook signature).
+type Completion = Box<dyn std::future::Future<Output = Result<(), HttpError>> + Send>;
+
+/// `wasi:http` during set-up: a request fails the snapshot, like the engine's other imports.
+struct NoRequests;
+
+impl WasiHttpHooks for NoRequests {
+    fn send_request(
+        &mut self,
+        _request: http::Request<WasiBody>,
+        _options: Option<RequestOptions>,
+        _fut: Completion,
+    ) -> Box<
+        dyn std::future::Future<Output = Result<(http::Response<WasiBody>, Completion), HttpError>>
+            + Send,
+    > {
+        panic!("the engine sent an HTTP request during set-up");
+    }
+}
 
 impl WasiView for Sandbox {
     fn ctx(&mut self) -> WasiCtxView<'_> {

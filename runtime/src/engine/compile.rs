@@ -64,9 +64,15 @@ impl Engine {
         &self,
         component: &Component,
     ) -> Result<JsEnginePre<HostState>, UploadError> {
-        let pre = self.instantiate_pre(component, |name| {
-            is_allowed_import(name) || is_script_import(name)
+        self.check_imports(component, |name| {
+            is_allowed_import(name) || is_script_import(name) || is_http(name)
         })?;
+        // The engine imports `wasi:http` for the `fetch` of destination and source functions
+        // (which run it on the network engine); here every request is refused (`NoNetwork`).
+        let pre = self
+            .linker()
+            .instantiate_pre(component)
+            .map_err(|e| UploadError::WrongWorld(format!("{e:#}")))?;
         JsEnginePre::new(pre).map_err(|e| UploadError::WrongWorld(format!("{e:#}")))
     }
 
@@ -75,6 +81,18 @@ impl Engine {
         component: &Component,
         allowed: impl Fn(&str) -> bool,
     ) -> Result<InstancePre<HostState>, UploadError> {
+        self.check_imports(component, allowed)?;
+        self.linker()
+            .instantiate_pre(component)
+            .map_err(|e| UploadError::WrongWorld(format!("{e:#}")))
+    }
+
+    /// Refuses a component importing anything `allowed` does not accept, naming each import.
+    fn check_imports(
+        &self,
+        component: &Component,
+        allowed: impl Fn(&str) -> bool,
+    ) -> Result<(), UploadError> {
         let unknown: Vec<String> = component
             .component_type()
             .imports(self.wasmtime())
@@ -84,10 +102,13 @@ impl Engine {
         if !unknown.is_empty() {
             return Err(UploadError::UnknownImports(unknown));
         }
-        self.linker()
-            .instantiate_pre(component)
-            .map_err(|e| UploadError::WrongWorld(format!("{e:#}")))
+        Ok(())
     }
+}
+
+/// `wasi:http` 0.2.x, which only functions on the network engine may use.
+pub(super) fn is_http(name: &str) -> bool {
+    name.starts_with("wasi:http/") && name.contains("@0.2.")
 }
 
 fn is_script_import(name: &str) -> bool {

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use sluice_host_api::js::sluice::function::script::FunctionKind;
 use sluice_host_api::js::sluice::function::script::SyntaxError;
 use sluice_host_api::js::{JsEngine as JsBindings, JsEnginePre};
 use wasmtime::Store;
@@ -138,10 +139,7 @@ impl JsEngine {
     /// As [`JsEngine::function`].
     pub fn function_with_bytecode(&self, code: &str) -> Result<(Function, Arc<[u8]>), JsCodeError> {
         let bytecode: Arc<[u8]> = Arc::from(self.compile_code(code)?);
-        let script = Script {
-            code: Arc::from(code),
-            bytecode: bytecode.clone(),
-        };
+        let script = Script::insert(code, bytecode.clone());
         Ok((self.function_of(code, script), bytecode))
     }
 
@@ -150,11 +148,7 @@ impl JsEngine {
     /// `code` with this engine (same [`JsEngine::digest`]): QuickJS does not verify bytecode,
     /// so bytes from anywhere else can crash or subvert the function's own sandbox.
     pub fn function_from_bytecode(&self, code: &str, bytecode: Arc<[u8]>) -> Function {
-        let script = Script {
-            code: Arc::from(code),
-            bytecode,
-        };
-        self.function_of(code, script)
+        self.function_of(code, Script::insert(code, bytecode))
     }
 
     fn function_of(&self, code: &str, script: Script) -> Function {
@@ -187,10 +181,7 @@ impl JsEngine {
     fn fresh(&self, code: &str) -> Result<(Store<HostState>, JsBindings), JsCodeError> {
         let limits = check_limits();
         let ticks = limits.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
-        let script = Script {
-            code: Arc::from(code),
-            bytecode: Arc::from([]),
-        };
+        let script = Script::insert(code, Arc::from([]));
         let mut store = new_store(&self.engine, HostState::with_script(script), &limits, ticks);
         let bindings = self
             .pre
@@ -201,13 +192,33 @@ impl JsEngine {
 }
 
 /// What a JavaScript function's engine instances are given through the `script` interface:
-/// the code and, when the store has it, its bytecode. Cheap to clone.
+/// the code and, when the store has it, its bytecode, and which of Segment's models it
+/// follows. Cheap to clone.
 #[derive(Clone)]
-pub(crate) struct Script {
+pub struct Script {
     /// The code as uploaded.
     pub(crate) code: Arc<str>,
     /// Its bytecode from this engine build's `compile`, or empty (the engine then parses).
     pub(crate) bytecode: Arc<[u8]>,
+    /// Insert, destination or source function.
+    pub(crate) kind: FunctionKind,
+}
+
+impl Script {
+    /// The code of an insert function (bytecode may be empty).
+    pub(crate) fn insert(code: &str, bytecode: Arc<[u8]>) -> Script {
+        Script::new(code, bytecode, FunctionKind::Insert)
+    }
+
+    /// The code of a function of `kind`; `bytecode` must be this engine build's for `code`,
+    /// or empty.
+    pub fn new(code: &str, bytecode: Arc<[u8]>, kind: FunctionKind) -> Script {
+        Script {
+            code: Arc::from(code),
+            bytecode,
+            kind,
+        }
+    }
 }
 
 /// The result of a `check` or `compile` call, with the code's syntax error by name.

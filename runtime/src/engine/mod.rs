@@ -27,7 +27,7 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 pub use compile::digest_hex;
 pub use error::{EngineError, InvokeError, UploadError};
 pub use function::{BatchInvocation, Function, Invocation, Outcome};
-pub use javascript::{JsCodeError, JsEngine, digest_of as js_digest};
+pub use javascript::{FunctionKind, JsCodeError, JsEngine, Script, digest_of as js_digest};
 pub use limits::{Isolation, Limits};
 pub use sandbox::{HostState, LogLine};
 
@@ -117,6 +117,9 @@ impl Engine {
             wasmtime::component::HasSelf<HostState>,
         >(&mut linker, |state| state)
         .map_err(|e| EngineError(format!("linking the script interface: {e}")))?;
+        // Likewise: the JavaScript engine imports `wasi:http` for `fetch`; here it refuses.
+        wasi::add_refused_http_to_linker(&mut linker)
+            .map_err(|e| EngineError(format!("linking wasi:http: {e}")))?;
         let compat = compile::compatibility_hash(&wasmtime);
         let ticker = Ticker::start(wasmtime.clone());
         Ok(Arc::new(Engine {

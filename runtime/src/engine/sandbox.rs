@@ -10,6 +10,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::javascript::Script;
+use super::wasi::NoNetwork;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// One line a function logged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -43,6 +45,9 @@ pub struct HostState {
     /// Set when the limiter refused a growth, so that the trap that usually follows (a Rust
     /// allocation failure aborts) is reported as what it is: the memory limit.
     pub(crate) memory_refused: bool,
+    /// `wasi:http` for the JavaScript engine, every request refused ([`NoNetwork`]).
+    http: WasiHttpCtx,
+    no_network: NoNetwork,
 }
 
 impl HostState {
@@ -69,6 +74,8 @@ impl HostState {
             cpu_started: Duration::ZERO,
             cpu_deadline: Duration::MAX,
             memory_refused: false,
+            http: WasiHttpCtx::new(),
+            no_network: NoNetwork,
         }
     }
 
@@ -217,6 +224,16 @@ impl wasmtime::ResourceLimiter for HostState {
 #[error("the JavaScript engine aborted: {0:?}")]
 pub(crate) struct ScriptAbort(pub(crate) AbortReason);
 
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.no_network,
+            table: &mut self.table,
+            ctx: &mut self.http,
+        }
+    }
+}
+
 impl script::Host for HostState {
     fn source(&mut self) -> String {
         self.script
@@ -230,6 +247,12 @@ impl script::Host for HostState {
             .as_ref()
             .map(|s| s.bytecode.to_vec())
             .unwrap_or_default()
+    }
+
+    fn kind(&mut self) -> script::FunctionKind {
+        self.script
+            .as_ref()
+            .map_or(script::FunctionKind::Insert, |s| s.kind)
     }
 
     fn abort(&mut self, reason: AbortReason) -> wasmtime::Result<()> {

@@ -5,9 +5,13 @@
 //! (`std::thread::sleep` is `subscribe-duration` then `pollable.block`) waits inside a host
 //! call, where neither is checked. So `wasi:io/poll`'s waiting functions are replaced by ones
 //! that fail the invocation with [`InvokeError::Blocked`](super::InvokeError::Blocked).
+//! `wasi:http` is linked for the JavaScript engine component only, every request refused.
+
+use std::future::Future;
 
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::p2::DynPollable;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::HostState;
 
@@ -40,4 +44,38 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     )?;
     linker.allow_shadowing(false);
     Ok(())
+}
+
+/// The `wasi:http` hooks of insert functions: every request refused. Only the JavaScript
+/// engine component may import `wasi:http` here (uploads that do are refused), and its
+/// `fetch` refuses in an insert function before asking; this is the backstop.
+pub(crate) struct NoNetwork;
+
+impl WasiHttpHooks for NoNetwork {
+    fn send_request(
+        &mut self,
+        _request: http::Request<WasiBody>,
+        _options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<dyn Future<Output = Refused> + Send> {
+        Box::new(async {
+            Err(HttpError::InternalError(Some(
+                "http-not-allowed: insert functions cannot use the network".to_string(),
+            )))
+        })
+    }
+}
+
+/// What [`NoNetwork::send_request`] resolves to (always the error).
+type Refused = Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ),
+    HttpError,
+>;
+
+/// Adds `wasi:http` with every request refused (see [`NoNetwork`]).
+pub(super) fn add_refused_http_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(linker)
 }
