@@ -148,7 +148,7 @@ async fn a_destination_function_delivers_retries_and_dead_letters() {
         .iter()
         .map(|o| o["name"].as_str().unwrap())
         .collect();
-    assert_eq!(options, ["url", "allowedHosts"]);
+    assert_eq!(options, ["url", "allowedHosts", "batchSize"]);
 
     let src = server.source("shop").await;
     let key = server.write_key(&src).await;

@@ -320,6 +320,18 @@ fn function_destination(f: Function) -> Metadata {
             ),
         });
     }
+    if !options.iter().any(|o| o.name == "batchSize") {
+        options.push(CatalogOption {
+            name: Cow::Borrowed("batchSize"),
+            kind: Cow::Borrowed("number"),
+            required: false,
+            description: Cow::Borrowed(
+                "Events per invocation, 1 to 1000 (default 1: each event is one call of its \
+                 handler). Above 1, up to this many events that are due together go to one \
+                 `onBatch` call (`handle-batch` for a component); sluice never waits to fill a batch.",
+            ),
+        });
+    }
     Metadata {
         id: Cow::Owned(f.id.clone()),
         name: Cow::Owned(f.display_name.clone()),

@@ -18,6 +18,7 @@ use super::resource::Reply;
 use super::{AppState, Data, ok};
 use crate::dataplane::observe::changes::{self, Change};
 use crate::engine::{Invocation, Isolation, Limits, Outcome};
+use crate::workspace::{FunctionType, Version};
 
 /// Most events one test call may run.
 pub const MAX_EVENTS: usize = 100;
@@ -204,8 +205,16 @@ pub const MAX_FUEL: u64 = 1_000_000_000;
 /// The longest deadline one test event may have, in milliseconds.
 pub const MAX_DEADLINE_MS: u64 = 5_000;
 
-fn limits(input: Option<&TestLimits>, max_memory: usize) -> Result<Limits, ApiError> {
-    let mut limits = Limits::default();
+fn limits(
+    input: Option<&TestLimits>,
+    max_memory: usize,
+    network: bool,
+) -> Result<Limits, ApiError> {
+    // A network function's defaults are the pipeline's (Segment's 5 s), waiting included.
+    let mut limits = match network {
+        true => crate::dataplane::net_functions::invocation_limits(),
+        false => Limits::default(),
+    };
     let Some(l) = input else { return Ok(limits) };
     if let Some(fuel) = l.fuel {
         if !(1..=MAX_FUEL).contains(&fuel) {
@@ -277,11 +286,24 @@ pub async fn test(
             "each event must be a JSON object",
         ));
     }
-    check_values(&v.settings, &input.settings, "settings")?;
+    let network = matches!(
+        f.resource_type,
+        FunctionType::Destination | FunctionType::Source
+    );
+    let mut declared = input.settings.clone();
+    if network {
+        check_allowed_hosts(declared.remove("allowedHosts"))?;
+    }
+    check_values(&v.settings, &declared, "settings")?;
     let limits = limits(
         input.limits.as_ref(),
         state.components.engine().max_memory_bytes(),
+        network,
     )?;
+    if network {
+        let results = network_results(&state, &v, f.resource_type, input, &limits).await?;
+        return Ok(ok(summarised(f.id, vid, v.digest, results)));
+    }
     let components = state.components.clone();
     let digest = v.digest.clone();
     let settings = Value::Object(input.settings).to_string();
@@ -304,6 +326,16 @@ pub async fn test(
             .collect())
     })
     .await??;
+    Ok(ok(summarised(f.id, vid, v.digest, results)))
+}
+
+/// The report of a run: its results and their totals.
+fn summarised(
+    function_id: String,
+    version_id: String,
+    digest: String,
+    results: Vec<EventResult>,
+) -> TestReport {
     let mut summary = Summary {
         events: results.len(),
         ..Summary::default()
@@ -318,13 +350,63 @@ pub async fn test(
         summary.fuel_used += r.fuel_used;
         summary.duration_us += r.duration_us;
     }
-    Ok(ok(TestReport {
-        function_id: f.id,
-        version_id: vid,
-        digest: v.digest,
+    TestReport {
+        function_id,
+        version_id,
+        digest,
         results,
         summary,
-    }))
+    }
+}
+
+/// A destination or source function's run, on the network engine with the test's
+/// `allowedHosts`: each event (for a source function, each sample webhook body, sent as a
+/// JSON POST) on an instance of its own.
+async fn network_results(
+    state: &AppState,
+    v: &Version,
+    kind: FunctionType,
+    input: TestInput,
+    limits: &Limits,
+) -> Result<Vec<EventResult>, ApiError> {
+    let settings = Value::Object(input.settings).to_string();
+    let mut results = Vec::with_capacity(input.events.len());
+    for (index, event) in input.events.iter().enumerate() {
+        let plane = &state.data_plane;
+        let function = crate::dataplane::net_functions::build(plane, v, kind, &settings)
+            .map_err(ApiError::Internal)?;
+        let text = match kind {
+            FunctionType::Source => webhook_request(event),
+            _ => event.to_string(),
+        };
+        let invocation = function.invoke(&text, limits).await;
+        results.push(report(index, event, invocation));
+    }
+    Ok(results)
+}
+
+/// A sample body as the webhook request a source function gets (see `docs/functions.md`).
+fn webhook_request(body: &Value) -> String {
+    serde_json::json!({
+        "method": "POST",
+        "url": "http://localhost/v1/functions/test",
+        "headers": {"content-type": "application/json"},
+        "body": body.to_string(),
+    })
+    .to_string()
+}
+
+/// `allowedHosts` in test settings: absent, or an array of strings (checked again, entry by
+/// entry, when the function's policy is made).
+fn check_allowed_hosts(value: Option<Value>) -> Result<(), ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => Ok(()),
+        Some(_) => Err(ApiError::invalid(
+            "settings.allowedHosts",
+            "`allowedHosts` must be an array of `host` or `host:port` strings",
+        )),
+    }
 }
 
 fn parse(text: &str) -> Value {

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::dataplane::DataPlane;
-use crate::engine::net::{HttpLimits, NetCode, NetEngine, NetFunction};
-use crate::engine::{EngineConfig, Limits, UploadError};
-use crate::workspace::{Function, Kind, Runtime, Version};
+use crate::engine::net::{HttpLimits, NetCode, NetEngine, NetFunction, NetJavaScript};
+use crate::engine::{EngineConfig, FunctionKind, JsEngine, Limits, Script, UploadError};
+use crate::workspace::{Function, FunctionType, Kind, Runtime, Version};
 
 /// The bounds of one destination- or source-function invocation: Segment's 5 s timeout, and the fuel
 /// of a few hundred milliseconds of guest work.
@@ -27,6 +27,8 @@ pub fn invocation_limits() -> Limits {
 #[derive(Default)]
 pub struct NetFunctions {
     engine: OnceLock<Result<Arc<NetEngine>, String>>,
+    javascript: OnceLock<Result<NetJavaScript, String>>,
+    /// Compiled code by digest (`<digest>/<kind>` for JavaScript, whose kind is in its code).
     codes: Mutex<HashMap<String, NetCode>>,
     functions: Mutex<HashMap<String, Live>>,
     /// The bounds of each request (timeout, response size, requests in flight).
@@ -66,50 +68,62 @@ impl NetFunctions {
         Ok(())
     }
 
-    /// The function `id` (a destination or a source) runs: code `digest` (bytes from `wasm` when not yet
-    /// compiled) with `settings`; the same one while neither changed.
+    /// The live function `id` (a destination or a source) runs: the code named `key` with
+    /// `settings`, the same one while neither changed; made by `make` otherwise.
     fn function_for(
         &self,
         id: &str,
-        digest: &str,
+        key: &str,
         settings: &str,
-        wasm: impl FnOnce() -> Result<Vec<u8>, String>,
+        make: impl FnOnce() -> Result<NetFunction, String>,
     ) -> Result<Arc<NetFunction>, String> {
         let hash = blake3::hash(settings.as_bytes());
         if let Some(live) = self.functions.lock().ok().and_then(|f| {
             f.get(id)
-                .filter(|l| l.digest == digest && l.settings == hash)
+                .filter(|l| l.digest == key && l.settings == hash)
                 .map(|l| l.function.clone())
         }) {
             return Ok(live);
         }
-        let cached = self.codes.lock().ok().and_then(|c| c.get(digest).cloned());
-        let code = match cached {
-            Some(code) => code,
-            None => {
-                let engine = self.engine()?;
-                let code = engine.compile(&wasm()?).map_err(|e| e.to_string())?;
-                if let Ok(mut codes) = self.codes.lock() {
-                    codes.insert(digest.to_string(), code.clone());
-                }
-                code
-            }
-        };
-        let function = Arc::new(
-            code.function(settings, self.http.clone())
-                .map_err(|e| e.to_string())?,
-        );
+        let function = Arc::new(make()?);
         if let Ok(mut functions) = self.functions.lock() {
-            functions.insert(
-                id.to_string(),
-                Live {
-                    digest: digest.to_string(),
-                    settings: hash,
-                    function: function.clone(),
-                },
-            );
+            let live = Live {
+                digest: key.to_string(),
+                settings: hash,
+                function: function.clone(),
+            };
+            functions.insert(id.to_string(), live);
         }
         Ok(function)
+    }
+
+    /// The compiled code named `key`, made by `compile` when this process has none yet.
+    fn code_for(
+        &self,
+        key: &str,
+        compile: impl FnOnce() -> Result<NetCode, String>,
+    ) -> Result<NetCode, String> {
+        if let Some(code) = self.codes.lock().ok().and_then(|c| c.get(key).cloned()) {
+            return Ok(code);
+        }
+        let code = compile()?;
+        if let Ok(mut codes) = self.codes.lock() {
+            codes.insert(key.to_string(), code.clone());
+        }
+        Ok(code)
+    }
+
+    /// The JavaScript engine built into this binary, compiled for the network engine on
+    /// first use (Cranelift time, about a second, once per process).
+    fn javascript(&self) -> Result<NetJavaScript, String> {
+        self.javascript
+            .get_or_init(|| {
+                let wasm = JsEngine::builtin_wasm().ok_or_else(|| {
+                    "this sluice was built without its JavaScript engine (run scripts/build-components, then build sluice again)".to_string()
+                })?;
+                self.engine()?.javascript(wasm).map_err(|e| e.to_string())
+            })
+            .clone()
     }
 }
 
@@ -131,25 +145,73 @@ pub fn load(
     let version_id = function
         .deployed_version_id
         .as_deref()
-        .ok_or_else(|| format!("the destination function {name:?} is not deployed"))?;
+        .ok_or_else(|| format!("the function {name:?} is not deployed"))?;
     let key = format!("{}/{version_id}", function.id);
     let version: Version = plane
         .store
         .get(Kind::FunctionVersion, &key)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("the deployed version of {name:?} is missing"))?;
-    if version.runtime != Runtime::Wasm {
-        return Err(format!(
-            "{name:?} is JavaScript: JavaScript destination and source functions need `fetch`, which this \
-             build does not have yet; upload a component (wasi:http) instead"
-        ));
-    }
+    let kind = function.resource_type;
     plane
         .functions
-        .function_for(owner, &version.digest, settings, || {
-            plane
+        .function_for(owner, &code_key(&version, kind), settings, || {
+            build(plane, &version, kind, settings)
+        })
+}
+
+/// A function of its own running `version` (of a function of type `kind`) with `settings`,
+/// shared with nothing but the compiled code (the test endpoint's). Costs what [`load`]'s
+/// first call does.
+///
+/// # Errors
+/// As [`load`].
+pub fn build(
+    plane: &DataPlane,
+    version: &Version,
+    kind: FunctionType,
+    settings: &str,
+) -> Result<NetFunction, String> {
+    let functions = &plane.functions;
+    let code = functions.code_for(&code_key(version, kind), || match version.runtime {
+        Runtime::Wasm => {
+            let wasm = plane
                 .components
                 .wasm(&version.digest)
+                .map_err(|e| e.to_string())?;
+            functions
+                .engine()?
+                .compile(&wasm)
                 .map_err(|e| e.to_string())
-        })
+        }
+        Runtime::Javascript => {
+            let (code, bytecode) = plane
+                .components
+                .script_and_bytecode(&version.digest)
+                .map_err(|e| e.to_string())?;
+            functions
+                .javascript()?
+                .code(Script::new(&code, bytecode, script_kind(kind)))
+                .map_err(|e| e.to_string())
+        }
+    })?;
+    code.function(settings, functions.http.clone())
+        .map_err(|e| e.to_string())
+}
+
+/// The name compiled code is kept under: a component's digest; JavaScript's digest and kind
+/// (the engine runs the same code differently as a source or a destination).
+fn code_key(version: &Version, kind: FunctionType) -> String {
+    match version.runtime {
+        Runtime::Wasm => version.digest.clone(),
+        Runtime::Javascript => format!("{}/{:?}", version.digest, script_kind(kind)),
+    }
+}
+
+fn script_kind(kind: FunctionType) -> FunctionKind {
+    match kind {
+        FunctionType::Source => FunctionKind::Source,
+        FunctionType::Destination => FunctionKind::Destination,
+        _ => FunctionKind::Insert,
+    }
 }

@@ -104,6 +104,18 @@ pub struct Invocation {
     pub logs: Vec<LogLine>,
 }
 
+impl Invocation {
+    /// An invocation that failed before the function ran (no instance could start).
+    pub(crate) fn failed(err: InvokeError, start: std::time::Instant) -> Invocation {
+        Invocation {
+            result: Err(err),
+            fuel_used: 0,
+            duration: start.elapsed(),
+            logs: Vec::new(),
+        }
+    }
+}
+
 /// A batch invocation's results (one per event, in order) and what the batch cost.
 #[derive(Debug, Clone)]
 pub struct BatchInvocation {
@@ -115,6 +127,18 @@ pub struct BatchInvocation {
     pub duration: Duration,
     /// What the function logged.
     pub logs: Vec<LogLine>,
+}
+
+impl BatchInvocation {
+    /// A batch that failed before the function ran: `err` for each of its `count` events.
+    pub(crate) fn failed(err: InvokeError, count: usize, start: std::time::Instant) -> Self {
+        BatchInvocation {
+            results: vec![Err(err); count],
+            fuel_used: 0,
+            duration: start.elapsed(),
+            logs: Vec::new(),
+        }
+    }
 }
 
 /// What instances of a function are made from: immutable, shared by every [`Function`] made

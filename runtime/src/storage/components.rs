@@ -308,6 +308,21 @@ impl ComponentStore {
     }
 
     /// Stored JavaScript code, from this node or (checked against its digest) the cluster.
+    /// Stored JavaScript code and its verified bytecode for this engine build (empty when
+    /// there is none: instances then parse the code), for running it elsewhere than on the
+    /// insert functions' engine (the network engine, which runs the same engine build).
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] when no code has `digest`, or a database failure.
+    pub fn script_and_bytecode(&self, digest: &str) -> Result<(String, Arc<[u8]>), StorageError> {
+        let code = self
+            .script(digest)?
+            .ok_or_else(|| StorageError::NotFound(digest.to_string()))?;
+        let js = self.js_engine()?;
+        let bytecode = self.read_bytecode(&js, digest)?;
+        Ok((code, bytecode.unwrap_or_else(|| Arc::from([]))))
+    }
+
     fn script(&self, digest: &str) -> Result<Option<String>, StorageError> {
         if let Some(code) = self.scripts.get(digest.as_bytes())? {
             return Ok(Some(String::from_utf8_lossy(&code).into_owned()));

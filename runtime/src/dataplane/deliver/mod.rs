@@ -2,8 +2,9 @@
 //! into batches as large as the destination takes (a webhook's `batchSize`), sends them
 //! concurrently, and settles each event: delivered; a retryable failure is parked for a
 //! retry with backoff ([`retries`]); a permanent one becomes a dead letter. The chunk's
-//! position is committed once every event of it is settled. A batch shares one verdict: the
-//! receiver took all of it or none.
+//! position is committed once every event of it is settled. A batch shares one verdict (the
+//! receiver took all of it or none) unless the sink gives each event its own (a destination
+//! function's `onBatch` reporting a status per event).
 //!
 //! - [`retry`]: the one classifier and the backoff, used by delivery and the pipeline;
 //! - [`retries`]: parked deliveries, attempted again when due.
@@ -177,7 +178,6 @@ async fn first_attempt(
     let attempt = sink.send(&events).await;
     let now = now_ms();
     let mut parked = Vec::new();
-    let error = attempt.error.as_deref().unwrap_or_default();
     if attempt.verdict == Verdict::Success {
         trace(plane, &batch, 1, Status::Delivered, None);
         if let Some(first) = batch.first() {
@@ -189,9 +189,15 @@ async fn first_attempt(
         }
         return Ok(());
     }
-    for d in &batch {
+    for (index, d) in batch.iter().enumerate() {
+        let attempt = attempt.of(index);
+        let error = attempt.error.as_deref().unwrap_or_default();
         match &attempt.verdict {
-            Verdict::Success => {}
+            Verdict::Success => {
+                trace(plane, std::slice::from_ref(d), 1, Status::Delivered, None);
+                plane.observe.count(&d.destination_id, Count::Delivered);
+                plane.backlog.adjust(&d.source_id, 0, 1);
+            }
             Verdict::Retry { after } => match next_attempt(plane, now, 1, *after) {
                 Some(at) => {
                     trace(

@@ -78,9 +78,10 @@ async fn attempt_due(plane: &Arc<DataPlane>) -> Result<Option<u64>, DeliverError
 async fn again(plane: &DataPlane, sink: &dyn Sink, batch: Keyed) -> Result<(), DeliverError> {
     let deliveries: Vec<_> = batch.iter().map(|(_, r)| r.delivery()).collect();
     let events: Vec<_> = deliveries.iter().map(|d| d.event.clone()).collect();
-    let attempt = sink.send(&events).await;
-    let error = attempt.error.clone().unwrap_or_default();
-    for ((seq, mut retry), delivery) in batch.into_iter().zip(deliveries) {
+    let sent = sink.send(&events).await;
+    for (index, ((seq, mut retry), delivery)) in batch.into_iter().zip(deliveries).enumerate() {
+        let attempt = sent.of(index);
+        let error = attempt.error.clone().unwrap_or_default();
         retry.attempts += 1;
         let n = retry.attempts;
         let id = delivery.destination_id.clone();

@@ -1,8 +1,10 @@
 //! Destination functions: a deployed function of `resourceType: DESTINATION` connected to a
-//! source like any destination (its `metadataId` is the function's id). Each event is one
-//! invocation of the function's `handle` on the network engine, whose `wasi:http` requests
-//! pass the destination's `allowedHosts` policy; what it returns is read through the one
-//! retry classifier:
+//! source like any destination (its `metadataId` is the function's id), written as a
+//! component or in JavaScript (`onTrack` ... with `fetch`). Each event is one invocation of
+//! the function's `handle` on the network engine (with `batchSize` above 1, a batch is one
+//! `handle-batch`: JavaScript's `onBatch`), whose requests pass the destination's
+//! `allowedHosts` policy; what it returns for each event is read through the one retry
+//! classifier:
 //!
 //! - forwarded, dropped, fanned out, `event-not-supported`, `drop-event`: delivered (Segment
 //!   drops unsupported events without an error);
@@ -23,7 +25,7 @@ use crate::dataplane::deliver::retry::Verdict;
 use crate::dataplane::event::Event;
 use crate::dataplane::net_functions::{self, invocation_limits};
 use crate::engine::net::NetFunction;
-use crate::engine::{Invocation, Limits, Outcome};
+use crate::engine::{InvokeError, Limits, Outcome};
 use crate::workspace::{Destination, Function, FunctionType, Kind};
 
 /// Whether `destination` is a destination function's instance: its catalog id names a
@@ -40,44 +42,54 @@ pub fn function_of(plane: &DataPlane, destination: &Destination) -> Option<Funct
 /// letters naming why) when the function cannot run.
 pub fn sink(plane: &DataPlane, destination: &Destination, function: &Function) -> Arc<dyn Sink> {
     let settings = serde_json::to_string(&destination.settings).unwrap_or_else(|_| "{}".into());
+    let batch_size = destination
+        .settings
+        .get("batchSize")
+        .and_then(serde_json::Value::as_u64)
+        .map_or(1, |n| n.clamp(1, 1000) as usize);
     match net_functions::load(plane, &destination.id, function, &settings) {
         Ok(function) => Arc::new(FunctionSink {
             function,
             limits: invocation_limits(),
+            batch_size,
         }),
         Err(why) => Arc::new(Broken(why)),
     }
 }
 
-/// A destination function ready to deliver: one invocation per event.
+/// A destination function ready to deliver: one invocation per event, or per batch of up
+/// to `batch_size` events (`onBatch`) when its `batchSize` setting is above 1.
 struct FunctionSink {
     function: Arc<NetFunction>,
     limits: Limits,
+    batch_size: usize,
 }
 
 impl Sink for FunctionSink {
     fn batch_size(&self) -> usize {
-        1
+        self.batch_size
     }
 
     fn send<'a>(&'a self, events: &'a [Event]) -> Sending<'a> {
         Box::pin(async move {
-            for event in events {
+            if let [event] = events {
                 let text = String::from_utf8_lossy(&event.json);
                 let invocation = self.function.invoke(&text, &self.limits).await;
-                let attempt = attempt(&invocation);
-                if attempt.verdict != Verdict::Success {
-                    return attempt;
-                }
+                return attempt(&invocation.result);
             }
-            Attempt::success()
+            let texts: Vec<String> = events
+                .iter()
+                .map(|e| String::from_utf8_lossy(&e.json).into_owned())
+                .collect();
+            let batch = self.function.invoke_batch(&texts, &self.limits).await;
+            Attempt::per_event(batch.results.iter().map(attempt).collect())
         })
     }
 }
 
-/// What an invocation means for the delivery (see the module's list).
-pub fn attempt(invocation: &Invocation) -> Attempt {
-    match &invocation.result {
+/// What an invocation's result means for the delivery (see the module's list).
+pub fn attempt(result: &Result<Outcome, InvokeError>) -> Attempt {
+    match result {
         Ok(Outcome::Forward { .. } | Outcome::Drop | Outcome::FanOut { .. }) => Attempt::success(),
         Ok(Outcome::Error { kind, message }) => match *kind {
             "event-not-supported" | "drop-event" => Attempt::success(),
@@ -120,22 +132,16 @@ impl Sink for Broken {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::InvokeError;
 
-    fn invocation(result: Result<Outcome, InvokeError>) -> Invocation {
-        Invocation {
-            result,
-            fuel_used: 0,
-            duration: Duration::ZERO,
-            logs: Vec::new(),
-        }
+    fn invocation(result: Result<Outcome, InvokeError>) -> Result<Outcome, InvokeError> {
+        result
     }
 
-    fn error(kind: &'static str, message: &str) -> Invocation {
-        invocation(Ok(Outcome::Error {
+    fn error(kind: &'static str, message: &str) -> Result<Outcome, InvokeError> {
+        Ok(Outcome::Error {
             kind,
             message: message.to_string(),
-        }))
+        })
     }
 
     #[test]

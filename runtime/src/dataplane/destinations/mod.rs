@@ -19,13 +19,16 @@ use super::deliver::retry::Verdict;
 use super::event::Event;
 use crate::workspace::Destination;
 
-/// One attempt's result: the verdict and, when it failed, why.
+/// One attempt's result: the verdict and, when it failed, why; for a batch whose events
+/// fared differently (a destination function's `onBatch`), each event's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
-    /// What to do next.
+    /// What to do next (with `each`: success only if every event succeeded).
     pub verdict: Verdict,
     /// Why it failed (`None` on success).
     pub error: Option<String>,
+    /// Each event's result, in the batch's order, when they differ.
+    pub each: Option<Vec<Attempt>>,
 }
 
 impl Attempt {
@@ -34,6 +37,7 @@ impl Attempt {
         Attempt {
             verdict: Verdict::Success,
             error: None,
+            each: None,
         }
     }
 
@@ -42,7 +46,35 @@ impl Attempt {
         Attempt {
             verdict,
             error: Some(error.into()),
+            each: None,
         }
+    }
+
+    /// A batch's result from each event's: one verdict when they agree.
+    pub fn per_event(each: Vec<Attempt>) -> Attempt {
+        match each.first() {
+            Some(first) if each.iter().all(|a| a == first) => first.clone(),
+            Some(_) => {
+                let failed = each.iter().find(|a| a.verdict != Verdict::Success);
+                let (verdict, error) = failed
+                    .map(|a| (a.verdict.clone(), a.error.clone()))
+                    .unwrap_or((Verdict::Success, None));
+                Attempt {
+                    verdict,
+                    error,
+                    each: Some(each),
+                }
+            }
+            None => Attempt::success(),
+        }
+    }
+
+    /// What holds for the batch's event number `index`.
+    pub fn of(&self, index: usize) -> &Attempt {
+        self.each
+            .as_ref()
+            .and_then(|each| each.get(index))
+            .unwrap_or(self)
     }
 }
 

@@ -9,10 +9,14 @@ use sluice_host_api::sluice::function::types::Outcome as WitOutcome;
 use wasmtime::Store;
 use wasmtime::component::{ComponentExportIndex, Func, InstancePre};
 
+use sluice_host_api::js::sluice::function::script::SyntaxError;
+
 use super::state::{NetState, Outbound};
 use super::{HttpLimits, HttpPolicy, NetEngine, PolicyError};
 use crate::engine::function::{classify, outcome_from_wit, within_output};
-use crate::engine::{Invocation, InvokeError, Limits, UploadError};
+use crate::engine::{
+    BatchInvocation, Invocation, InvokeError, Limits, LogLine, Script, UploadError,
+};
 
 /// Idle instances kept per function; more are made when more invocations run at once.
 const WARM_PER_FUNCTION: usize = 16;
@@ -24,21 +28,33 @@ pub struct NetCode {
     engine: Arc<NetEngine>,
     pre: InstancePre<NetState>,
     handle: ComponentExportIndex,
+    handle_batch: ComponentExportIndex,
+    /// The JavaScript engine's code and its `check` export (which loads the code), for a
+    /// JavaScript function; `None` for a component.
+    script: Option<(Script, ComponentExportIndex)>,
 }
 
 impl NetCode {
     pub(super) fn new(
         engine: Arc<NetEngine>,
         pre: InstancePre<NetState>,
+        script: Option<Script>,
     ) -> Result<NetCode, UploadError> {
-        let handle = pre
-            .component()
-            .get_export_index(None, "handle")
-            .ok_or_else(|| UploadError::WrongWorld("no `handle` export".to_string()))?;
+        let export = |name: &str| {
+            pre.component()
+                .get_export_index(None, name)
+                .ok_or_else(|| UploadError::WrongWorld(format!("no `{name}` export")))
+        };
+        let script = match script {
+            Some(script) => Some((script, export("check")?)),
+            None => None,
+        };
         Ok(NetCode {
+            handle: export("handle")?,
+            handle_batch: export("handle-batch")?,
             engine,
             pre,
-            handle,
+            script,
         })
     }
 
@@ -63,6 +79,7 @@ impl NetCode {
 struct Warm {
     store: Store<NetState>,
     handle: Func,
+    handle_batch: Func,
     uses: u32,
 }
 
@@ -93,38 +110,12 @@ impl NetFunction {
         let start = Instant::now();
         let mut warm = match self.acquire(limits, start).await {
             Ok(warm) => warm,
-            Err(err) => {
-                return Invocation {
-                    result: Err(err),
-                    fuel_used: 0,
-                    duration: start.elapsed(),
-                    logs: Vec::new(),
-                };
-            }
+            Err(err) => return Invocation::failed(err, start),
         };
-        warm.store
-            .data_mut()
-            .begin(&self.settings, limits, start + limits.deadline);
-        // `set_fuel` only fails on an engine without fuel metering, which ours never is.
-        let _ = warm.store.set_fuel(limits.fuel);
+        self.begin(&mut warm, limits, start);
         let called = call(&mut warm, event, limits.deadline).await;
-        let fuel_used = limits
-            .fuel
-            .saturating_sub(warm.store.get_fuel().unwrap_or(0));
-        let logs = warm.store.data_mut().take_logs();
-        let result = match called {
-            Ok(outcome) => {
-                warm.uses += 1;
-                self.release(warm, limits);
-                Ok(outcome_from_wit(outcome))
-            }
-            Err(Failure::Deadline) => Err(InvokeError::DeadlineExceeded {
-                deadline: limits.deadline,
-            }),
-            // The instance is dropped: after a trap its state cannot be trusted.
-            Err(Failure::Trap(err)) => Err(classify(&err, warm.store.data().host(), limits)),
-        };
-        let result = result.and_then(|outcome| within_output(outcome, limits));
+        let (result, fuel_used, logs) = self.end(warm, called, limits);
+        let result = result.and_then(|outcome| within_output(outcome_from_wit(outcome), limits));
         Invocation {
             result,
             fuel_used,
@@ -133,12 +124,83 @@ impl NetFunction {
         }
     }
 
+    /// Runs the function's `handle-batch` on `events` in one call under `limits` (fuel and
+    /// deadline for the whole batch): one result per event, in order, sharing the call's
+    /// fuel, duration and logs. A failed call is every event's error.
+    pub async fn invoke_batch(&self, events: &[String], limits: &Limits) -> BatchInvocation {
+        let start = Instant::now();
+        let mut warm = match self.acquire(limits, start).await {
+            Ok(warm) => warm,
+            Err(err) => return BatchInvocation::failed(err, events.len(), start),
+        };
+        self.begin(&mut warm, limits, start);
+        let called = call_batch(&mut warm, events, limits.deadline).await;
+        let (result, fuel_used, logs) = self.end(warm, called, limits);
+        let results = match result {
+            Ok(outcomes) if outcomes.len() == events.len() => outcomes
+                .into_iter()
+                .map(|o| within_output(outcome_from_wit(o), limits))
+                .collect(),
+            Ok(outcomes) => {
+                let err = InvokeError::Contract(format!(
+                    "handle-batch returned {} outcomes for {} events",
+                    outcomes.len(),
+                    events.len()
+                ));
+                vec![Err(err); events.len()]
+            }
+            Err(err) => vec![Err(err); events.len()],
+        };
+        BatchInvocation {
+            results,
+            fuel_used,
+            duration: start.elapsed(),
+            logs,
+        }
+    }
+
+    /// Gives `warm` this invocation's settings, deadline and fuel.
+    fn begin(&self, warm: &mut Warm, limits: &Limits, start: Instant) {
+        warm.store
+            .data_mut()
+            .begin(&self.settings, limits, start + limits.deadline);
+        // `set_fuel` only fails on an engine without fuel metering, which ours never is.
+        let _ = warm.store.set_fuel(limits.fuel);
+    }
+
+    /// What a call left: its result, the fuel it used and its logs; the instance goes back
+    /// to the pool unless the call failed (after a trap its state cannot be trusted).
+    fn end<T>(
+        &self,
+        mut warm: Warm,
+        called: Result<T, Failure>,
+        limits: &Limits,
+    ) -> (Result<T, InvokeError>, u64, Vec<LogLine>) {
+        let fuel_used = limits
+            .fuel
+            .saturating_sub(warm.store.get_fuel().unwrap_or(0));
+        let logs = warm.store.data_mut().take_logs();
+        let result = match called {
+            Ok(value) => {
+                warm.uses += 1;
+                self.release(warm, limits);
+                Ok(value)
+            }
+            Err(Failure::Deadline) => Err(InvokeError::DeadlineExceeded {
+                deadline: limits.deadline,
+            }),
+            Err(Failure::Trap(err)) => Err(classify(&err, warm.store.data().host(), limits)),
+        };
+        (result, fuel_used, logs)
+    }
+
     /// An idle instance, or a new one whose start-up runs under the invocation's bounds.
     async fn acquire(&self, limits: &Limits, start: Instant) -> Result<Warm, InvokeError> {
         if let Some(warm) = self.warm.lock().ok().and_then(|mut pool| pool.pop()) {
             return Ok(warm);
         }
-        let state = NetState::new(self.outbound.clone());
+        let script = self.code.script.as_ref().map(|(script, _)| script.clone());
+        let state = NetState::new(self.outbound.clone(), script);
         let mut store = Store::new(self.code.engine.wasmtime(), state);
         store
             .data_mut()
@@ -165,12 +227,21 @@ impl NetFunction {
                 });
             }
         };
-        let handle = instance
-            .get_func(&mut store, self.code.handle)
-            .ok_or_else(|| InvokeError::Contract("no `handle` export".to_string()))?;
+        let export = |store: &mut Store<NetState>, index, name: &str| {
+            instance
+                .get_func(store, index)
+                .ok_or_else(|| InvokeError::Contract(format!("no `{name}` export")))
+        };
+        let handle = export(&mut store, self.code.handle, "handle")?;
+        let handle_batch = export(&mut store, self.code.handle_batch, "handle-batch")?;
+        if let Some((_, check)) = &self.code.script {
+            let check = export(&mut store, *check, "check")?;
+            load_script(&mut store, check, limits).await?;
+        }
         Ok(Warm {
             store,
             handle,
+            handle_batch,
             uses: 0,
         })
     }
@@ -203,5 +274,46 @@ async fn call(warm: &mut Warm, event: &str, deadline: Duration) -> Result<WitOut
         Ok(Ok((outcome,))) => Ok(outcome),
         Ok(Err(err)) => Err(Failure::Trap(err)),
         Err(_) => Err(Failure::Deadline),
+    }
+}
+
+/// Calls `handle-batch(events)` on `warm`, as [`call`].
+async fn call_batch(
+    warm: &mut Warm,
+    events: &[String],
+    deadline: Duration,
+) -> Result<Vec<WitOutcome>, Failure> {
+    let typed = warm
+        .handle_batch
+        .typed::<(&[String],), (Vec<WitOutcome>,)>(&warm.store)
+        .map_err(Failure::Trap)?;
+    let called = typed.call_async(&mut warm.store, (events,));
+    match tokio::time::timeout(deadline, called).await {
+        Ok(Ok((outcomes,))) => Ok(outcomes),
+        Ok(Err(err)) => Err(Failure::Trap(err)),
+        Err(_) => Err(Failure::Deadline),
+    }
+}
+
+/// Starts a JavaScript instance: the engine's `check` loads the code and runs its top level
+/// (under the invocation's bounds, which the event then gets afresh).
+async fn load_script(
+    store: &mut Store<NetState>,
+    check: Func,
+    limits: &Limits,
+) -> Result<(), InvokeError> {
+    let typed = check
+        .typed::<(), (Result<(), SyntaxError>,)>(&*store)
+        .map_err(|e| InvokeError::Contract(format!("{e:#}")))?;
+    match tokio::time::timeout(limits.deadline, typed.call_async(&mut *store, ())).await {
+        Ok(Ok((Ok(()),))) => Ok(()),
+        Ok(Ok((Err(syntax),))) => Err(InvokeError::Contract(format!(
+            "the function's code does not compile: {} at line {}, column {}",
+            syntax.message, syntax.line, syntax.column
+        ))),
+        Ok(Err(err)) => Err(classify(&err, store.data().host(), limits)),
+        Err(_) => Err(InvokeError::DeadlineExceeded {
+            deadline: limits.deadline,
+        }),
     }
 }

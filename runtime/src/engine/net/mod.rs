@@ -28,7 +28,7 @@ pub use function::{NetCode, NetFunction};
 pub use policy::{AllowedHost, HttpLimits, HttpPolicy, HttpRefusal, PolicyError, is_internal};
 pub use state::NetState;
 
-use super::{EngineConfig, EngineError, Ticker, UploadError};
+use super::{EngineConfig, EngineError, Script, Ticker, UploadError};
 
 /// The asynchronous engine and its linker: WASI (nothing granted, waiting allowed),
 /// `wasi:http` behind each function's [`HttpPolicy`], and sluice's host interface. One per
@@ -75,24 +75,68 @@ impl NetEngine {
     /// # Errors
     /// Unknown imports, or not the insert-function world's exports.
     pub fn link(self: &Arc<Self>, component: &Component) -> Result<NetCode, UploadError> {
+        let pre = self.instantiate_pre(component, is_allowed_import)?;
+        NetCode::new(self.clone(), pre, None)
+    }
+
+    /// Compiles the JavaScript engine component (`wasm`, the one built into this binary) for
+    /// this engine: Cranelift time, about a second; once per process.
+    ///
+    /// # Errors
+    /// The bytes are not the engine component of this build's contract.
+    pub fn javascript(self: &Arc<Self>, wasm: &[u8]) -> Result<NetJavaScript, UploadError> {
+        let component = Component::new(&self.wasmtime, wasm)
+            .map_err(|e| UploadError::Invalid(format!("{e:#}")))?;
+        let pre = self.instantiate_pre(&component, |name| {
+            is_allowed_import(name) || name.starts_with("sluice:function/script@0.1.")
+        })?;
+        Ok(NetJavaScript {
+            engine: self.clone(),
+            pre,
+        })
+    }
+
+    fn instantiate_pre(
+        &self,
+        component: &Component,
+        allowed: impl Fn(&str) -> bool,
+    ) -> Result<InstancePre<NetState>, UploadError> {
         let unknown: Vec<String> = component
             .component_type()
             .imports(&self.wasmtime)
             .map(|(name, _)| name.to_string())
-            .filter(|name| !is_allowed_import(name))
+            .filter(|name| !allowed(name))
             .collect();
         if !unknown.is_empty() {
             return Err(UploadError::UnknownImports(unknown));
         }
-        let pre: InstancePre<NetState> = self
-            .linker
+        self.linker
             .instantiate_pre(component)
-            .map_err(|e| UploadError::WrongWorld(format!("{e:#}")))?;
-        NetCode::new(self.clone(), pre)
+            .map_err(|e| UploadError::WrongWorld(format!("{e:#}")))
     }
 
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
         &self.wasmtime
+    }
+}
+
+/// The JavaScript engine component linked on the network engine: makes the [`NetCode`] of
+/// destination and source functions written in JavaScript. Cheap to clone.
+#[derive(Clone)]
+pub struct NetJavaScript {
+    engine: Arc<NetEngine>,
+    pre: InstancePre<NetState>,
+}
+
+impl NetJavaScript {
+    /// The code of a JavaScript function: every instance is the engine running `script`
+    /// (whose bytecode, if any, must be this engine build's for its code). Costs nothing
+    /// until an instance starts.
+    ///
+    /// # Errors
+    /// The engine component lacks the exports a function needs.
+    pub fn code(&self, script: Script) -> Result<NetCode, UploadError> {
+        NetCode::new(self.engine.clone(), self.pre.clone(), Some(script))
     }
 }
 
@@ -104,6 +148,5 @@ impl Drop for NetEngine {
 
 /// What a network function may import: what an insert function may, plus `wasi:http`.
 fn is_allowed_import(name: &str) -> bool {
-    super::compile::is_allowed_import(name)
-        || (name.starts_with("wasi:http/") && name.contains("@0.2."))
+    super::compile::is_allowed_import(name) || super::compile::is_http(name)
 }

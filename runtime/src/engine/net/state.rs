@@ -11,6 +11,7 @@ use wasmtime_wasi::{WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::HttpPolicy;
+use crate::engine::javascript::Script;
 use crate::engine::{HostState, Limits};
 
 /// What every request of one function shares: its policy and its count of requests in
@@ -72,9 +73,11 @@ pub struct NetState {
 }
 
 impl NetState {
-    pub(crate) fn new(outbound: Arc<Outbound>) -> NetState {
+    /// The state of an instance of a component, or of the JavaScript engine running
+    /// `script`.
+    pub(crate) fn new(outbound: Arc<Outbound>, script: Option<Script>) -> NetState {
         NetState {
-            host: HostState::new(),
+            host: script.map_or_else(HostState::new, HostState::with_script),
             http: WasiHttpCtx::new(),
             gate: Gate { outbound },
             deadline_at: Instant::now(),
@@ -121,11 +124,17 @@ impl WasiHttpView for NetState {
     }
 }
 
-/// WASI (asynchronous: waiting suspends the fiber), `wasi:http` and sluice's host interface.
+/// WASI (asynchronous: waiting suspends the fiber), `wasi:http`, sluice's host interface and
+/// the JavaScript engine's `script`.
 pub(super) fn add_to_linker(linker: &mut Linker<NetState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     sluice_host_api::InsertFunction::add_to_linker::<_, HasSelf<HostState>>(
+        linker,
+        NetState::host_mut,
+    )?;
+    // For the JavaScript engine only: uploads importing `script` are refused (`link`).
+    sluice_host_api::js::sluice::function::script::add_to_linker::<_, HasSelf<HostState>>(
         linker,
         NetState::host_mut,
     )?;
