@@ -14,6 +14,7 @@ use crate::bindings::sluice::function::script::{self, SyntaxError};
 use crate::bytecode::{self, Compiled};
 use crate::eval::eval;
 use crate::globals::{self, Prelude};
+use crate::libraries;
 use crate::json_out::Pristine;
 use crate::outcome::Reporter;
 use crate::position::{Position, USER_FILE, first_user_position, refine_parse_column};
@@ -153,6 +154,9 @@ pub fn initialize() {
     BOOTED.with(|cell| {
         let mut slot = cell.borrow_mut();
         if !started && slot.is_none() {
+            // Only here, in the snapshot: an unsnapshotted instance parses a library when used.
+            // First, so the engine's own set-up reuses the compiler's freed memory.
+            libraries::precompile();
             *slot = Some(Booted::boot());
         }
     });
@@ -225,6 +229,7 @@ impl Base {
         let prelude = globals::install(ctx).map_err(|err| engine_failure(ctx, "prelude", err))?;
         crate::regexp::glue::install(ctx)
             .map_err(|err| engine_failure(ctx, "RegExp set-up", err))?;
+        libraries::install(ctx).map_err(|err| engine_failure(ctx, "libraries", err))?;
         let json = Pristine::capture(ctx).map_err(|err| engine_failure(ctx, "JSON set-up", err))?;
         let lookup: Function = eval(ctx, HANDLER_LOOKUP, "sluice:handlers")
             .and_then(|f| f.get())
