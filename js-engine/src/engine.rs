@@ -154,10 +154,10 @@ pub fn initialize() {
     BOOTED.with(|cell| {
         let mut slot = cell.borrow_mut();
         if !started && slot.is_none() {
+            let booted = Booted::boot();
             // Only here, in the snapshot: an unsnapshotted instance parses a library when used.
-            // First, so the engine's own set-up reuses the compiler's freed memory.
-            libraries::precompile();
-            *slot = Some(Booted::boot());
+            booted.context.with(|ctx| libraries::precompile(&ctx));
+            *slot = Some(booted);
         }
     });
 }

@@ -9,10 +9,8 @@
 
 use std::cell::RefCell;
 
-use rquickjs::allocator::Allocator;
-use rquickjs::{Context, Ctx, Exception, Function, Result, Runtime, Value};
+use rquickjs::{Ctx, Exception, Function, Result, Value};
 
-use crate::alloc::QuickJsAllocator;
 use crate::bytecode;
 use crate::eval::eval;
 
@@ -68,83 +66,17 @@ pub fn install<'js>(ctx: &Ctx<'js>) -> Result<()> {
 }
 
 /// Compiles every library to bytecode, kept for the instance's first use of each. Run once,
-/// by the build's snapshot (`initialize`), so instances never parse a library. A library that
-/// does not compile keeps no bytecode: its parse error then reaches the code that uses it.
-///
-/// The compiler runs in a QuickJS runtime of its own whose memory is zeroed as it is freed:
-/// the snapshot stores the instance's memory, and the parser's garbage (several times a
-/// bundle's size) would otherwise be stored in it too.
-pub fn precompile() {
-    let Ok(runtime) = Runtime::new_with_alloc(Scrubbing) else {
-        return;
-    };
-    let Ok(context) = Context::full(&runtime) else {
-        return;
-    };
-    context.with(|ctx| {
-        for (index, library) in LIBRARIES.iter().enumerate() {
-            let written = bytecode::compile(&ctx, library.source, library.file)
-                .and_then(|compiled| compiled.write_stripped(&ctx));
-            match written {
-                Ok(bytes) => BYTECODE.with(|cell| cell.borrow_mut()[index] = Some(bytes)),
-                Err(_) => drop(ctx.catch()),
-            }
-        }
-    });
-}
-
-/// The engine's QuickJS allocator, zeroing each block it frees (see [`precompile`]).
-struct Scrubbing;
-
-impl Scrubbing {
-    /// Zeroes and frees `ptr`.
-    ///
-    /// # Safety
-    /// `ptr` is a live block of this allocator.
-    unsafe fn scrub(ptr: *mut u8) {
-        // SAFETY: the whole usable size of a live block belongs to it.
-        unsafe {
-            std::ptr::write_bytes(ptr, 0, QuickJsAllocator::usable_size(ptr));
-            QuickJsAllocator.dealloc(ptr);
-        }
-    }
-}
-
-// SAFETY: QuickJsAllocator's blocks; a block is zeroed only while it is still owned.
-unsafe impl Allocator for Scrubbing {
-    fn alloc(&mut self, size: usize) -> *mut u8 {
-        QuickJsAllocator.alloc(size)
-    }
-
-    fn calloc(&mut self, count: usize, size: usize) -> *mut u8 {
-        QuickJsAllocator.calloc(count, size)
-    }
-
-    unsafe fn dealloc(&mut self, ptr: *mut u8) {
-        if !ptr.is_null() {
-            // SAFETY: QuickJS frees only blocks it got from this allocator.
-            unsafe { Self::scrub(ptr) }
-        }
-    }
-
-    unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
-        if ptr.is_null() {
-            return self.alloc(new_size);
-        }
-        // Moved by hand, so the old block is zeroed too.
-        let moved = self.alloc(new_size);
-        // SAFETY: `ptr` is live with `usable_size` bytes, `moved` has at least `new_size`.
-        unsafe {
-            let keep = QuickJsAllocator::usable_size(ptr).min(new_size);
-            std::ptr::copy_nonoverlapping(ptr, moved, keep);
-            Self::scrub(ptr);
-        }
-        moved
-    }
-
-    unsafe fn usable_size(ptr: *mut u8) -> usize {
-        // SAFETY: as the caller promised.
-        unsafe { QuickJsAllocator::usable_size(ptr) }
+/// by the build's snapshot (`initialize`), so instances never parse a library. Under the
+/// engine's stack bound, so a bundle compiles here only if an unsnapshotted instance could
+/// parse it too.
+pub fn precompile(ctx: &Ctx<'_>) {
+    for (index, library) in LIBRARIES.iter().enumerate() {
+        let written = bytecode::compile(ctx, library.source, library.file)
+            .and_then(|compiled| compiled.write_stripped(ctx));
+        // A bundle QuickJS cannot compile fails the build (the snapshot traps here) rather
+        // than every function that uses it.
+        let bytes = written.unwrap_or_else(|_| panic!("{} does not compile", library.file));
+        BYTECODE.with(|cell| cell.borrow_mut()[index] = Some(bytes));
     }
 }
 
