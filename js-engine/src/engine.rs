@@ -14,8 +14,8 @@ use crate::bindings::sluice::function::script::{self, SyntaxError};
 use crate::bytecode::{self, Compiled};
 use crate::eval::eval;
 use crate::globals::{self, Prelude};
-use crate::libraries;
 use crate::json_out::Pristine;
+use crate::libraries;
 use crate::outcome::Reporter;
 use crate::position::{Position, USER_FILE, first_user_position, refine_parse_column};
 

@@ -21,10 +21,18 @@
     return value;
   };
 
-  for (const name of names) {
+  const lazy = (name) =>
     Object.defineProperty(globalThis, name, {
       get() {
-        return settle(name, load(name));
+        // While it runs, the library sees no global of its own name, as under node: lodash
+        // reads `root._` (for `noConflict`), which would otherwise load lodash again.
+        settle(name, undefined);
+        try {
+          return settle(name, load(name));
+        } catch (err) {
+          lazy(name);
+          throw err;
+        }
       },
       // An assignment before any read (`_ = helpers`) takes the name over, unevaluated.
       set(value) {
@@ -33,7 +41,7 @@
       configurable: true,
       enumerable: false,
     });
-  }
+  names.forEach(lazy);
 
   // Segment's `cache`: per instance and in memory (a fresh instance starts empty; an instance
   // retires after its uses), so it can only save repeated work within one warm instance.
