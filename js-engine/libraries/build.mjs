@@ -1,4 +1,4 @@
-// Bundles the libraries JavaScript functions find as globals into dist/<global>.js, one classic
+// Bundles the libraries JavaScript functions find as globals into dist/<name>.js, one classic
 // script each whose completion value is the library (what `require` would give node). Run by
 // scripts/build-components; js-engine embeds dist/ (src/libraries.rs) and compiles each script
 // to QuickJS bytecode in its build-time snapshot.
@@ -11,10 +11,12 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 
 const shims = new URL("./shims/", import.meta.url).pathname;
 
-// Bundle name (js-engine/src/libraries.rs gives each its global) -> the CommonJS module the bundle returns, and what node built-ins become.
+// Bundle name (js-engine/src/libraries.rs gives each its global) -> the CommonJS module the
+// bundle returns, and what node built-ins become.
 const LIBRARIES = {
   lodash: { entry: "module.exports = require('lodash');" },
-  // The 10-year data build (zones over the current year +-5): see js-engine/README.md.
+  // The 10-year data build (2021-2031): the full data would nearly triple every instance's initial
+  // memory (js-engine/README.md, "Libraries").
   moment: {
     entry: "module.exports = require('moment-timezone/builds/moment-timezone-with-data-10-year-range');",
   },
