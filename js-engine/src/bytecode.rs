@@ -66,6 +66,18 @@ pub fn read<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> Result<Compiled<'js>> {
 impl<'js> Compiled<'js> {
     /// The bytecode, for [`read`] in a later instance. Costs a copy of the function's code.
     pub fn write(&self, ctx: &Ctx<'js>) -> Result<Vec<u8>> {
+        self.write_with(ctx, qjs::JS_WRITE_OBJ_BYTECODE)
+    }
+
+    /// As [`Compiled::write`], without the functions' source text (`toString` then shows
+    /// `[native code]`) and debug information (positions in stack traces): for the engine's
+    /// bundled libraries, where each nested function's source would repeat the bundle's text.
+    pub fn write_stripped(&self, ctx: &Ctx<'js>) -> Result<Vec<u8>> {
+        let strip = qjs::JS_WRITE_OBJ_STRIP_SOURCE | qjs::JS_WRITE_OBJ_STRIP_DEBUG;
+        self.write_with(ctx, qjs::JS_WRITE_OBJ_BYTECODE | strip)
+    }
+
+    fn write_with(&self, ctx: &Ctx<'js>, flags: u32) -> Result<Vec<u8>> {
         let mut len = MaybeUninit::<usize>::uninit();
         // SAFETY: `self.0` is a live function-bytecode value of `ctx`; on success QuickJS
         // returns a buffer of `len` bytes allocated in `ctx`, freed below after the copy.
@@ -74,7 +86,7 @@ impl<'js> Compiled<'js> {
                 ctx.as_raw().as_ptr(),
                 len.as_mut_ptr().cast(),
                 self.0.as_raw(),
-                qjs::JS_WRITE_OBJ_BYTECODE as i32,
+                flags as i32,
             );
             if buf.is_null() {
                 return Err(Error::Exception);

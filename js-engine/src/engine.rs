@@ -15,6 +15,7 @@ use crate::bytecode::{self, Compiled};
 use crate::eval::eval;
 use crate::globals::{self, Prelude};
 use crate::json_out::Pristine;
+use crate::libraries;
 use crate::outcome::Reporter;
 use crate::position::{Position, USER_FILE, first_user_position, refine_parse_column};
 
@@ -158,7 +159,10 @@ pub fn initialize() {
     BOOTED.with(|cell| {
         let mut slot = cell.borrow_mut();
         if !started && slot.is_none() {
-            *slot = Some(Booted::boot());
+            let booted = Booted::boot();
+            // Only here, in the snapshot: an unsnapshotted instance parses a library when used.
+            booted.context.with(|ctx| libraries::precompile(&ctx));
+            *slot = Some(booted);
         }
     });
 }
@@ -230,6 +234,7 @@ impl Base {
         let prelude = globals::install(ctx).map_err(|err| engine_failure(ctx, "prelude", err))?;
         crate::regexp::glue::install(ctx)
             .map_err(|err| engine_failure(ctx, "RegExp set-up", err))?;
+        libraries::install(ctx).map_err(|err| engine_failure(ctx, "libraries", err))?;
         let json = Pristine::capture(ctx).map_err(|err| engine_failure(ctx, "JSON set-up", err))?;
         let lookup: Function = eval(ctx, HANDLER_LOOKUP, "sluice:handlers")
             .and_then(|f| f.get())

@@ -32,6 +32,8 @@ mod json_in;
 #[cfg(target_arch = "wasm32")]
 mod json_out;
 #[cfg(target_arch = "wasm32")]
+mod libraries;
+#[cfg(target_arch = "wasm32")]
 mod outcome;
 #[cfg(target_arch = "wasm32")]
 mod source;
