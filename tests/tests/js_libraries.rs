@@ -2,11 +2,11 @@
 //! moment-timezone as `moment`, `uuidv5`, `xml2js`, and `cache.load`/`cache.delete`; a
 //! function that never names them does not pay for them, and code may reuse their names.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use sluice_runtime::engine::{Function, Invocation, Isolation, JsEngine, Limits, Outcome};
-use sluice_tests::{engine, js_engine, median};
+use sluice_runtime::engine::{Function, Invocation, Isolation, Limits, Outcome};
+use sluice_tests::{engine, js_engine};
 
 const TRACK: &str = r#"{"type":"track","event":"Signed Up"}"#;
 
@@ -244,59 +244,5 @@ fn the_first_use_fits_the_default_fuel() {
         let cost = first(expression) - base;
         println!("first use of {name}: {cost} fuel");
         assert!(cost < bound, "{name}'s first use costs {cost} fuel");
-    }
-}
-
-/// Fresh-instance cost of a pass-through function and of each library's first use, on the
-/// built-in engine and on the engine builds named in `SLUICE_JS_ENGINES`
-/// (`label=path.wasm,...`: the engine before this change, the unsnapshotted engine, which
-/// parses a library on first use), as noted in js-engine/README.md:
-/// `cargo test --workspace --test js_libraries -- --ignored --nocapture`.
-#[test]
-#[ignore = "a measurement; prints its numbers"]
-fn measure_start_and_first_use() {
-    let engine = engine();
-    let mut engines = vec![("built-in".to_string(), js_engine(&engine))];
-    for pair in std::env::var("SLUICE_JS_ENGINES")
-        .unwrap_or_default()
-        .split(',')
-    {
-        if let Some((label, path)) = pair.split_once('=') {
-            let wasm = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            engines.push((
-                label.into(),
-                JsEngine::compile(engine.clone(), &wasm).unwrap(),
-            ));
-        }
-    }
-    let show = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1e3);
-    for (label, js) in &engines {
-        let fresh = |expression: &str, passes: usize| {
-            let code = format!("function onTrack(e) {{ e.v = {expression}; return e; }}");
-            let f = js.function(&code).unwrap();
-            let mut times = Vec::new();
-            let mut run = None;
-            for _ in 0..passes {
-                let start = Instant::now();
-                let one = f.invoke(TRACK, "{}", &roomy(), Isolation::Fresh);
-                times.push(start.elapsed());
-                run = Some(one);
-            }
-            let run = run.unwrap();
-            (median(times), run.fuel_used, forwarded(&run)["v"].clone())
-        };
-        let (time, fuel, _) = fresh("1", 400);
-        println!("{label}: fresh pass-through {} ({fuel} fuel)", show(time));
-        for library in ["_", "moment", "uuidv5", "xml2js"] {
-            let expression = format!("typeof {library} === 'undefined' ? null : typeof {library}");
-            let (t, f, v) = fresh(&expression, 40);
-            if !v.is_null() {
-                let extra = f - fuel;
-                println!(
-                    "{label}: fresh, first use of {library}: {} ({extra} fuel more)",
-                    show(t)
-                );
-            }
-        }
     }
 }
