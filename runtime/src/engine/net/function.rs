@@ -18,7 +18,10 @@ use crate::engine::{
     BatchInvocation, Invocation, InvokeError, Limits, LogLine, Script, UploadError,
 };
 
-/// Idle instances kept per function; more are made when more invocations run at once.
+/// Idle instances kept per function at least; more are made when more invocations run at
+/// once, and up to the function's cap on requests in flight are kept (each holds its memory:
+/// a few MiB for the JavaScript engine), so that a function kept busy by that many requests
+/// does not instantiate again for every event.
 const WARM_PER_FUNCTION: usize = 16;
 
 /// A component compiled and linked on the network engine; shared by every function made
@@ -252,7 +255,7 @@ impl NetFunction {
             return;
         }
         if let Ok(mut pool) = self.warm.lock()
-            && pool.len() < WARM_PER_FUNCTION
+            && pool.len() < WARM_PER_FUNCTION.max(self.outbound.policy().limits.max_in_flight)
         {
             pool.push(warm);
         }
