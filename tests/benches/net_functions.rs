@@ -17,7 +17,7 @@ use axum::routing::post;
 use serde_json::json;
 use sluice_runtime::engine::net::{HttpLimits, NetCode, NetEngine, NetFunction};
 use sluice_runtime::engine::{EngineConfig, FunctionKind, JsEngine, Limits, Outcome, Script};
-use sluice_tests::{bench_passes, component};
+use sluice_tests::{bench_passes, component, threads};
 
 const EVENT: &str = r#"{"type":"track","event":"Order Completed","userId":"u1","messageId":"m-1","properties":{"total":10}}"#;
 
@@ -31,15 +31,6 @@ async function onTrack(event, settings) {
   if (!response.ok) throw new RetryError(`status ${response.status}`);
 }
 "#;
-
-fn threads() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
-}
 
 /// A receiver answering 200 after `latency`: its address.
 async fn receiver(latency: Duration) -> std::net::SocketAddr {
@@ -66,7 +57,8 @@ struct Pass {
 /// `code` as a destination sending to `addr`, allowed `in_flight` requests at once (and
 /// keeping as many warm instances).
 fn destination(code: &NetCode, addr: std::net::SocketAddr, in_flight: usize) -> Arc<NetFunction> {
-    let settings = json!({"url": format!("http://{addr}/events"), "allowedHosts": [addr.to_string()]});
+    let settings =
+        json!({"url": format!("http://{addr}/events"), "allowedHosts": [addr.to_string()]});
     // A loaded 2-core machine may hold a response longer than the default 5 s.
     let http = HttpLimits {
         max_in_flight: in_flight,

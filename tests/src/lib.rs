@@ -100,3 +100,13 @@ pub fn bench_passes() -> usize {
         .and_then(|p| p.parse().ok())
         .unwrap_or(3)
 }
+
+/// This process's threads now (`/proc/self/status`; 0 where it cannot be read).
+pub fn threads() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}

@@ -10,7 +10,7 @@ mod api_support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use api_support::Server;
+use api_support::{Server, eventually};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -65,33 +65,6 @@ async fn receiver() -> (String, u16, Arc<Mutex<Script>>) {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}/events"), addr.port(), script)
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..300 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-async fn failed_events(server: &Server, dest: &str, n: usize) -> Vec<Value> {
-    for _ in 0..300 {
-        let r = server
-            .get(&format!("/destinations/{dest}/failed-events"))
-            .await;
-        let failed = r.data()["failedEvents"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if failed.len() >= n {
-            return failed;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {n} dead letters");
 }
 
 /// Uploads and deploys the http-post component as a destination function: its id.
@@ -222,7 +195,7 @@ async fn a_destination_function_delivers_retries_and_dead_letters() {
             vec![json!({"type": "track", "userId": "u", "event": "Bad", "messageId": "bad-1"})],
         )
         .await;
-    let failed = failed_events(&server, &dest, 1).await;
+    let failed = server.failed_events(&dest, 1).await;
     assert_eq!(failed[0]["event"]["messageId"], "bad-1");
     assert_eq!(
         failed[0]["lastError"], "unknown: status 400: refused by the test",
@@ -245,7 +218,7 @@ async fn a_destination_function_delivers_retries_and_dead_letters() {
             vec![json!({"type": "track", "userId": "u", "event": "Out", "messageId": "out-1"})],
         )
         .await;
-    let failed = failed_events(&server, &locked, 1).await;
+    let failed = server.failed_events(&locked, 1).await;
     assert_eq!(
         failed[0]["lastError"],
         format!(

@@ -11,7 +11,7 @@ mod api_support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use api_support::Server;
+use api_support::{Server, eventually};
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -106,33 +106,6 @@ async fn receiver() -> (String, u16, Shared) {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}"), addr.port(), script)
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..400 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-async fn failed_events(server: &Server, dest: &str, n: usize) -> Vec<Value> {
-    for _ in 0..400 {
-        let r = server
-            .get(&format!("/destinations/{dest}/failed-events"))
-            .await;
-        let failed = r.data()["failedEvents"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if failed.len() >= n {
-            return failed;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {n} dead letters");
 }
 
 async fn server() -> (tempfile::TempDir, Server) {
@@ -258,7 +231,7 @@ async fn a_javascript_destination_fetches_retries_and_dead_letters_by_name() {
     server
         .send_batch(&key, vec![track("u", "Slow", "slow-1")])
         .await;
-    let failed = failed_events(&server, &dest, 2).await;
+    let failed = server.failed_events(&dest, 2).await;
     let error_of = |id: &str| -> String {
         let found = failed.iter().find(|f| f["event"]["messageId"] == id);
         found.unwrap_or_else(|| panic!("{id} in {failed:?}"))["lastError"]
@@ -282,7 +255,7 @@ async fn a_javascript_destination_fetches_retries_and_dead_letters_by_name() {
     server
         .send_batch(&key, vec![track("u", "Out", "out-1")])
         .await;
-    let failed = failed_events(&server, &locked, 1).await;
+    let failed = server.failed_events(&locked, 1).await;
     let error = failed[0]["lastError"].as_str().unwrap();
     assert!(
         error.starts_with(&format!(
@@ -328,7 +301,7 @@ async fn on_batch_gets_batches_and_settles_each_event_by_its_status() {
         .collect();
     events.push(track("bad", "Viewed", "b-bad"));
     server.send_batch(&key, events).await;
-    let failed = failed_events(&server, &dest, 1).await;
+    let failed = server.failed_events(&dest, 1).await;
     eventually("11 events", || script.lock().unwrap().received.len() == 11).await;
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["event"]["messageId"], "b-bad");

@@ -17,7 +17,7 @@ use axum::routing::{any, get};
 use serde_json::{Value, json};
 use sluice_runtime::engine::net::{HttpLimits, NetCode, NetEngine, NetFunction};
 use sluice_runtime::engine::{EngineConfig, InvokeError, Limits, Outcome};
-use sluice_tests::component;
+use sluice_tests::{component, threads};
 
 const EVENT: &str = r#"{"type":"track","event":"Order Completed","userId":"u1","messageId":"m-1","properties":{"total":10}}"#;
 
@@ -430,14 +430,6 @@ async fn a_flood_is_capped() {
 }
 
 /// The threads of this process now.
-fn threads() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_requests_in_flight_need_no_thousand_threads() {

@@ -262,3 +262,34 @@ pub async fn lines(file: &Path, n: usize) -> Vec<Value> {
     }
     panic!("{} never held {n} lines", file.display());
 }
+
+/// Waits until `check` holds, up to 20 s; panics naming `what` otherwise.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+impl Server {
+    /// Destination `dest`'s dead letters once there are at least `n`, waiting up to 20 s.
+    pub async fn failed_events(&self, dest: &str, n: usize) -> Vec<Value> {
+        for _ in 0..400 {
+            let r = self
+                .get(&format!("/destinations/{dest}/failed-events"))
+                .await;
+            let failed = r.data()["failedEvents"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if failed.len() >= n {
+                return failed;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {n} dead letters of {dest}");
+    }
+}
