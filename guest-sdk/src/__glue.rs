@@ -6,7 +6,7 @@ use crate::__bindings::Outcome;
 use crate::__bindings::sluice::function::types::{ErrorKind as WitKind, FunctionError as WitError};
 use crate::context::{Context, Level, host_log};
 use crate::outcome::{ErrorKind, Output};
-use crate::{InsertFunction, dispatch};
+use crate::{InsertFunction, SourceFunction, dispatch, source};
 
 /// Sends panic messages to the function's log, so that the host can report what a trapped
 /// function said before it died instead of a bare `unreachable`.
@@ -31,6 +31,11 @@ pub fn handle_batch<F: InsertFunction>(events: &[String]) -> Vec<Outcome> {
         .iter()
         .map(|event| to_wit(dispatch::handle_json::<F>(event, &ctx)))
         .collect()
+}
+
+pub fn handle_request<F: SourceFunction>(request: &str) -> Outcome {
+    install_panic_hook();
+    to_wit(source::handle_request_json::<F>(request, &Context::host()))
 }
 
 fn to_wit(output: Output) -> Outcome {

@@ -37,7 +37,7 @@ pub struct CatalogOption {
 /// A type in the catalog.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Metadata {
-    /// The id to pass as `metadataId` (same as `slug`; a destination function's id).
+    /// The id to pass as `metadataId` (same as `slug`; a destination or source function's id).
     #[schema(value_type = String)]
     pub id: Cow<'static, str>,
     /// Display name.
@@ -292,8 +292,46 @@ pub fn destination_catalog(store: &Store) -> Result<Vec<Metadata>, ApiError> {
     Ok(types)
 }
 
+/// The built-in source types, then each deployed source function as a type of its own (its
+/// declared settings and `allowedHosts` as options): a source created from it receives
+/// webhooks at `POST /v1/functions/{sourceId}`.
+///
+/// # Errors
+/// The store cannot be read.
+pub fn source_catalog(store: &Store) -> Result<Vec<Metadata>, ApiError> {
+    let mut types = source_types();
+    let functions: Vec<Function> = store.list(Kind::Function, "")?;
+    types.extend(
+        functions
+            .into_iter()
+            .filter(|f| f.resource_type == FunctionType::Source && f.deployed_version_id.is_some())
+            .map(|f| Metadata {
+                is_cloud_event_source: Some(false),
+                ..function_type(f)
+            }),
+    );
+    Ok(types)
+}
+
+/// Whether a catalog type is a function (destination or source), whose settings are checked
+/// against its declared ones.
+pub fn is_function(meta: &Metadata) -> bool {
+    meta.categories.contains(&FUNCTIONS)
+}
+
+/// The category of the types that are deployed functions.
+const FUNCTIONS: &str = "Functions";
+
 /// A deployed destination function as a catalog type.
 fn function_destination(f: Function) -> Metadata {
+    Metadata {
+        destination: Some(DestinationFacts::built_in()),
+        ..function_type(f)
+    }
+}
+
+/// A deployed function as a catalog type: its declared settings, plus `allowedHosts`.
+fn function_type(f: Function) -> Metadata {
     let mut options: Vec<CatalogOption> = f
         .settings
         .iter()
@@ -339,9 +377,9 @@ fn function_destination(f: Function) -> Metadata {
         description: Cow::Owned(f.description.unwrap_or_default()),
         logos: Logos::default(),
         options,
-        categories: vec!["Functions"],
+        categories: vec![FUNCTIONS],
         is_cloud_event_source: None,
-        destination: Some(DestinationFacts::built_in()),
+        destination: None,
     }
 }
 
@@ -559,14 +597,17 @@ pub struct WarehousesCatalog {
 
 /// List source types.
 ///
-/// The kinds of source sluice accepts events from; pass an `id` as `metadataId` to `POST /sources`.
+/// The kinds of source sluice accepts events from, then every deployed source function (its
+/// id is its `metadataId`; such a source receives webhooks at `POST /v1/functions/{sourceId}`);
+/// pass an `id` as `metadataId` to `POST /sources`.
 #[utoipa::path(get, path = "/catalog/sources", operation_id = "getSourcesCatalog", tag = "Catalog", params(PageQuery),
     responses((status = 200, body = Data<SourcesCatalog>), CommonErrors))]
 pub async fn sources(
+    State(state): State<AppState>,
     _caller: Caller,
     Query(q): Query<PageQuery>,
 ) -> Result<axum::Json<Data<SourcesCatalog>>, ApiError> {
-    let (sources_catalog, pagination) = page(source_types(), &q)?;
+    let (sources_catalog, pagination) = page(source_catalog(&state.store)?, &q)?;
     Ok(ok(SourcesCatalog {
         sources_catalog,
         pagination,

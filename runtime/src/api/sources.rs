@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Area, Caller};
-use super::catalog::source_types;
+use super::catalog::{is_function, normalise_settings, source_catalog, validate_settings};
 use super::destinations::Destination;
 use super::error::{ApiError, CommonErrors};
 use super::extract::{Json, Path, Query};
@@ -59,11 +59,12 @@ pub struct CreateSource {
     pub slug: String,
     /// Whether it accepts events.
     pub enabled: bool,
-    /// A source type from `GET /catalog/sources` (`http`, `javascript`, `ios`, `android`, `server`).
+    /// A source type from `GET /catalog/sources` (`http`, `javascript`, `ios`, `android`,
+    /// `server`, or a deployed source function's id).
     pub metadata_id: String,
     /// Display name; defaults to the slug.
     pub name: Option<String>,
-    /// Type-specific settings.
+    /// Type-specific settings (a source function's: its declared settings, checked).
     #[schema(value_type = Option<Object>)]
     pub settings: Option<Map<String, Value>>,
 }
@@ -177,7 +178,15 @@ pub async fn create(
     check_slug(&input.slug, "slug")?;
     let name = input.name.clone().unwrap_or_else(|| input.slug.clone());
     check_name(&name, "name")?;
-    let meta = catalog_entry(source_types(), &input.metadata_id)?;
+    let meta = catalog_entry(source_catalog(&state.store)?, &input.metadata_id)?;
+    let settings = input.settings.clone().unwrap_or_default();
+    let settings = if is_function(&meta) {
+        // A source function's instance: its settings are the function's declared ones.
+        validate_settings(&meta, &settings, "settings")?;
+        normalise_settings(&meta, settings)
+    } else {
+        settings
+    };
     let at = now();
     let source = Source {
         id: new_id(),
@@ -187,7 +196,7 @@ pub async fn create(
         workspace_id: "default".into(),
         enabled: input.enabled,
         write_keys: vec![write_key()?],
-        settings: input.settings.unwrap_or_default(),
+        settings,
         labels: vec![],
         schema_settings: SchemaSettings::default(),
         created_at: at.clone(),
@@ -242,7 +251,10 @@ pub async fn update(
     Path(id): Path<String>,
     Json(input): Json<UpdateSource>,
 ) -> Reply<SourceData> {
-    load(&state, &caller, &id, true)?;
+    let current = load(&state, &caller, &id, true)?;
+    if let Some(settings) = &input.settings {
+        check_function_settings(&state, &current, settings)?;
+    }
     if let Some(slug) = &input.slug {
         check_slug(slug, "slug")?;
     }
@@ -280,6 +292,22 @@ pub async fn update(
         Ok(source)
     })?;
     Ok(ok(SourceData { source }))
+}
+
+/// Checks new `settings` of `source` when it is a source function's instance (against the
+/// function's declared settings); other sources' settings are free-form.
+fn check_function_settings(
+    state: &AppState,
+    source: &Source,
+    settings: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    let meta = source_catalog(&state.store)?
+        .into_iter()
+        .find(|m| m.id == source.metadata.id && is_function(m));
+    match meta {
+        Some(meta) => validate_settings(&meta, settings, "settings"),
+        None => Ok(()),
+    }
 }
 
 /// Delete a source.

@@ -78,6 +78,8 @@ fn add_tracking_api(doc: &mut Value) -> Result<(), Missing> {
     object(doc, &["components", "schemas"])?.extend(tracking::schemas());
     object(doc, &["components", "securitySchemes"])?
         .insert("writeKey".into(), tracking::security_scheme());
+    object(doc, &["components", "securitySchemes"])?
+        .insert("writeKeyToken".into(), tracking::token_scheme());
     let tags = doc
         .get_mut("tags")
         .and_then(Value::as_array_mut)

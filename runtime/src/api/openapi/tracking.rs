@@ -1,4 +1,5 @@
-//! The tracking API (`POST /v1/track|identify|page|screen|group|alias|batch`) in the document.
+//! The tracking API (`POST /v1/track|identify|page|screen|group|alias|batch`) and source
+//! functions' webhook (`POST /v1/functions/{sourceId}`) in the document.
 //!
 //! Its handlers live in the data plane (`dataplane::ingest`), which cannot depend on the API's
 //! documentation machinery, so its operations are written here as JSON. What they describe is
@@ -9,6 +10,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::dataplane::ingest::normalize::{MAX_BATCH_EVENTS, MAX_MESSAGE_ID, MAX_REQUEST_BYTES};
+use crate::dataplane::ingest::webhook::{MAX_EMITTED_EVENTS, MAX_WEBHOOK_BYTES, WEBHOOK_PATH};
 
 /// The write-key security scheme: HTTP Basic with the write key as user name.
 pub fn security_scheme() -> Value {
@@ -18,6 +20,17 @@ pub fn security_scheme() -> Value {
         "description": "A source's write key as the HTTP Basic user name and an empty password \
             (what Segment's libraries send); `writeKey` in the body works too. Write keys are in \
             `GET /sources/{id}` (`writeKeys`)."
+    })
+}
+
+/// The write-key security scheme of webhooks: the write key as the `token` query parameter.
+pub fn token_scheme() -> Value {
+    json!({
+        "type": "apiKey",
+        "in": "query",
+        "name": "token",
+        "description": "A source's write key in the URL (`?token=<write key>`), for webhook \
+            senders that cannot set HTTP Basic; source functions' webhook only."
     })
 }
 
@@ -117,7 +130,50 @@ pub fn paths() -> Map<String, Value> {
             batch,
         )}),
     );
+    paths.insert(WEBHOOK_PATH.into(), json!({"post": webhook()}));
     paths
+}
+
+/// `POST /v1/functions/{sourceId}`: a request turned into events by the source's function.
+fn webhook() -> Value {
+    let error = |description: &str| {
+        json!({"description": description,
+               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TrackingError"}}}})
+    };
+    json!({
+        "operationId": "callSourceFunction",
+        "tags": ["Tracking API"],
+        "summary": "Call a source function",
+        "description": format!("A webhook for a source created from a deployed source function \
+            (`resourceType: SOURCE`): the request (method, URL, headers, body as text) is handed \
+            to the function, and the events it returns (at most {MAX_EMITTED_EVENTS}) are \
+            validated and stored as the items of a `/v1/batch` are, all or none. The answer \
+            (200 `{{\"success\": true, \"events\": N}}`) means they are on disk. The body is at \
+            most {MAX_WEBHOOK_BYTES} bytes, of any content type. Authenticated by the source's \
+            write key (HTTP Basic, or `?token=`)."),
+        "security": [{"writeKey": []}, {"writeKeyToken": []}],
+        "parameters": [{"name": "sourceId", "in": "path", "required": true,
+                        "description": "The source's id.", "schema": {"type": "string"}}],
+        "requestBody": {"required": false, "content": {
+            "application/json": {"schema": {}, "example": {"events": [{"kind": "signup", "user": "u-1"}]}},
+            "*/*": {"schema": {"type": "string"}}
+        }},
+        "responses": {
+            "200": {"description": "The function's events are stored durably (`events`: how many).",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WebhookSuccess"}}}},
+            "400": error("The function refused the request (its message), emitted too many events, or an emitted event is invalid (`events[<i>]` names it)."),
+            "401": error("No write key, or not this source's."),
+            "403": error("The source is disabled."),
+            "404": error("The source has no function (an ordinary source takes the tracking API)."),
+            "405": error("Not POST."),
+            "409": error("The source's function is not deployed or cannot run; the message says what to do."),
+            "413": error("The body is over the size limit."),
+            "429": error("The source's queue is full; retry after `Retry-After` seconds."),
+            "500": error("The function failed (its message)."),
+            "503": error("The function asked for a retry (`retry-error`); retry after `Retry-After` seconds."),
+            "504": error("The function ran past its deadline.")
+        }
+    })
 }
 
 fn operation(id: &str, summary: &str, description: &str, body: Value) -> Value {
@@ -158,6 +214,13 @@ pub fn schemas() -> Map<String, Value> {
                "example": {"success": true}}),
     );
     schemas.insert(
+        "WebhookSuccess".into(),
+        json!({"type": "object", "required": ["success", "events"],
+               "properties": {"success": {"type": "boolean", "const": true},
+                              "events": {"type": "integer", "minimum": 0}},
+               "example": {"success": true, "events": 2}}),
+    );
+    schemas.insert(
         "TrackingError".into(),
         json!({"type": "object", "required": ["success", "errors"],
                "properties": {
@@ -168,7 +231,10 @@ pub fn schemas() -> Map<String, Value> {
                            "type": {"type": "string", "enum": [
                                "input-validation", "unauthorized", "forbidden",
                                "too-many-requests", "internal", "unsupported-media-type",
-                               "payload-too-large"]},
+                               "payload-too-large", "unavailable", "not-found", "conflict",
+                               "method-not-allowed", "validation-error",
+                               "invalid-event-payload", "event-not-supported",
+                               "too-many-events", "retry-error", "function-error", "timeout"]},
                            "message": {"type": "string"},
                            "field": {"type": "string"}
                        }}}

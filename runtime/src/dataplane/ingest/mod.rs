@@ -5,12 +5,15 @@
 //! - [`encoding`]: `Content-Encoding` (gzip, deflate) decoded under the size limit;
 //! - [`members`]: a JSON object's members, borrowed from the body (never a parsed tree);
 //! - [`normalize`]: per-event validation and normalisation (the event's bytes are written there);
-//! - [`dedup`]: `messageId`s seen per source.
+//! - [`dedup`]: `messageId`s seen per source;
+//! - [`webhook`]: source functions' webhook (`POST /v1/functions/{sourceId}`): a request turned
+//!   into events by the source's function, then stored as a batch is.
 
 pub mod dedup;
 pub mod encoding;
 pub mod members;
 pub mod normalize;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -112,20 +115,32 @@ impl IntoResponse for IngestError {
             ),
             IngestError::Encoding(e) => (e.status(), e.kind(), e.to_string(), None),
         };
-        let mut error = json!({"type": kind, "message": message});
-        if let Some(field) = field {
-            error["field"] = Value::String(field);
-        }
-        let mut response = (
-            status,
-            axum::Json(json!({"success": false, "errors": [error]})),
-        )
-            .into_response();
-        if let Some(v) = retry.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        response
+        error_response(status, kind, message, field, retry)
     }
+}
+
+/// The tracking API's error answer: `{"success": false, "errors": [{"type", "message",
+/// "field"?}]}`, with `Retry-After` when `retry` is given.
+fn error_response(
+    status: StatusCode,
+    kind: &str,
+    message: String,
+    field: Option<String>,
+    retry: Option<u64>,
+) -> Response {
+    let mut error = json!({"type": kind, "message": message});
+    if let Some(field) = field {
+        error["field"] = Value::String(field);
+    }
+    let mut response = (
+        status,
+        axum::Json(json!({"success": false, "errors": [error]})),
+    )
+        .into_response();
+    if let Some(v) = retry.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
 }
 
 fn invalid(message: impl Into<String>, field: Option<String>) -> IngestError {
@@ -175,6 +190,8 @@ pub fn router() -> Router<Arc<DataPlane>> {
         .route("/v1/alias", post(alias))
         .route("/v1/batch", post(batch))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        // After the layer: the webhook has its own body limit.
+        .merge(webhook::router())
 }
 
 /// The body, or why it could not be read (over the size limit, most likely).
@@ -222,7 +239,16 @@ fn answer(result: Result<usize, IngestError>) -> Response {
 
 /// The write key: HTTP Basic user name, else `writeKey` in the body.
 fn write_key(headers: &HeaderMap, body: &Members<'_>) -> Option<String> {
-    let basic = headers
+    basic_user(headers).or_else(|| {
+        body.get("writeKey")
+            .and_then(members::string)
+            .map(|k| k.into_owned())
+    })
+}
+
+/// The HTTP Basic user name (where Segment's libraries put the write key), when not empty.
+fn basic_user(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
@@ -233,12 +259,7 @@ fn write_key(headers: &HeaderMap, body: &Members<'_>) -> Option<String> {
         })
         .and_then(|raw| String::from_utf8(raw).ok())
         .map(|pair| pair.split(':').next().unwrap_or_default().to_string())
-        .filter(|k| !k.is_empty());
-    basic.or_else(|| {
-        body.get("writeKey")
-            .and_then(members::string)
-            .map(|k| k.into_owned())
-    })
+        .filter(|k| !k.is_empty())
 }
 
 /// Authenticates, validates, stores durably; `kind` is `None` for `/v1/batch`. Returns how
@@ -261,6 +282,17 @@ async fn accept(
     let key = write_key(headers, &root).ok_or(IngestError::Unauthorized)?;
     let source = source_for(plane, &key)?;
     let events = events(&root, kind, OffsetDateTime::now_utc())?;
+    store(plane, &source, events).await
+}
+
+/// Stores a request's normalised events durably as one record: the backlog bound, the
+/// `messageId` dedup, the pace, the append (200 only once it is synced). Shared by the
+/// tracking API and the source-function webhook. Returns how many events were duplicates.
+async fn store(
+    plane: &Arc<DataPlane>,
+    source: &Source,
+    events: Vec<Event>,
+) -> Result<usize, IngestError> {
     if plane.backlog.pending(&source.id) + events.len() > plane.config.queue_bound {
         return Err(IngestError::Overloaded {
             retry_after: plane.config.retry_after_secs,
@@ -375,15 +407,31 @@ fn events(
         ));
     }
     let shared = Shared::of(root);
+    normalize_items(
+        items.into_iter().map(RawValue::get),
+        &shared,
+        received_at,
+        "batch",
+    )
+}
+
+/// Events given as JSON texts (each naming its `type`), normalised as batch items; the first
+/// invalid one refuses them all, named `<list>[<i>]`.
+fn normalize_items<'a>(
+    items: impl IntoIterator<Item = &'a str>,
+    shared: &Shared,
+    received_at: OffsetDateTime,
+    list: &str,
+) -> Result<Vec<Event>, IngestError> {
     items
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            Members::parse(item.get())
+            Members::parse(item)
                 .map_err(|_| "an event must be a JSON object".to_string())
-                .and_then(|event| normalize(&event, None, &shared, received_at))
+                .and_then(|event| normalize(&event, None, shared, received_at))
                 .map_err(|m| {
-                    let field = format!("batch[{i}]");
+                    let field = format!("{list}[{i}]");
                     invalid(format!("{field}: {m}"), Some(field))
                 })
         })
