@@ -121,3 +121,76 @@ fn a_new_function_project_passes_its_own_test_and_runs() {
         text(&ran.stderr)
     );
 }
+
+/// `sluice new --kind destination` (Rust): the crate's own native tests pass, it builds into a
+/// component, and the run `sluice new` prints (a local receiver) delivers its sample events.
+/// Decision: built in full like the insert scaffold above, sharing its target directory so
+/// the SDK and its dependencies are compiled once (about 80 s from nothing, seconds after).
+#[test]
+fn a_new_rust_destination_passes_its_own_test_and_delivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("post-it");
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk");
+    let created = sluice(&[
+        "new",
+        "post-it",
+        "--kind",
+        "destination",
+        "--path",
+        project.to_str().unwrap(),
+        "--sdk",
+        sdk.to_str().unwrap(),
+    ]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    assert!(
+        text(&created.stdout).contains("--kind destination --receiver"),
+        "{}",
+        text(&created.stdout)
+    );
+    let source = std::fs::read_to_string(project.join("src/lib.rs")).unwrap();
+    assert!(source.contains("fn verdict("), "{source}");
+
+    let tested = cargo(&project, &["test", "--quiet"]);
+    assert!(
+        tested.status.success(),
+        "{}{}",
+        text(&tested.stdout),
+        text(&tested.stderr)
+    );
+    assert!(
+        text(&tested.stdout).contains("3 passed"),
+        "{}",
+        text(&tested.stdout)
+    );
+    let built = cargo(
+        &project,
+        &["build", "--quiet", "--target", "wasm32-wasip2", "--release"],
+    );
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let wasm = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("scaffold-target/wasm32-wasip2/release/post_it.wasm");
+    let events = project.join("events.jsonl");
+    let ran = sluice(&[
+        "run",
+        wasm.to_str().unwrap(),
+        events.to_str().unwrap(),
+        "--kind",
+        "destination",
+        "--receiver",
+        "--settings",
+        r#"{"url":"{{receiver}}/events"}"#,
+    ]);
+    assert!(ran.status.success(), "{}", text(&ran.stderr));
+    let lines: Vec<serde_json::Value> = text(&ran.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["delivered"], true, "{lines:?}");
+    assert_eq!(
+        lines[0]["requests"][0]["body"]["name"], "Order Completed",
+        "{lines:?}"
+    );
+    assert_eq!(lines[1]["requests"][0]["body"]["type"], "identify");
+    assert_eq!(lines[2]["skipped"]["kind"], "event-not-supported");
+}

@@ -106,16 +106,23 @@ pub enum FunctionsCmd {
         follow: bool,
     },
     /// Run a function on sample events without touching any pipeline: the outcome of each, the
-    /// event it made and what it changed.
+    /// event it made and what it changed, and what it logged. A destination function sends
+    /// each event out (to the hosts its `allowedHosts` lists); a source function gets each line
+    /// as a webhook body. Exits non-zero when an event ended in an error (an unsupported
+    /// event or a `DropEvent` is not one).
     Test {
         /// Function id or name.
         id: String,
-        /// Events, one JSON object per line.
+        /// Events, one JSON object per line (webhook bodies for a source function).
         #[arg(long)]
         events: PathBuf,
         /// Setting values, a JSON object.
         #[arg(long, default_value = "{}")]
         settings: String,
+        /// A host (`host` or `host:port`) a destination or source function may reach, added
+        /// to the settings' `allowedHosts`; repeatable.
+        #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+        allow_host: Vec<String>,
     },
 }
 
@@ -173,7 +180,11 @@ pub(super) fn functions(cmd: FunctionsCmd, args: &ClientArgs) -> anyhow::Result<
             id,
             events,
             settings,
-        } => test(&client, &function(&id)?, &events, &settings, json),
+            allow_host,
+        } => {
+            let settings = test_settings(&settings, &allow_host)?;
+            test(&client, &function(&id)?, &events, &settings, json)
+        }
         FunctionsCmd::Logs { id, follow } => {
             super::logs::logs(&client, &function(&id)?, follow, json)
         }
@@ -256,14 +267,33 @@ fn rollback(client: &Client, id: &str, to: Option<String>, json: bool) -> anyhow
     Ok(())
 }
 
+/// `--settings` with the `--allow-host` entries added to its `allowedHosts`.
+fn test_settings(settings: &str, allow: &[String]) -> anyhow::Result<Value> {
+    let mut settings: Value =
+        serde_json::from_str(settings).context("--settings is not valid JSON")?;
+    if allow.is_empty() {
+        return Ok(settings);
+    }
+    let Some(object) = settings.as_object_mut() else {
+        bail!("--settings must be a JSON object");
+    };
+    let hosts = object.entry("allowedHosts").or_insert_with(|| json!([]));
+    let Some(hosts) = hosts.as_array_mut() else {
+        bail!("--settings: `allowedHosts` must be a list of `host` or `host:port` strings");
+    };
+    hosts.extend(allow.iter().map(|host| json!(host)));
+    Ok(settings)
+}
+
+/// Runs function `id` on the events of the file `events` through `POST /functions/{id}/test`
+/// (100 at a time, the endpoint's most) and prints the report.
 fn test(
     client: &Client,
     id: &str,
     events: &Path,
-    settings: &str,
+    settings: &Value,
     json: bool,
 ) -> anyhow::Result<()> {
-    let settings: Value = serde_json::from_str(settings).context("--settings is not valid JSON")?;
     let text = std::fs::read_to_string(events)
         .with_context(|| format!("cannot read {}", events.display()))?;
     let events: Vec<Value> = text
@@ -275,7 +305,6 @@ fn test(
         })
         .collect::<anyhow::Result<_>>()?;
     let mut results = Vec::new();
-    // The test endpoint takes at most 100 events per call.
     for chunk in events.chunks(100) {
         let data = client.post(
             &format!("/functions/{id}/test"),
@@ -285,10 +314,31 @@ fn test(
             results.extend(page.iter().cloned());
         }
     }
+    let failed = results.iter().filter(|r| is_failure(r)).count();
     if json {
         println!("{}", Value::Array(results));
-        return Ok(());
+    } else {
+        let function = client.get(&format!("{}/{id}", FUNCTIONS.path))?;
+        let function = function.get(FUNCTIONS.one).unwrap_or(&function);
+        let destination = function["resourceType"] == "DESTINATION";
+        print_report(&mut results, destination);
     }
+    if failed > 0 {
+        bail!("{failed} of {} events ended in an error", events.len());
+    }
+    Ok(())
+}
+
+/// Whether a result is a failure: an error other than Segment's discards (an unsupported
+/// event, `DropEvent`), which a pipeline treats as done.
+fn is_failure(result: &Value) -> bool {
+    let kind = result["error"]["kind"].as_str();
+    kind.is_some_and(|kind| !matches!(kind, "event-not-supported" | "drop-event"))
+}
+
+/// The results as a table (a destination's successes read `delivered`), then each event's
+/// logs.
+fn print_report(results: &mut [Value], destination: bool) {
     for (index, result) in results.iter_mut().enumerate() {
         result["index"] = json!(index);
         result["changed"] = json!(changes(result));
@@ -297,9 +347,17 @@ fn test(
             (Value::Null, many) => json!(many.to_string()),
             (one, _) => json!(one.to_string()),
         };
+        if destination && result["error"].is_null() {
+            result["outcome"] = json!("delivered");
+        }
+        // A JavaScript error's stack is for the logs below, not the table.
+        if let Some(message) = result["error"]["message"].as_str() {
+            let first = message.lines().next().unwrap_or_default().to_string();
+            result["error"]["message"] = json!(first);
+        }
     }
     print_rows(
-        &results,
+        results,
         &[
             ("#", "/index"),
             ("outcome", "/outcome"),
@@ -312,7 +370,19 @@ fn test(
         ],
         false,
     );
-    Ok(())
+    for result in results.iter() {
+        let Some(logs) = result["logs"].as_array().filter(|l| !l.is_empty()) else {
+            continue;
+        };
+        println!("event {} logged:", result["index"]);
+        for log in logs {
+            println!(
+                "  [{}] {}",
+                log["level"].as_str().unwrap_or("?"),
+                log["message"].as_str().unwrap_or_default()
+            );
+        }
+    }
 }
 
 /// A result's changes in short: `~properties.email`, `+context.x`, `-traits.phone`.

@@ -12,9 +12,11 @@ mod logging;
 mod logs;
 mod new;
 mod plans;
+mod receiver;
 mod resolve;
 mod resources;
 mod run;
+mod run_net;
 mod send;
 mod serve;
 mod sse;
@@ -127,6 +129,10 @@ pub struct NewArgs {
     /// Segment's style, run by sluice's JavaScript engine).
     #[arg(long, default_value = "rust", value_parser = ["rust", "js"])]
     pub lang: String,
+    /// What the function is: `insert` (changes events in flight), `destination` (sends each
+    /// event to an HTTP API) or `source` (turns webhook requests into events).
+    #[arg(long, default_value = "insert", value_parser = KINDS)]
+    pub kind: String,
     /// Create the project here instead of `./<name>`.
     #[arg(long)]
     pub path: Option<PathBuf>,
@@ -135,6 +141,9 @@ pub struct NewArgs {
     #[arg(long)]
     pub sdk: Option<PathBuf>,
 }
+
+/// The kinds of function `sluice new` and `sluice run` know.
+const KINDS: [&str; 3] = ["insert", "destination", "source"];
 
 /// Arguments of `sluice run`.
 #[derive(Debug, clap::Args)]
@@ -175,6 +184,22 @@ pub struct RunArgs {
     /// Print no events, only the summary (for timing runs).
     #[arg(long)]
     pub quiet: bool,
+    /// What the function is: `insert` (each input line an event, the events it makes
+    /// printed), `destination` (each line an event it sends out; one line per event says
+    /// whether it was delivered) or `source` (each line a webhook body, a JSON object, sent
+    /// as a JSON POST; the events it makes printed). Destination and source functions run on
+    /// the network engine, as on the server.
+    #[arg(long, default_value = "insert", value_parser = KINDS)]
+    pub kind: String,
+    /// A host (`host` or `host:port`) the function may reach, added to the settings'
+    /// `allowedHosts`; repeatable. Destination and source functions only.
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    pub allow_host: Vec<String>,
+    /// Start a local HTTP receiver (127.0.0.1, a free port) that answers 200 `{}` and records
+    /// each request: it is allowed, `{{receiver}}` in --settings becomes its base URL, and
+    /// each destination output line lists the requests its event caused.
+    #[arg(long)]
+    pub receiver: bool,
 }
 
 /// Runs the parsed command; the process's exit code follows the result.

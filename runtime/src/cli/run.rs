@@ -1,5 +1,6 @@
 //! `sluice run`: a local runner for function authors, the same engine and limits as the server,
 //! for components (`.wasm`) and JavaScript (`.js`); `--expect` turns a run into a test.
+//! Insert functions run here; destination and source functions (`--kind`) in `run_net`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -31,6 +32,14 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 fn run_events(args: RunArgs) -> anyhow::Result<()> {
+    if args.kind != "insert" {
+        return super::run_net::run(args);
+    }
+    if !args.allow_host.is_empty() || args.receiver {
+        bail!(
+            "--allow-host and --receiver are for destination and source functions (--kind destination|source): insert functions never reach the network"
+        );
+    }
     let settings: serde_json::Value =
         serde_json::from_str(&args.settings).context("--settings is not valid JSON")?;
     if !settings.is_object() {
@@ -39,32 +48,14 @@ fn run_events(args: RunArgs) -> anyhow::Result<()> {
     let settings = settings.to_string();
     let function = load(&args.function)?;
 
-    let mut limits = Limits::default();
-    if let Some(fuel) = args.fuel {
-        limits.fuel = fuel;
-    }
-    if let Some(ms) = args.deadline_ms {
-        limits.deadline = Duration::from_millis(ms);
-    }
-    if let Some(mib) = args.memory_mib {
-        limits.memory_bytes = mib << 20;
-    }
+    let limits = limits(&args, Limits::default());
     let isolation = if args.fresh {
         Isolation::Fresh
     } else {
         Isolation::default()
     };
 
-    let Some(events) = args.events_file.as_ref().or(args.events.as_ref()) else {
-        bail!("no events: give a file of events (`sluice run <function> events.jsonl`)");
-    };
-    let input: Box<dyn BufRead> = if events.as_os_str() == "-" {
-        Box::new(BufReader::new(std::io::stdin()))
-    } else {
-        let file = std::fs::File::open(events)
-            .with_context(|| format!("cannot open events file {}", events.display()))?;
-        Box::new(BufReader::new(file))
-    };
+    let input = input(&args)?;
     let run = Run {
         function: &function,
         settings: &settings,
@@ -86,6 +77,41 @@ fn run_events(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `limits` with what `--fuel`, `--deadline-ms` and `--memory-mib` change.
+pub(super) fn limits(args: &RunArgs, mut limits: Limits) -> Limits {
+    if let Some(fuel) = args.fuel {
+        limits.fuel = fuel;
+    }
+    if let Some(ms) = args.deadline_ms {
+        limits.deadline = Duration::from_millis(ms);
+    }
+    if let Some(mib) = args.memory_mib {
+        limits.memory_bytes = mib << 20;
+    }
+    limits
+}
+
+/// The events file of `args` (or stdin for `-`), line by line.
+pub(super) fn input(args: &RunArgs) -> anyhow::Result<Box<dyn BufRead>> {
+    let Some(events) = args.events_file.as_ref().or(args.events.as_ref()) else {
+        bail!("no events: give a file of events (`sluice run <function> events.jsonl`)");
+    };
+    if events.as_os_str() == "-" {
+        return Ok(Box::new(BufReader::new(std::io::stdin())));
+    }
+    let file = std::fs::File::open(events)
+        .with_context(|| format!("cannot open events file {}", events.display()))?;
+    Ok(Box::new(BufReader::new(file)))
+}
+
+/// Whether `path` names JavaScript code rather than a component.
+pub(super) fn is_javascript(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("js" | "mjs")
+    )
 }
 
 /// A function and how to run it.
@@ -125,11 +151,7 @@ fn load(name: &str) -> anyhow::Result<Function> {
     let engine = Engine::new(&EngineConfig::default())?;
     let started = Instant::now();
     let path = Path::new(name);
-    let javascript = matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("js" | "mjs")
-    );
-    if javascript {
+    if is_javascript(path) {
         let code = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let wasm = JsEngine::builtin_wasm().ok_or(JsCodeError::Unavailable)?;
@@ -238,7 +260,7 @@ impl Run<'_> {
 }
 
 /// Finds a component: a path as given, or an example's build output in the target directory.
-fn resolve_component(name: &str) -> anyhow::Result<PathBuf> {
+pub(super) fn resolve_component(name: &str) -> anyhow::Result<PathBuf> {
     let path = Path::new(name);
     if path.is_file() {
         return Ok(path.to_path_buf());
@@ -270,15 +292,16 @@ fn resolve_component(name: &str) -> anyhow::Result<PathBuf> {
     )
 }
 
+/// Outcomes, time and fuel over a run, printed to stderr at its end.
 #[derive(Default)]
-struct Summary {
+pub(super) struct Summary {
     outcomes: BTreeMap<String, u64>,
     fuel: Vec<u64>,
     times: Vec<Duration>,
 }
 
 impl Summary {
-    fn record(&mut self, invocation: &Invocation) {
+    pub(super) fn record(&mut self, invocation: &Invocation) {
         let key = match &invocation.result {
             Ok(Outcome::Forward { .. }) => "forward".to_string(),
             Ok(Outcome::FanOut { .. }) => "fan-out".to_string(),
@@ -286,12 +309,17 @@ impl Summary {
             Ok(Outcome::Error { kind, .. }) => format!("error:{kind}"),
             Err(err) => format!("failed:{}", InvokeError::code(err)),
         };
+        self.record_as(key, invocation);
+    }
+
+    /// Records `invocation` under the outcome `key` (a destination's are `delivered`, ...).
+    pub(super) fn record_as(&mut self, key: String, invocation: &Invocation) {
         *self.outcomes.entry(key).or_default() += 1;
         self.fuel.push(invocation.fuel_used);
         self.times.push(invocation.duration);
     }
 
-    fn print(&mut self) {
+    pub(super) fn print(&mut self) {
         let n = self.times.len();
         eprintln!("{n} events");
         for (outcome, count) in &self.outcomes {
