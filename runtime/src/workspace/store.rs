@@ -283,7 +283,9 @@ impl Store {
                 // disk in the background (every 500 ms), so a crash right after a 201 lost the
                 // change, and the events routed by it (a destination created just before a
                 // SIGKILL disappeared, and the events sent to it were committed with no route).
-                self.db.flush().map_err(|e| E::from(StoreError::Database(e)))?;
+                self.db
+                    .flush()
+                    .map_err(|e| E::from(StoreError::Database(e)))?;
                 self.version.fetch_add(1, Ordering::AcqRel);
                 Ok(r)
             }
