@@ -42,7 +42,8 @@
     constructor(envelope) {
       this.#text = typeof envelope.body === "string" ? envelope.body : "";
       this.method = String(envelope.method ?? "POST");
-      this.url = new URL(String(envelope.url ?? "http://localhost/"));
+      // The host gives an absolute URL; a relative one is read against localhost.
+      this.url = new URL(String(envelope.url ?? "/"), "http://localhost");
       this.headers = new Headers(envelope.headers ?? {});
     }
     async text() {

@@ -4,7 +4,8 @@
 //! `/v1/functions/{sourceId}` (write key as `?token=` or HTTP Basic) become normalised events
 //! in the file. Refusals: the function's own 400, a wrong key's 401, an ordinary source's 404,
 //! a GET's 405, an oversized body's 413, too many or invalid emitted events' 400; none of
-//! them delivers anything.
+//! them delivers anything. A JavaScript source function (`onRequest`, `Segment.*`) works the
+//! same way.
 
 mod api_support;
 
@@ -211,5 +212,96 @@ async fn a_source_function_turns_webhooks_into_events() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let text = std::fs::read_to_string(server.file("acme.jsonl")).unwrap();
     assert_eq!(text.lines().count(), 4, "nothing refused was delivered");
+    server.stop().await;
+}
+
+/// A JavaScript source function (Segment's `onRequest` with `Segment.*` calls).
+const JS_SOURCE: &str = r#"
+async function onRequest(request, settings) {
+  const body = await request.json();
+  if (!Array.isArray(body.orders)) throw new ValidationError("expected {\"orders\": [...]}");
+  const shop = request.url.searchParams.get("shop") ?? "unknown";
+  for (const order of body.orders) {
+    Segment.identify({ userId: order.customer, traits: { email: order.email } });
+    Segment.track({
+      event: "Order Completed",
+      userId: order.customer,
+      properties: {
+        total: order.total, shop, source: settings.label, agent: request.headers.get("user-agent"),
+        keySeen: request.url.searchParams.has("token"), host: request.url.hostname,
+      },
+    });
+  }
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_source_function_emits_its_segment_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let settings = json!([{"name": "label", "label": "Label", "type": "STRING"}]);
+    let f = server
+        .post(
+            "/functions",
+            json!({"displayName": "Shop Hooks", "resourceType": "SOURCE", "code": JS_SOURCE, "settings": settings}),
+        )
+        .await;
+    assert_eq!(f.status, StatusCode::CREATED, "{}", f.body);
+    let id = f.data()["function"]["id"].as_str().unwrap().to_string();
+    let r = server
+        .post(&format!("/functions/{id}/deploy"), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = server
+        .post(
+            "/sources",
+            json!({"slug": "shop", "enabled": true, "metadataId": id, "settings": {"label": "web"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let src = r.data()["source"]["id"].as_str().unwrap().to_string();
+    let key = r.data()["source"]["writeKeys"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.file_destination(&src, "Out", "shop.jsonl").await;
+    let hook = format!("{}/v1/functions/{src}?shop=north&token={key}", server.url);
+    let client = reqwest::Client::new();
+
+    let body = json!({"orders": [
+        {"customer": "c1", "email": "c1@example.com", "total": 30},
+        {"customer": "c2", "email": "c2@example.com", "total": 12.5}
+    ]});
+    let request = client
+        .post(&hook)
+        .header("user-agent", "shop-hooks/1")
+        .json(&body);
+    let (status, answer, _) = call(request).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer, json!({"success": true, "events": 4}));
+    let events = lines(&server.file("shop.jsonl"), 4).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["identify", "track", "identify", "track"]);
+    assert_eq!(events[0]["traits"]["email"], "c1@example.com");
+    assert_eq!(events[3]["userId"], "c2");
+    assert_eq!(
+        events[3]["properties"],
+        json!({"total": 12.5, "shop": "north", "source": "web", "agent": "shop-hooks/1",
+               "keySeen": false, "host": "127.0.0.1"})
+    );
+    assert!(events.iter().all(|e| e["messageId"].is_string()));
+
+    // A thrown ValidationError is the webhook's 400 with its message; nothing is sent.
+    let (status, answer, _) = call(client.post(&hook).json(&json!({"nope": 1}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(message(&answer), "expected {\"orders\": [...]}");
+    let (status, answer, _) = call(client.post(&hook).body("not json")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        message(&answer).starts_with("the request body is not JSON"),
+        "{answer}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(lines(&server.file("shop.jsonl"), 4).await.len(), 4);
     server.stop().await;
 }

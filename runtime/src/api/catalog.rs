@@ -322,11 +322,25 @@ pub fn is_function(meta: &Metadata) -> bool {
 /// The category of the types that are deployed functions.
 const FUNCTIONS: &str = "Functions";
 
-/// A deployed destination function as a catalog type.
+/// A deployed destination function as a catalog type, with `batchSize` (its `onBatch`).
 fn function_destination(f: Function) -> Metadata {
+    let mut meta = function_type(f);
+    let options = &mut meta.options;
+    if !options.iter().any(|o| o.name == "batchSize") {
+        options.push(CatalogOption {
+            name: Cow::Borrowed("batchSize"),
+            kind: Cow::Borrowed("number"),
+            required: false,
+            description: Cow::Borrowed(
+                "Events per invocation, 1 to 1000 (default 1: each event is one call of its \
+                 handler). Above 1, up to this many events that are due together go to one \
+                 `onBatch` call (`handle-batch` for a component); sluice never waits to fill a batch.",
+            ),
+        });
+    }
     Metadata {
         destination: Some(DestinationFacts::built_in()),
-        ..function_type(f)
+        ..meta
     }
 }
 
@@ -355,18 +369,6 @@ fn function_type(f: Function) -> Metadata {
             description: Cow::Borrowed(
                 "The hosts the function may reach (`host` or `host:port`); nothing by default. \
                  Private, loopback and link-local addresses only when listed themselves.",
-            ),
-        });
-    }
-    if !options.iter().any(|o| o.name == "batchSize") {
-        options.push(CatalogOption {
-            name: Cow::Borrowed("batchSize"),
-            kind: Cow::Borrowed("number"),
-            required: false,
-            description: Cow::Borrowed(
-                "Events per invocation, 1 to 1000 (default 1: each event is one call of its \
-                 handler). Above 1, up to this many events that are due together go to one \
-                 `onBatch` call (`handle-batch` for a component); sluice never waits to fill a batch.",
             ),
         });
     }

@@ -317,13 +317,35 @@ fn envelope(request: &Received, body: &str) -> String {
             .collect();
         headers.insert(name.as_str().to_string(), Value::String(values.join(", ")));
     }
-    let url = request
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or_else(|| request.uri.path());
-    json!({"method": request.method.as_str(), "url": url, "headers": headers, "body": body})
+    json!({"method": request.method.as_str(), "url": url_of(request), "headers": headers, "body": body})
         .to_string()
+}
+
+/// The request's absolute URL as the function sees it (Segment hands it a WHATWG URL): the
+/// scheme (`X-Forwarded-Proto` from a proxy, else `http`), the `Host`, the path and the query
+/// without `token`, so the write key is not handed to the function's code.
+fn url_of(request: &Received) -> String {
+    let header = |name: &str| {
+        request
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+    };
+    let scheme = header("x-forwarded-proto").unwrap_or("http");
+    let host = header("host").unwrap_or("localhost");
+    let query: Vec<&str> = request
+        .uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("token="))
+        .collect();
+    let path = request.uri.path();
+    match query.is_empty() {
+        true => format!("{scheme}://{host}{path}"),
+        false => format!("{scheme}://{host}{path}?{}", query.join("&")),
+    }
 }
 
 /// The events (JSON texts) an invocation emitted, or the webhook's answer to its error.
