@@ -73,19 +73,11 @@ async fn deploy(server: &Server) -> String {
     let settings = json!([
         {"name": "url", "label": "URL", "type": "STRING", "required": true},
     ]);
-    let f = server
-        .post(
-            "/functions",
+    server
+        .deploy_function(
             json!({"displayName": "Post It", "resourceType": "DESTINATION", "wasm": wasm, "settings": settings}),
         )
-        .await;
-    assert_eq!(f.status, StatusCode::CREATED, "{}", f.body);
-    let id = f.data()["function"]["id"].as_str().unwrap().to_string();
-    let r = server
-        .post(&format!("/functions/{id}/deploy"), json!({}))
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    id
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

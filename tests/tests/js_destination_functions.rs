@@ -128,19 +128,11 @@ async fn deploy(server: &Server) -> String {
         {"name": "url", "label": "API", "type": "STRING", "required": true},
         {"name": "timeoutMs", "label": "Timeout", "type": "STRING"},
     ]);
-    let f = server
-        .post(
-            "/functions",
+    server
+        .deploy_function(
             json!({"displayName": "Shop API", "resourceType": "DESTINATION", "code": CODE, "settings": settings}),
         )
-        .await;
-    assert_eq!(f.status, StatusCode::CREATED, "{}", f.body);
-    let id = f.data()["function"]["id"].as_str().unwrap().to_string();
-    let r = server
-        .post(&format!("/functions/{id}/deploy"), json!({}))
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    id
+        .await
 }
 
 /// Connects the function to `source` with `settings`: the destination's id.

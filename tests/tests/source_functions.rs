@@ -23,19 +23,11 @@ async fn deploy(server: &Server) -> String {
     let settings = json!([
         {"name": "appName", "label": "App name", "type": "STRING", "required": false},
     ]);
-    let f = server
-        .post(
-            "/functions",
+    server
+        .deploy_function(
             json!({"displayName": "Acme Webhooks", "resourceType": "SOURCE", "wasm": wasm, "settings": settings}),
         )
-        .await;
-    assert_eq!(f.status, StatusCode::CREATED, "{}", f.body);
-    let id = f.data()["function"]["id"].as_str().unwrap().to_string();
-    let r = server
-        .post(&format!("/functions/{id}/deploy"), json!({}))
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    id
+        .await
 }
 
 /// A webhook call: the status and the JSON answer.
@@ -240,18 +232,11 @@ async fn a_javascript_source_function_emits_its_segment_calls() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path()).await;
     let settings = json!([{"name": "label", "label": "Label", "type": "STRING"}]);
-    let f = server
-        .post(
-            "/functions",
+    let id = server
+        .deploy_function(
             json!({"displayName": "Shop Hooks", "resourceType": "SOURCE", "code": JS_SOURCE, "settings": settings}),
         )
         .await;
-    assert_eq!(f.status, StatusCode::CREATED, "{}", f.body);
-    let id = f.data()["function"]["id"].as_str().unwrap().to_string();
-    let r = server
-        .post(&format!("/functions/{id}/deploy"), json!({}))
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let r = server
         .post(
             "/sources",

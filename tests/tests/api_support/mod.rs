@@ -293,3 +293,20 @@ impl Server {
         panic!("timed out waiting for {n} dead letters of {dest}");
     }
 }
+
+impl Server {
+    /// Uploads a function (`body`: `POST /functions`'s) and deploys it: its id.
+    pub async fn deploy_function(&self, body: Value) -> String {
+        let f = self.post("/functions", body).await;
+        assert_eq!(f.status, StatusCode::CREATED, "{}", f.body);
+        let id = f.data()["function"]["id"]
+            .as_str()
+            .expect("the function's id")
+            .to_string();
+        let r = self
+            .post(&format!("/functions/{id}/deploy"), serde_json::json!({}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        id
+    }
+}
