@@ -108,8 +108,8 @@ pub enum FunctionsCmd {
     /// Run a function on sample events without touching any pipeline: the outcome of each, the
     /// event it made and what it changed, and what it logged. A destination function sends
     /// each event out (to the hosts its `allowedHosts` lists); a source function gets each line
-    /// as a webhook body. Exits non-zero when an event ended in an error (an unsupported
-    /// event or a `DropEvent` is not one).
+    /// as a webhook body. Exits non-zero when an event failed: the sandbox stopped the
+    /// function, or it threw something other than Segment's named errors.
     Test {
         /// Function id or name.
         id: String,
@@ -329,11 +329,14 @@ fn test(
     Ok(())
 }
 
-/// Whether a result is a failure: an error other than Segment's discards (an unsupported
-/// event, `DropEvent`), which a pipeline treats as done.
+/// Whether a result is a failure of the function: the sandbox stopped it (a trap, fuel, the
+/// deadline) or it threw something other than Segment's named errors (`unknown`, a refused
+/// `fetch` included). The named ones (`ValidationError`, `EventNotSupported`, `DropEvent`,
+/// `RetryError`, ...) are the function's deliberate answers, which a sample event may well be
+/// meant to get.
 fn is_failure(result: &Value) -> bool {
-    let kind = result["error"]["kind"].as_str();
-    kind.is_some_and(|kind| !matches!(kind, "event-not-supported" | "drop-event"))
+    let error = &result["error"];
+    error["origin"] == "sandbox" || error["kind"] == "unknown"
 }
 
 /// The results as a table (a destination's successes read `delivered`), then each event's
