@@ -6,10 +6,12 @@
 
 mod support;
 
+use support::{assert_files, sluice_in, text};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 /// The destination scaffold's own test, exactly as its files and `sluice new` print it.
@@ -37,21 +39,9 @@ const SOURCE_TEST: &[&str] = &[
     "expected.jsonl",
 ];
 
-fn sluice(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("sluice runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 /// `sluice new <name> --lang js --kind <kind>` in `dir`; the project's directory.
 fn scaffold(dir: &Path, name: &str, kind: &str) -> std::path::PathBuf {
-    let created = sluice(dir, &["new", name, "--lang", "js", "--kind", kind]);
+    let created = sluice_in(dir, &["new", name, "--lang", "js", "--kind", kind]);
     assert!(created.status.success(), "{}", text(&created.stderr));
     dir.join(name)
 }
@@ -140,7 +130,7 @@ fn json_lines(output: &Output) -> Vec<serde_json::Value> {
 #[test]
 fn a_new_javascript_destination_passes_its_own_test_and_fails_when_changed() {
     let dir = tempfile::tempdir().unwrap();
-    let created = sluice(
+    let created = sluice_in(
         dir.path(),
         &["new", "post-it", "--lang", "js", "--kind", "destination"],
     );
@@ -154,17 +144,18 @@ fn a_new_javascript_destination_passes_its_own_test_and_fails_when_changed() {
         text(&created.stdout)
     );
     let project = dir.path().join("post-it");
-    for file in [
-        "index.js",
-        "events.jsonl",
-        "expected.jsonl",
-        "README.md",
-        "package.json",
-    ] {
-        assert!(project.join(file).is_file(), "{file} is created");
-    }
+    assert_files(
+        &project,
+        &[
+            "index.js",
+            "events.jsonl",
+            "expected.jsonl",
+            "README.md",
+            "package.json",
+        ],
+    );
 
-    let tested = sluice(&project, DESTINATION_TEST);
+    let tested = sluice_in(&project, DESTINATION_TEST);
     assert!(
         tested.status.success(),
         "{:?} {}{}",
@@ -190,7 +181,7 @@ fn a_new_javascript_destination_passes_its_own_test_and_fails_when_changed() {
         code.replace("name: event.event,", "name: event.type,"),
     )
     .unwrap();
-    let failed = sluice(&project, DESTINATION_TEST);
+    let failed = sluice_in(&project, DESTINATION_TEST);
     assert!(!failed.status.success());
     assert!(
         text(&failed.stdout).contains("output line 1:")
@@ -209,16 +200,17 @@ fn a_new_javascript_destination_passes_its_own_test_and_fails_when_changed() {
 fn a_new_javascript_source_passes_its_own_test_and_fails_when_changed() {
     let dir = tempfile::tempdir().unwrap();
     let project = scaffold(dir.path(), "hooks", "source");
-    for file in [
-        "index.js",
-        "requests.jsonl",
-        "expected.jsonl",
-        "README.md",
-        "package.json",
-    ] {
-        assert!(project.join(file).is_file(), "{file} is created");
-    }
-    let tested = sluice(&project, SOURCE_TEST);
+    assert_files(
+        &project,
+        &[
+            "index.js",
+            "requests.jsonl",
+            "expected.jsonl",
+            "README.md",
+            "package.json",
+        ],
+    );
+    let tested = sluice_in(&project, SOURCE_TEST);
     assert!(
         tested.status.success(),
         "{}{}",
@@ -232,7 +224,7 @@ fn a_new_javascript_source_passes_its_own_test_and_fails_when_changed() {
     );
 
     // Without --expect: the events each webhook body made, one per line.
-    let ran = sluice(
+    let ran = sluice_in(
         &project,
         &["run", "index.js", "requests.jsonl", "--kind", "source"],
     );
@@ -248,7 +240,7 @@ fn a_new_javascript_source_passes_its_own_test_and_fails_when_changed() {
         code.replace("event: 'Signed Up'", "event: 'Signed up'"),
     )
     .unwrap();
-    let failed = sluice(&project, SOURCE_TEST);
+    let failed = sluice_in(&project, SOURCE_TEST);
     assert!(!failed.status.success());
     assert!(
         text(&failed.stdout).contains("output line 2:")
@@ -277,7 +269,7 @@ fn a_destination_reaches_a_receiver_only_when_allowed() {
         if let Some(host) = allow {
             args.extend(["--allow-host", host]);
         }
-        sluice(&project, &args)
+        sluice_in(&project, &args)
     };
 
     let allowed = run(Some(&receiver.address));

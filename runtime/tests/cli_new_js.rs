@@ -4,25 +4,12 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn sluice(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("sluice runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use support::{assert_files, sluice_in, text};
 
 #[test]
 fn a_new_javascript_project_passes_its_own_test() {
     let dir = tempfile::tempdir().unwrap();
-    let created = sluice(dir.path(), &["new", "mask-js", "--lang", "js"]);
+    let created = sluice_in(dir.path(), &["new", "mask-js", "--lang", "js"]);
     assert!(created.status.success(), "{}", text(&created.stderr));
     assert!(
         text(&created.stdout).contains("--expect expected.jsonl"),
@@ -30,15 +17,16 @@ fn a_new_javascript_project_passes_its_own_test() {
         text(&created.stdout)
     );
     let project = dir.path().join("mask-js");
-    for file in [
-        "index.js",
-        "events.jsonl",
-        "expected.jsonl",
-        "README.md",
-        "package.json",
-    ] {
-        assert!(project.join(file).is_file(), "{file} is created");
-    }
+    assert_files(
+        &project,
+        &[
+            "index.js",
+            "events.jsonl",
+            "expected.jsonl",
+            "README.md",
+            "package.json",
+        ],
+    );
     let code = std::fs::read_to_string(project.join("index.js")).unwrap();
     assert!(
         code.contains("async function onTrack(event, settings)"),
@@ -51,7 +39,7 @@ fn a_new_javascript_project_passes_its_own_test() {
     );
 
     // Its own test passes as created.
-    let tested = sluice(
+    let tested = sluice_in(
         &project,
         &[
             "run",
@@ -79,7 +67,7 @@ fn a_new_javascript_project_passes_its_own_test() {
     );
 
     // The run itself: the events it makes.
-    let ran = sluice(&project, &["run", "index.js", "events.jsonl"]);
+    let ran = sluice_in(&project, &["run", "index.js", "events.jsonl"]);
     assert!(ran.status.success(), "{}", text(&ran.stderr));
     let lines: Vec<serde_json::Value> = text(&ran.stdout)
         .lines()
@@ -97,7 +85,7 @@ fn a_new_javascript_project_passes_its_own_test() {
         code.replace("return '[EMAIL]';", "return '[MAIL]';"),
     )
     .unwrap();
-    let failed = sluice(
+    let failed = sluice_in(
         &project,
         &[
             "run",
@@ -121,7 +109,7 @@ fn a_new_javascript_project_passes_its_own_test() {
 
     // Code that does not parse is refused with where.
     std::fs::write(project.join("index.js"), "async function onTrack(event {\n").unwrap();
-    let broken = sluice(&project, &["run", "index.js", "events.jsonl"]);
+    let broken = sluice_in(&project, &["run", "index.js", "events.jsonl"]);
     assert!(!broken.status.success());
     assert!(
         text(&broken.stderr).contains("index.js was refused")
@@ -135,7 +123,7 @@ fn a_new_javascript_project_passes_its_own_test() {
 fn a_new_javascript_function_deploys_and_runs_on_a_server() {
     const TOKEN: &str = "new-js-test-owner-token-01";
     let dir = tempfile::tempdir().unwrap();
-    let created = sluice(dir.path(), &["new", "mask-js", "--lang", "js"]);
+    let created = sluice_in(dir.path(), &["new", "mask-js", "--lang", "js"]);
     assert!(created.status.success(), "{}", text(&created.stderr));
     let server = support::start(&dir.path().join("data"), Some(TOKEN));
     let cli = support::Cli::of(&server, TOKEN);

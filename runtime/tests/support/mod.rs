@@ -184,3 +184,24 @@ impl Cli {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 }
+
+/// Runs `sluice args` in `dir` to its end (a client command, `new`, `run`).
+pub fn sluice_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("sluice runs")
+}
+
+/// A command's output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts that each of `files` exists in `dir` (a new project's).
+pub fn assert_files(dir: &Path, files: &[&str]) {
+    for file in files {
+        assert!(dir.join(file).is_file(), "{file} is created");
+    }
+}
