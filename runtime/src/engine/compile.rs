@@ -64,7 +64,7 @@ impl Engine {
         &self,
         component: &Component,
     ) -> Result<JsEnginePre<HostState>, UploadError> {
-        self.check_imports(component, |name| {
+        check_imports(self.wasmtime(), component, |name| {
             is_allowed_import(name) || is_script_import(name) || is_http(name)
         })?;
         // The engine imports `wasi:http` for the `fetch` of destination and source functions
@@ -81,29 +81,30 @@ impl Engine {
         component: &Component,
         allowed: impl Fn(&str) -> bool,
     ) -> Result<InstancePre<HostState>, UploadError> {
-        self.check_imports(component, allowed)?;
+        check_imports(self.wasmtime(), component, allowed)?;
         self.linker()
             .instantiate_pre(component)
             .map_err(|e| UploadError::WrongWorld(format!("{e:#}")))
     }
+}
 
-    /// Refuses a component importing anything `allowed` does not accept, naming each import.
-    fn check_imports(
-        &self,
-        component: &Component,
-        allowed: impl Fn(&str) -> bool,
-    ) -> Result<(), UploadError> {
-        let unknown: Vec<String> = component
-            .component_type()
-            .imports(self.wasmtime())
-            .map(|(name, _)| name.to_string())
-            .filter(|name| !allowed(name))
-            .collect();
-        if !unknown.is_empty() {
-            return Err(UploadError::UnknownImports(unknown));
-        }
-        Ok(())
+/// Refuses a component importing anything `allowed` does not accept, naming each import.
+/// Shared by both engines' upload checks.
+pub(super) fn check_imports(
+    engine: &wasmtime::Engine,
+    component: &Component,
+    allowed: impl Fn(&str) -> bool,
+) -> Result<(), UploadError> {
+    let unknown: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .filter(|name| !allowed(name))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(UploadError::UnknownImports(unknown));
     }
+    Ok(())
 }
 
 /// `wasi:http` 0.2.x, which only functions on the network engine may use.

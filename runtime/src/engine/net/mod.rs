@@ -101,15 +101,7 @@ impl NetEngine {
         component: &Component,
         allowed: impl Fn(&str) -> bool,
     ) -> Result<InstancePre<NetState>, UploadError> {
-        let unknown: Vec<String> = component
-            .component_type()
-            .imports(&self.wasmtime)
-            .map(|(name, _)| name.to_string())
-            .filter(|name| !allowed(name))
-            .collect();
-        if !unknown.is_empty() {
-            return Err(UploadError::UnknownImports(unknown));
-        }
+        super::compile::check_imports(&self.wasmtime, component, allowed)?;
         self.linker
             .instantiate_pre(component)
             .map_err(|e| UploadError::WrongWorld(format!("{e:#}")))
