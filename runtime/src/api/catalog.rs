@@ -15,6 +15,7 @@ use super::pagination::{PageQuery, Pagination, page};
 use super::store::Kind;
 use super::{AppState, Data, ok};
 use crate::dataplane::destinations::file;
+use crate::dataplane::warehouse::tls::Mode;
 use crate::workspace::{Function, FunctionType, SettingType, Store};
 
 /// One setting a type takes.
@@ -411,7 +412,16 @@ pub fn warehouse_types() -> Vec<Metadata> {
                     "sslmode",
                     "string",
                     false,
-                    "`disable` (default) or `prefer`; TLS is not supported yet.",
+                    "TLS, as libpq reads it: `disable`, `prefer` (default: TLS when the server \
+                     offers it), `require` (TLS, the certificate unchecked), `verify-ca` (the \
+                     chain checked) or `verify-full` (the chain and the host name).",
+                ),
+                opt(
+                    "sslrootcert",
+                    "string",
+                    false,
+                    "The CA certificates the server's chain must lead to, as PEM text (not a \
+                     path); without it `verify-ca` and `verify-full` use the webpki (Mozilla) roots.",
                 ),
                 opt(
                     "schemaPrefix",
@@ -448,8 +458,18 @@ fn check_warehouse_setting(name: &str, value: &Value, path: &str) -> Result<(), 
         "syncIntervalSeconds" if value.as_u64().is_none_or(|n| n < 1) => {
             bad("`syncIntervalSeconds` must be a whole number of seconds, at least 1")
         }
-        "sslmode" if !matches!(value.as_str(), Some("disable" | "prefer")) => {
-            bad("`sslmode` must be `disable` or `prefer` (the loader does not speak TLS yet)")
+        "sslmode" if value.as_str().is_none_or(|m| Mode::parse(m).is_err()) => {
+            bad("`sslmode` must be `disable`, `prefer`, `require`, `verify-ca` or `verify-full`")
+        }
+        "sslrootcert"
+            if value
+                .as_str()
+                .is_none_or(|pem| !pem.contains("-----BEGIN CERTIFICATE-----")) =>
+        {
+            bad(
+                "`sslrootcert` must hold the CA certificate's PEM text, from \
+                 `-----BEGIN CERTIFICATE-----` to `-----END CERTIFICATE-----` (not a path)",
+            )
         }
         "schemaPrefix"
             if value.as_str().is_none_or(|p| {

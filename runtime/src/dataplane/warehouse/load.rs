@@ -43,9 +43,9 @@ pub enum LoadError {
     /// A statement outside any one table failed (the schema, the commit).
     #[error("the warehouse refused the load: {0}")]
     Database(String),
-    /// The settings cannot describe a connection.
-    #[error("{0}")]
-    Settings(String),
+    /// The TLS settings cannot describe a connection.
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
     /// The blocking task that runs an embedded load failed.
     #[error("the load task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

@@ -9,6 +9,7 @@
 //! load committed, so a crash replays the load and the dedup on `id` makes it harmless.
 //!
 //! - [`report`]: the sync reports and the tables each source has loaded.
+//! - [`tls`]: TLS to PostgreSQL, by `sslmode`.
 
 pub mod duck;
 pub mod flatten;
@@ -20,6 +21,7 @@ pub mod report;
 pub mod sql;
 pub mod stage;
 pub mod sync;
+pub mod tls;
 pub mod types;
 
 use std::collections::HashMap;

@@ -1,19 +1,20 @@
 //! The PostgreSQL warehouse, through tokio-postgres: one connection per sync, one transaction
-//! per source: schema changes, each table's rows by `COPY ... FROM STDIN` (text format) into
-//! a temporary staging table, then the merge. Without TLS: `sslmode` `disable` or `prefer`
-//! (which then connects in the clear); `require` is refused by name.
+//! per source: schema changes, each table's rows by `COPY ... FROM STDIN` (text format),
+//! straight into the table when it holds none of their ids, else into a temporary staging
+//! table, then the merge. TLS by `sslmode` ([`super::tls`]).
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::SinkExt;
 use serde_json::{Map, Value};
-use tokio_postgres::config::SslMode;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::load::{LoadError, Loaded, SourceBatch, existing, now_micros, plans};
 use super::plan::TableLoad;
 use super::sql;
+use super::tls::{self, Mode};
 use super::types::{Cell, Dialect, format_timestamp};
 
 const D: Dialect = Dialect::Postgres;
@@ -22,11 +23,11 @@ const D: Dialect = Dialect::Postgres;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The connection the settings describe (`hostname`, `port`, `database`, `username`,
-/// `password`, `sslmode`).
+/// `password`, `sslmode`, `sslrootcert`), and its TLS.
 ///
 /// # Errors
-/// [`LoadError::Settings`] for an `sslmode` sluice cannot honour.
-pub fn config(settings: &Map<String, Value>) -> Result<Config, LoadError> {
+/// [`LoadError::Tls`] for an `sslmode` or `sslrootcert` sluice cannot honour.
+pub fn config(settings: &Map<String, Value>) -> Result<(Config, MakeRustlsConnect), LoadError> {
     let text = |key: &str| settings.get(key).and_then(Value::as_str).unwrap_or("");
     let mut config = Config::new();
     config
@@ -45,21 +46,10 @@ pub fn config(settings: &Map<String, Value>) -> Result<Config, LoadError> {
     if let Some(password) = settings.get("password").and_then(Value::as_str) {
         config.password(password);
     }
-    match text("sslmode") {
-        "" | "disable" => {
-            config.ssl_mode(SslMode::Disable);
-        }
-        "prefer" => {
-            config.ssl_mode(SslMode::Prefer);
-        }
-        other => {
-            return Err(LoadError::Settings(format!(
-                "sslmode `{other}` needs TLS, which the PostgreSQL loader does not speak yet: \
-                 use `disable` or `prefer`"
-            )));
-        }
-    }
-    Ok(config)
+    let mode = Mode::parse(text("sslmode"))?;
+    config.ssl_mode(mode.ssl_mode());
+    let tls = tls::client_config(mode, text("sslrootcert"))?;
+    Ok((config, MakeRustlsConnect::new(tls)))
 }
 
 /// Connects and checks the server answers (what `connection-state` reports).
@@ -67,8 +57,9 @@ pub fn config(settings: &Map<String, Value>) -> Result<Config, LoadError> {
 /// # Errors
 /// [`LoadError::Connect`] with the server's (or the network's) reason.
 pub async fn connect(settings: &Map<String, Value>) -> Result<Client, LoadError> {
-    let (client, connection) = config(settings)?
-        .connect(NoTls)
+    let (config, tls) = config(settings)?;
+    let (client, connection) = config
+        .connect(tls)
         .await
         .map_err(|e| LoadError::Connect(reason(&e)))?;
     tokio::spawn(async move {
@@ -137,6 +128,9 @@ async fn load_one(client: &mut Client, mut batch: SourceBatch) -> Result<Loaded,
     Ok(loaded)
 }
 
+/// One table: its schema changes, then its rows. A batch none of whose ids are stored goes
+/// straight into the table by `COPY`, written once; one that meets stored rows (a replay, or
+/// `users`' upsert) goes through a staging table and the merge. Returns the rows written.
 async fn table(
     tx: &tokio_postgres::Transaction<'_>,
     schema: &str,
@@ -146,22 +140,48 @@ async fn table(
     for statement in sql::schema_changes(D, schema, plan) {
         tx.batch_execute(&statement).await?;
     }
+    if plan.direct() || (!plan.upsert && !stored_any(tx, schema, plan).await?) {
+        copy(tx, &sql::qualified(schema, &plan.table), plan).await?;
+        return Ok(plan.rows.len() as u64);
+    }
     let stage = sql::stage_name(n);
     tx.batch_execute(&sql::create_stage(D, schema, &stage, plan))
         .await?;
+    copy(tx, &super::naming::quote(&stage), plan).await?;
+    let mut written = 0;
+    for statement in sql::merge(D, schema, &stage, plan) {
+        written += tx.execute(statement.as_str(), &[]).await?;
+    }
+    Ok(written)
+}
+
+/// Whether the table holds a row with any of the plan's ids (one index probe per id).
+async fn stored_any(
+    tx: &tokio_postgres::Transaction<'_>,
+    schema: &str,
+    plan: &TableLoad,
+) -> Result<bool, tokio_postgres::Error> {
+    let query = sql::stored_any(schema, &plan.table);
+    tx.query_one(query.as_str(), &[&plan.ids()])
+        .await
+        .map(|row| row.get(0))
+}
+
+/// The plan's rows into `target` (quoted) by `COPY ... FROM STDIN`, in pieces of about 1 MiB
+/// so that a large batch is never one buffer.
+async fn copy(
+    tx: &tokio_postgres::Transaction<'_>,
+    target: &str,
+    plan: &TableLoad,
+) -> Result<(), tokio_postgres::Error> {
     let names: Vec<String> = plan
         .columns
         .iter()
         .map(|(c, _)| super::naming::quote(c))
         .collect();
-    let copy = format!(
-        "COPY {} ({}) FROM STDIN",
-        super::naming::quote(&stage),
-        names.join(", ")
-    );
+    let copy = format!("COPY {target} ({}) FROM STDIN", names.join(", "));
     let sink = tx.copy_in::<_, Bytes>(copy.as_str()).await?;
     let mut sink = std::pin::pin!(sink);
-    // Sent in pieces of about 1 MiB, so a large batch is never one buffer.
     let mut buffer = String::with_capacity(1 << 20);
     for row in &plan.rows {
         copy_row(&mut buffer, row);
@@ -173,11 +193,7 @@ async fn table(
         sink.send(Bytes::from(buffer)).await?;
     }
     sink.as_mut().finish().await?;
-    let mut written = 0;
-    for statement in sql::merge(D, schema, &stage, plan) {
-        written += tx.execute(statement.as_str(), &[]).await?;
-    }
-    Ok(written)
+    Ok(())
 }
 
 /// One row in `COPY`'s text format: tab-separated, `\N` for null, backslash escapes.
@@ -237,10 +253,13 @@ mod tests {
     }
 
     #[test]
-    fn tls_modes_are_refused_by_name() {
+    fn unknown_tls_modes_are_refused_by_name() {
         let mut settings = Map::new();
-        settings.insert("sslmode".into(), Value::String("require".into()));
-        let e = config(&settings).unwrap_err().to_string();
-        assert!(e.contains("sslmode `require`"), "{e}");
+        settings.insert("sslmode".into(), Value::String("allow".into()));
+        let e = config(&settings)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("sslmode `allow`"), "{e}");
     }
 }
