@@ -21,6 +21,10 @@ use serde_json::{Map, Value, json};
 use sluice_tests::sample_events;
 use warehouse_support::{duckdb_file, fresh_prefix, postgres, postgres_settings, warehouse};
 
+/// The allocator the `sluice` binary uses, so the bench measures what users run.
+#[global_allocator]
+static ALLOCATOR: sluice_runtime::Allocator = sluice_runtime::Allocator;
+
 /// Sends `events` in batches of 500 from 4 clients.
 async fn send(server: &Server, key: &str, events: &[Value]) {
     let chunks: Vec<Vec<Value>> = events.chunks(500).map(<[Value]>::to_vec).collect();

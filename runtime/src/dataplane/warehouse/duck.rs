@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use duckdb::types::{TimeUnit, Value};
+use duckdb::ToSql;
+use duckdb::types::{TimeUnit, ToSqlOutput, ValueRef};
 use duckdb::{Connection, appender_params_from_iter};
 
 use super::load::{LoadError, Loaded, SourceBatch, existing, now_micros, plans};
@@ -78,22 +79,21 @@ fn columns(
     Ok(existing(rows))
 }
 
-/// One table: its schema changes, the appender into a staging table, the merge; the rows
-/// written.
+/// One table: its schema changes, then its rows: straight into a table created by this load
+/// (it holds none of their ids), else through the appender into a staging table and the
+/// merge. Returns the rows written.
 fn table(conn: &Connection, schema: &str, n: usize, plan: &TableLoad) -> duckdb::Result<u64> {
     for statement in sql::schema_changes(D, schema, plan) {
         conn.execute_batch(&statement)?;
     }
+    if plan.direct() {
+        append(conn, schema, &plan.table, plan)?;
+        return Ok(plan.rows.len() as u64);
+    }
     let stage = sql::stage_name(n);
     conn.execute_batch(&sql::drop_stage(schema, &stage))?;
     conn.execute_batch(&sql::create_stage(D, schema, &stage, plan))?;
-    {
-        let mut appender = conn.appender_to_db(&stage, schema)?;
-        for row in &plan.rows {
-            appender.append_row(appender_params_from_iter(row.iter().map(value)))?;
-        }
-        appender.flush()?;
-    }
+    append(conn, schema, &stage, plan)?;
     let mut written = 0u64;
     for statement in sql::merge(D, schema, &stage, plan) {
         written += conn.execute(&statement, [])? as u64;
@@ -102,13 +102,26 @@ fn table(conn: &Connection, schema: &str, n: usize, plan: &TableLoad) -> duckdb:
     Ok(written)
 }
 
-fn value(cell: &Cell) -> Value {
-    match cell {
-        Cell::Null => Value::Null,
-        Cell::Int(i) => Value::BigInt(*i),
-        Cell::Float(f) => Value::Double(*f),
-        Cell::Bool(b) => Value::Boolean(*b),
-        Cell::Text(t) => Value::Text(t.clone()),
-        Cell::Timestamp(us) => Value::Timestamp(TimeUnit::Microsecond, *us),
+/// The plan's rows through DuckDB's appender into `schema.table`, whose columns are the
+/// plan's, in its order.
+fn append(conn: &Connection, schema: &str, table: &str, plan: &TableLoad) -> duckdb::Result<()> {
+    let mut appender = conn.appender_to_db(table, schema)?;
+    for row in &plan.rows {
+        appender.append_row(appender_params_from_iter(row))?;
+    }
+    appender.flush()
+}
+
+/// A cell as DuckDB's appender takes it: text borrowed, not copied.
+impl ToSql for Cell {
+    fn to_sql(&self) -> duckdb::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Cell::Null => ValueRef::Null,
+            Cell::Int(i) => ValueRef::BigInt(*i),
+            Cell::Float(f) => ValueRef::Double(*f),
+            Cell::Bool(b) => ValueRef::Boolean(*b),
+            Cell::Text(t) => ValueRef::Text(t.as_bytes()),
+            Cell::Timestamp(us) => ValueRef::Timestamp(TimeUnit::Microsecond, *us),
+        }))
     }
 }

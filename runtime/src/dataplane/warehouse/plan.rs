@@ -42,6 +42,23 @@ impl TableLoad {
     pub fn column_names(&self) -> Vec<String> {
         self.columns.iter().map(|(c, _)| c.clone()).collect()
     }
+
+    /// The rows' ids (the first column is always `id`).
+    pub fn ids(&self) -> Vec<&str> {
+        self.rows
+            .iter()
+            .filter_map(|row| match row.first() {
+                Some(Cell::Text(id)) => Some(id.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether the rows can go straight into the table, skipping the staging table: the
+    /// table is new (so holds none of their ids) and the load only inserts.
+    pub fn direct(&self) -> bool {
+        self.create && !self.upsert
+    }
 }
 
 /// The fixed type of a column every table has, if `column` is one.
@@ -71,6 +88,8 @@ pub fn table(
     let rows = if upsert { merge(rows) } else { dedup(rows) };
     let mut types: Columns = existing.cloned().unwrap_or_default();
     let mut order: Vec<String> = vec!["id".into()];
+    // `order`'s members, so that a row's cells are placed in constant time each.
+    let mut placed: std::collections::HashSet<&str> = std::iter::once("id").collect();
     let mut widened: Vec<String> = Vec::new();
     for row in &rows {
         for (column, value) in &row.cells {
@@ -90,7 +109,7 @@ pub fn table(
                     }
                 }
             }
-            if !order.contains(column) {
+            if placed.insert(column) {
                 order.push(column.clone());
             }
         }
@@ -139,13 +158,15 @@ fn cells_of(
             if column == "uuid_ts" {
                 return Cell::Timestamp(now);
             }
-            let Some(value) = row.cells.get(column) else {
-                return Cell::Null;
-            };
-            coerce(value, *kind).unwrap_or_else(|| {
-                discards.push(discard(table, column, &row, value, refusal(value, *kind)));
-                Cell::Null
-            })
+            // Taken out of the row: text moves into its cell instead of being copied.
+            match (row.cells.remove(column), *kind) {
+                (None, _) => Cell::Null,
+                (Some(Value::String(text)), ColumnType::Text) => Cell::Text(text),
+                (Some(value), kind) => coerce(&value, kind).unwrap_or_else(|| {
+                    discards.push(discard(table, column, &row, &value, refusal(&value, kind)));
+                    Cell::Null
+                }),
+            }
         })
         .collect()
 }

@@ -106,6 +106,14 @@ pub fn stage_ref(dialect: Dialect, schema: &str, stage: &str) -> String {
     }
 }
 
+/// Whether `schema.table` holds a row whose id is in the array `$1` (PostgreSQL).
+pub fn stored_any(schema: &str, table: &str) -> String {
+    format!(
+        "SELECT EXISTS (SELECT 1 FROM {} WHERE \"id\" = ANY($1))",
+        qualified(schema, table)
+    )
+}
+
 /// The statements that move the staged rows into the table: an update of stored rows first
 /// when the load upserts, then the insert of the rows whose id is not stored.
 pub fn merge(dialect: Dialect, schema: &str, stage: &str, load: &TableLoad) -> Vec<String> {
