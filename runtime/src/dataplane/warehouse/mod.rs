@@ -74,6 +74,9 @@ pub enum SyncError {
     /// The server is stopping (or its data plane is not running).
     #[error("the data plane is not running")]
     Stopped,
+    /// Flattening a chunk failed on its blocking thread (a panic); nothing was loaded.
+    #[error("flattening the staged events failed: {0}")]
+    Flatten(#[from] tokio::task::JoinError),
 }
 
 /// The warehouses' shared state: their staging logs (each opened once: a log is locked by the

@@ -150,7 +150,7 @@ pub async fn sync(
         let Some(next) = records.last().map(|r| r.next) else {
             break;
         };
-        let batches = batches(plane, warehouse, records, &mut slugs)?;
+        let batches = flatten_apart(plane, warehouse, records, &mut slugs).await?;
         for (source_id, (count, batch)) in batches {
             let report = reports
                 .entry(source_id.clone())
@@ -218,6 +218,24 @@ async fn load(
     }
     let path = plane.warehouses.file(&warehouse.id);
     tokio::task::spawn_blocking(move || duck::load(&path, batch)).await?
+}
+
+/// [`batches`] on a blocking thread: flattening a chunk takes tens of milliseconds of CPU,
+/// which on a runtime worker would hold up the requests and deliveries queued behind it.
+async fn flatten_apart(
+    plane: &Arc<DataPlane>,
+    warehouse: &Warehouse,
+    records: Vec<Record>,
+    slugs: &mut HashMap<String, String>,
+) -> Result<BTreeMap<String, (u64, SourceBatch)>, SyncError> {
+    let (plane, warehouse, mut known) = (plane.clone(), warehouse.clone(), std::mem::take(slugs));
+    let (out, known) = tokio::task::spawn_blocking(move || {
+        let out = batches(&plane, &warehouse, records, &mut known);
+        (out, known)
+    })
+    .await?;
+    *slugs = known;
+    out
 }
 
 /// A chunk's events per source, flattened, with selective sync and the per-event
