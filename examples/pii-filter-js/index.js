@@ -217,11 +217,14 @@ function isV6(c) {
 //      not parse: the IPv4 part must come last): so it is an IPv4 address iff the character
 //      before is allowed, checked below.
 //   6-8. phone, IPv6 and IPv4 in any other shape: necessary conditions only (10 digits with at
-//      most two of " .()-" between two; two colons within the 46 characters an address can
-//      have; four dotted runs of 1-3 digits), decided by the scanners (`scanAt`).
-// A kind that needs "not after a word character" starts with `\b` (or, before ":" and ".",
-// `\B`): JavaScript's `\b` is about ASCII word characters [A-Za-z0-9_], which is the rules' word
-// byte exactly, so positions inside a word are skipped by the engine and not by the scanners.
+//      most two of " .()-" between two; an IPv6 address starts with "::" or with a group of 1-4
+//      hex digits, ":", at most 4 more and ":", as its dots can only be in an IPv4 tail after
+//      the last colon; four dotted runs of 1-3 digits), decided by the scanners (`scanAt`).
+//      A short IPv6 condition also keeps the engine's automaton small: this search is most of
+//      the function's cost, and it runs on every string.
+// A kind that needs "not after a word character" starts with `\b` (or, before ":", `\B`):
+// JavaScript's `\b` is about ASCII word characters [A-Za-z0-9_], which is the rules' word byte
+// exactly, so positions inside a word are skipped by the engine and not by the scanners.
 // Where a kind may not be followed by something, the alternative reads one more character (no
 // lookahead: it would leave the compiled engine), and the match's end comes from its group.
 // Every class is spelled out in ASCII (no `\d`, `\w`, `\s` or `i`), so non-ASCII text is "no
@@ -233,7 +236,7 @@ const PII = new RegExp([
   String.raw`(\+[0-9]{1,3}[ .-][0-9]{3}[ .-][0-9]{3}[ .-][0-9]{4}|\b[0-9]{3}[ .-][0-9]{3}[ .-][0-9]{4})(?:[^A-Za-z0-9_(:. -]|[:. -](?:[^0-9(]|$)|$)`,
   String.raw`\b((?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3})(?:[^A-Za-z0-9_(:. -]|[. -](?:[^0-9(]|$)|$)`,
   String.raw`(?:\+\(?|\(|\b)[0-9](?:[ .()-]{0,2}[0-9]){9}`,
-  String.raw`(?:\b[0-9A-Fa-f]|\B\.)[0-9A-Fa-f.]{0,44}:[0-9A-Fa-f.]{0,44}:|\B:[0-9A-Fa-f.]{0,44}:`,
+  String.raw`\b[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:|\B::`,
   String.raw`\b[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]`,
 ].join('|'), 'gu');
 
