@@ -2,8 +2,9 @@
 //
 // The JavaScript twin of the Rust example `examples/pii-filter`: for the same event and the
 // same settings it gives the same output, field for field. The detection rules are those of
-// `guest-sdk/src/pii.rs` (read its module comment for the full specification); this file ports
-// them one scanner at a time, in the same order and with the same names.
+// `guest-sdk/src/pii.rs` (read its module comment for the full specification): one regular
+// expression (`PII`) decides the common kinds, and a port of the Rust scanners (same order, same
+// names) decides the rest.
 //
 // Settings (all optional):
 //   dropFields  array of dotted paths removed before redaction, e.g. ["context.ip", "properties.phone"]
@@ -91,7 +92,10 @@ function redactStrings(root, how) {
     for (const key of Object.keys(container)) {
       const value = container[key];
       if (typeof value === 'string') {
-        container[key] = redactText(value, how);
+        // Most strings hold nothing that could be PII: one search, and no call.
+        PII.lastIndex = 0;
+        const m = PII.exec(value);
+        if (m !== null) container[key] = redactFrom(value, m, how);
       } else if (value !== null && typeof value === 'object') {
         stack.push(value);
       }
@@ -152,14 +156,15 @@ function writtenLikeRust(event) {
 // in a row. So both versions see the same sequence of classes, find the same matches (which are
 // all ASCII, so never split a character) and produce the same text.
 //
-// That is also why the scanners compare character codes, and the regular expression below that
-// finds where they could match spells its classes out: `\s`, `\b`, `\w` or Unicode-aware classes
-// would make non-ASCII text behave differently from Rust.
+// That is also why the scanners compare character codes, and the regular expression below spells
+// its classes out: `\s` (a non-breaking space), `\w` with `i` or Unicode-aware classes would make
+// non-ASCII text behave differently from Rust. Its `\b` is JavaScript's, which is about the ASCII
+// word characters [A-Za-z0-9_] only: the rules' word byte exactly.
 
 const LABELS = { email: 'EMAIL', ssn: 'SSN', card: 'CARD', phone: 'PHONE', ipv6: 'IP', ipv4: 'IP' };
 
 const SPACE = 0x20, PLUS = 0x2b, DASH = 0x2d, DOT = 0x2e, ZERO = 0x30, COLON = 0x3a,
-  AT = 0x40, OPEN = 0x28, CLOSE = 0x29, UNDERSCORE = 0x5f, PERCENT = 0x25;
+  OPEN = 0x28, CLOSE = 0x29, UNDERSCORE = 0x5f;
 
 // The code unit at `i`, or 0 outside the text: 0 is in no class, so the edges of the text
 // behave like any other boundary.
@@ -187,148 +192,74 @@ function isWord(c) {
   return isDigit(c) || isLetter(c) || c === UNDERSCORE;
 }
 
-function isLocal(c) {
-  return isDigit(c) || isLetter(c) || c === DOT || c === UNDERSCORE || c === PERCENT ||
-    c === PLUS || c === DASH;
-}
-
-function isLabel(c) {
-  return isDigit(c) || isLetter(c) || c === DASH;
-}
-
 function isV6(c) {
   return isHex(c) || c === COLON || c === DOT;
 }
 
-// Where a match could start. Each alternative is a necessary condition for one kind to match
-// at the position where the regular expression's match starts (spelled with ASCII classes, so
-// non-ASCII text is "no class" as in Rust; no `\d`, `\w` or `i`):
-//   email  a run of local characters, "@", a label character (the scanner then checks the rest);
-//   ssn    ddd-dd-dddd;
-//   card   13 digits joined by at most one space or dash;
-//   phone  an optional "+" and "(", then 10 digits with at most two of " .()-" between two;
-//   ipv6   two colons within the 46 characters an address can have;
-//   ipv4   four dotted runs of 1-3 digits.
-// The leftmost match of the alternation is the first position where any kind could match, so
-// the scan below jumps there instead of testing every character: a position it skips can start
-// nothing, and the scanners (a port of the Rust ones) still decide every match, so the output is
-// the Rust filter's. `u`: strings with emoji are searched by the engine's compiled matcher too.
-const CANDIDATE =
-  /[A-Za-z0-9._%+-]+@[A-Za-z0-9-]|[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9](?:[ -]?[0-9]){12}|\+?\(?[0-9](?:[ .()-]{0,2}[0-9]){9}|[0-9A-Fa-f.]{0,44}:[0-9A-Fa-f.]{0,44}:|[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]/gu;
-// The same without e-mail: inside a local run whose e-mail already failed, so that a long run
-// is searched once, not once per character.
-const CANDIDATE_NO_EMAIL =
-  /[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9](?:[ -]?[0-9]){12}|\+?\(?[0-9](?:[ .()-]{0,2}[0-9]){9}|[0-9A-Fa-f.]{0,44}:[0-9A-Fa-f.]{0,44}:|[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]/gu;
+// One regular expression (`PII`) finds every match, and for the common kinds it also decides
+// them. Its alternatives, in this order (a regular expression takes, at the leftmost position
+// where any alternative matches, the first alternative that matches there, which is the order
+// the kinds are tried in):
+//   1. email: exactly the Rust rule (groups 1 and 2: leading dots, the address). A run of local
+//      characters from here, with at least one that is not a dot, then "@", labels joined by a
+//      dot that a label character follows, and a last label, not the first, of 2+ letters (its
+//      trailing dashes left out) that ends the label; the greedy repetition makes it the last
+//      such label. So an e-mail matches here iff this alternative does.
+//   2. ssn: exactly the rule (group 3), but for "not after a dash", checked below.
+//   3. card: 13 digits joined by at most one space or dash (the Luhn check is the scanner's).
+//   4. phone, the common shapes (group 4): "+1-555-922-5727", "555.922.5727" (any of " .-"
+//      between groups), followed by nothing that could extend the number ("(", or a separator
+//      before a digit or "(") or make it a clock time. Such a number has 10-13 digits in 3 or 4
+//      groups, so it is neither decimal- nor IPv4-shaped: the phone rule holds iff the character
+//      before is allowed, checked below; the card alternative comes first, so no card starts
+//      here.
+//   5. ipv4 (group 5): four octets 0-255 without leading zeros, followed by nothing that could
+//      extend a phone number or an IPv6 run (":"), or make a longer dotted number. No card
+//      starts here (a dot within the first four characters), no phone (four dotted groups of
+//      at most 3 digits are IPv4-shaped) and no IPv6 (a run that starts with a dotted quad does
+//      not parse: the IPv4 part must come last): so it is an IPv4 address iff the character
+//      before is allowed, checked below.
+//   6-8. phone, IPv6 and IPv4 in any other shape: necessary conditions only (10 digits with at
+//      most two of " .()-" between two; an IPv6 address starts with "::" or with a group of 1-4
+//      hex digits, ":", at most 4 more and ":", as its dots can only be in an IPv4 tail after
+//      the last colon; four dotted runs of 1-3 digits), decided by the scanners (`scanAt`).
+//      A short IPv6 condition also keeps the engine's automaton small: this search is most of
+//      the function's cost, and it runs on every string.
+// A kind that needs "not after a word character" starts with `\b` (or, before ":", `\B`):
+// JavaScript's `\b` is about ASCII word characters [A-Za-z0-9_], which is the rules' word byte
+// exactly, so positions inside a word are skipped by the engine and not by the scanners.
+// Where a kind may not be followed by something, the alternative reads one more character (no
+// lookahead: it would leave the compiled engine), and the match's end comes from its group.
+// Every class is spelled out in ASCII (no `\d`, `\w`, `\s` or `i`), so non-ASCII text is "no
+// class" as in Rust. `u`: strings with emoji are searched by the compiled engine too.
+const PII = new RegExp([
+  String.raw`(\.*)([A-Za-z0-9_%+-][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})-*(?:[^A-Za-z0-9-]|$)`,
+  String.raw`\b([0-9]{3}-[0-9]{2}-[0-9]{4})(?:[^A-Za-z0-9_-]|$)`,
+  String.raw`\b[0-9](?:[ -]?[0-9]){12}`,
+  String.raw`(\+[0-9]{1,3}[ .-][0-9]{3}[ .-][0-9]{3}[ .-][0-9]{4}|\b[0-9]{3}[ .-][0-9]{3}[ .-][0-9]{4})(?:[^A-Za-z0-9_(:. -]|[:. -](?:[^0-9(]|$)|$)`,
+  String.raw`\b((?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3})(?:[^A-Za-z0-9_(:. -]|[. -](?:[^0-9(]|$)|$)`,
+  String.raw`(?:\+\(?|\(|\b)[0-9](?:[ .()-]{0,2}[0-9]){9}`,
+  String.raw`\b[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:|\B::`,
+  String.raw`\b[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]`,
+].join('|'), 'gu');
 
-const NOTHING_FOUND = Object.freeze([]);
-
-// The first position at or after `pos` where a match could start, or -1. Before
-// `emailDeadUntil` no e-mail is tried, so only the other kinds count there.
-function nextCandidate(text, pos, emailDeadUntil) {
-  if (pos < emailDeadUntil) {
-    CANDIDATE_NO_EMAIL.lastIndex = pos;
-    const found = CANDIDATE_NO_EMAIL.exec(text);
-    if (found !== null && found.index < emailDeadUntil) return found.index;
-    pos = emailDeadUntil;
+// What the scanners find at `i` where the expression could not decide (`PII`'s alternatives
+// 3 and 6-8, or a rule's "not after" failing): `{kind, end}`, or null. No e-mail starts
+// here: the expression's first alternative would have matched.
+function scanAt(text, i) {
+  const c = text.charCodeAt(i);
+  const digit = isDigit(c);
+  let end;
+  if (digit) {
+    if ((end = ssn(text, i)) >= 0) return { kind: 'ssn', end };
+    if ((end = card(text, i)) >= 0) return { kind: 'card', end };
   }
-  CANDIDATE.lastIndex = pos;
-  const found = CANDIDATE.exec(text);
-  return found === null ? -1 : found.index;
-}
-
-// Every match in `text`, left to right and non-overlapping: at each position the kinds are
-// tried in the order email, ssn, card, phone, ipv6, ipv4 and the first that matches wins.
-function findPii(text) {
-  // Most strings hold nothing that could be PII: one search says so.
-  let pos = nextCandidate(text, 0, 0);
-  if (pos < 0) return NOTHING_FOUND;
-  const found = [];
-  const hasAt = text.includes('@');
-  // An IPv6 address has at least two colons; a URL's one colon must not make every hex
-  // letter a candidate.
-  const firstColon = text.indexOf(':');
-  const hasColon = firstColon >= 0 && text.indexOf(':', firstColon + 1) >= 0;
-  let lastEnd = 0;
-  // A failed e-mail local part fails the same way from any later start inside it, so it is
-  // not tried again (this keeps long runs of local characters linear).
-  let emailDeadUntil = 0;
-
-  function matchAt(i) {
-    const c = at(text, i);
-    const emailStart = i === lastEnd || !isLocal(before(text, i));
-    if (hasAt && isLocal(c) && emailStart && i >= emailDeadUntil) {
-      const result = email(text, i);
-      if (result.end >= 0) return { kind: 'email', start: result.start, end: result.end };
-      emailDeadUntil = result.runEnd;
-    }
-    const digit = isDigit(c);
-    let end;
-    if (digit) {
-      if ((end = ssn(text, i)) >= 0) return { kind: 'ssn', start: i, end };
-      if ((end = card(text, i)) >= 0) return { kind: 'card', start: i, end };
-    }
-    if ((digit || c === PLUS || c === OPEN) && (end = phone(text, i)) >= 0) {
-      return { kind: 'phone', start: i, end };
-    }
-    if (hasColon && isV6(c) && (end = ipv6(text, i)) >= 0) return { kind: 'ipv6', start: i, end };
-    if (digit && (end = ipv4(text, i)) >= 0) return { kind: 'ipv4', start: i, end };
-    return null;
+  if ((digit || c === PLUS || c === OPEN) && (end = phone(text, i)) >= 0) {
+    return { kind: 'phone', end };
   }
-
-  while (pos >= 0 && pos < text.length) {
-    const c = text.charCodeAt(pos);
-    // The scan's own filter, as in Rust: characters that start nothing cost one test.
-    const mayStart = isDigit(c) || c === PLUS || c === OPEN || (hasAt && isLocal(c)) ||
-      (hasColon && isV6(c));
-    const match = mayStart ? matchAt(pos) : null;
-    if (match) {
-      found.push(match);
-      pos = lastEnd = match.end;
-    } else {
-      pos += 1;
-    }
-    pos = nextCandidate(text, pos, emailDeadUntil);
-  }
-  return found;
-}
-
-// An e-mail address starting in the local run at `i`: `{start, end}` (end -1 when there is
-// none) and `runEnd`, the end of the local run, so the caller can skip it.
-function email(s, i) {
-  let j = i;
-  while (isLocal(at(s, j))) j++;
-  // Leading dots are not part of the address ("...grace@example.com").
-  let start = i;
-  while (start < j && at(s, start) === DOT) start++;
-  const none = { start: -1, end: -1, runEnd: j };
-  if (start === j || at(s, j) !== AT) return none;
-  let p = j + 1;
-  let labels = 0;
-  let end = -1;
-  for (;;) {
-    const label = p;
-    while (isLabel(at(s, p))) p++;
-    if (p === label) break;
-    // A label's trailing dashes are never part of the top-level domain.
-    let t = p;
-    while (t > label && at(s, t - 1) === DASH) t--;
-    // The address ends after the last label, other than the first, of 2+ letters.
-    if (labels > 0 && t - label >= 2 && allLetters(s, label, t)) end = t;
-    labels++;
-    if (at(s, p) === DOT && isLabel(at(s, p + 1))) {
-      p++;
-    } else {
-      break;
-    }
-  }
-  return end >= 0 ? { start, end, runEnd: j } : none;
-}
-
-function allLetters(s, from, to) {
-  for (let k = from; k < to; k++) {
-    if (!isLetter(at(s, k))) return false;
-  }
-  return true;
+  if (isV6(c) && (end = ipv6(text, i)) >= 0) return { kind: 'ipv6', end };
+  if (digit && (end = ipv4(text, i)) >= 0) return { kind: 'ipv4', end };
+  return null;
 }
 
 // ddd-dd-dddd, neither preceded nor followed by a word character or a dash. Area numbers the
@@ -537,19 +468,67 @@ function ipv4(s, i) {
 // ---------------------------------------------------------------------------------------------
 // Replacing what was found
 
-// `text` with every match replaced by its mask or its hash; text between matches is unchanged.
-function redactText(text, how) {
-  const matches = findPii(text);
-  if (matches.length === 0) return text;
+// `text` with every match replaced by its mask or its hash, given `m`, the first match of `PII`
+// (searched from 0; `redactStrings` runs that search itself, so that a string without PII,
+// most of them, costs one search and no call). Text between matches is unchanged. Matches are
+// found left to right and do not overlap: at each position the kinds are tried in the order
+// email, ssn, card, phone, ipv6, ipv4 and the first that matches wins, as in Rust.
+function redactFrom(text, m, how) {
   let out = '';
   let copied = 0;
-  for (const m of matches) {
-    out += text.slice(copied, m.start);
-    const found = text.slice(m.start, m.end);
-    out += how === 'hash' ? crypto.sha256(normalised(m.kind, found)) : `[${LABELS[m.kind]}]`;
-    copied = m.end;
-  }
-  return out + text.slice(copied);
+  do {
+    const p = m.index;
+    let kind = null;
+    let start = p;
+    let end = -1;
+    if (m[2] !== undefined) {
+      kind = 'email';
+      start = p + m[1].length;
+      end = start + m[2].length;
+    } else if (m[4] !== undefined) {
+      if (phoneMayFollow(before(text, p))) {
+        kind = 'phone';
+        end = p + m[4].length;
+      }
+    } else if (m[5] !== undefined) {
+      if (ipv4MayFollow(text, p)) {
+        kind = 'ipv4';
+        end = p + m[5].length;
+      }
+    } else if (m[3] !== undefined && before(text, p) !== DASH) {
+      kind = 'ssn';
+      end = p + 11;
+    }
+    if (kind === null) {
+      const found = scanAt(text, p);
+      if (found !== null) {
+        kind = found.kind;
+        end = found.end;
+      }
+    }
+    if (kind === null) {
+      // Nothing starts here: search again from the next character.
+      PII.lastIndex = p + 1;
+    } else {
+      const value = text.slice(start, end);
+      out += text.slice(copied, start) +
+        (how === 'hash' ? crypto.sha256(normalised(kind, value)) : `[${LABELS[kind]}]`);
+      copied = end;
+      PII.lastIndex = end;
+    }
+  } while ((m = PII.exec(text)) !== null);
+  return copied === 0 ? text : out + text.slice(copied);
+}
+
+// The phone rule's "before": not a word character, "+", "-" or ".".
+function phoneMayFollow(c) {
+  return !isWord(c) && c !== PLUS && c !== DASH && c !== DOT;
+}
+
+// The IPv4 rule's "before": not a word character, nor a dot after a digit.
+function ipv4MayFollow(s, i) {
+  const c = before(s, i);
+  return !isWord(c) && !(c === DOT && isDigit(before(s, i - 1)));
 }
 
 // What is hashed: an e-mail in lowercase; phone, card and SSN numbers as their digits only (a

@@ -113,6 +113,11 @@ fn tricky_texts() -> Vec<String> {
         "café ☕ grace@example.com — ok",
         "☎5559225727☎",
         "naïve ☕ 日本語 — 505.62",
+        // Where the regular expression decides alone: what follows or precedes a match.
+        "a@b.com-+x@c.org a@b.com_x@c.org a@b.com.%y@c.org a@b.com--",
+        "1.2.3.4.+a@b.com 10.0.0.1:8080 1.2.3.4 5678 192.168.100.200.1 1.2.3.4-(5",
+        "+1-555-922-5727:07 555.922.5727 (home) x-+1-555-922-5727 +1-555-922-5727-x",
+        "555-922-5727 123 -123-45-6789 123-45-6789-1 4111111111111111 1234",
     ]
     .map(String::from)
     .to_vec();
