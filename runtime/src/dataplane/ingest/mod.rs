@@ -16,6 +16,7 @@ pub mod normalize;
 pub mod webhook;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -31,6 +32,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::event::{Batch, Event, EventType};
+use super::observe::metrics::IngestPhase;
 use super::{DataPlane, PIPELINE, PIPELINE_WAIT};
 use crate::log::LogError;
 use crate::workspace::{Kind, Source};
@@ -270,6 +272,7 @@ async fn accept(
     body: Body,
     kind: Option<EventType>,
 ) -> Result<usize, IngestError> {
+    let started = Instant::now();
     let body = body.map_err(|e| match e {
         BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => invalid(
             format!("the request is over the limit of {MAX_REQUEST_BYTES} bytes"),
@@ -282,7 +285,16 @@ async fn accept(
     let key = write_key(headers, &root).ok_or(IngestError::Unauthorized)?;
     let source = source_for(plane, &key)?;
     let events = events(&root, kind, OffsetDateTime::now_utc())?;
+    timed(plane, IngestPhase::Parse, started);
     store(plane, &source, events).await
+}
+
+/// Records the time since `started` as `phase` of this request.
+fn timed(plane: &DataPlane, phase: IngestPhase, started: Instant) {
+    plane
+        .observe
+        .prometheus
+        .ingest_phase(phase, started.elapsed());
 }
 
 /// Stores a request's normalised events durably as one record: the backlog bound, the
@@ -299,12 +311,16 @@ async fn store(
         });
     }
     let received = events.len();
+    let started = Instant::now();
     let fresh = first_seen(plane, &source.id, events).await?;
+    timed(plane, IngestPhase::Dedup, started);
     let duplicates = received - fresh.len();
     if fresh.is_empty() {
         return Ok(duplicates);
     }
+    let started = Instant::now();
     pace(plane).await;
+    timed(plane, IngestPhase::Pace, started);
     plane.observe.ingested(&source.id, &fresh);
     let count = fresh.len();
     let record = Batch {
@@ -315,7 +331,10 @@ async fn store(
     plane.backlog.adjust(&source.id, count, 0);
     // A second handle on the shared bytes (no copy), to read the ids back if the append fails.
     let kept = record.clone();
-    if let Err(e) = plane.ingest_log.append(vec![record]).await {
+    let started = Instant::now();
+    let appended = plane.ingest_log.append(vec![record]).await;
+    timed(plane, IngestPhase::Append, started);
+    if let Err(e) = appended {
         plane.backlog.adjust(&source.id, 0, count);
         // Not stored, so not seen: the client's retry must not be dropped as a duplicate.
         let dedup = plane.dedup.clone();
