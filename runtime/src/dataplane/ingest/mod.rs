@@ -319,7 +319,9 @@ async fn store(
         return Ok(duplicates);
     }
     let started = Instant::now();
-    pace(plane).await;
+    if pace(plane).await {
+        plane.observe.prometheus.paced();
+    }
     timed(plane, IngestPhase::Pace, started);
     plane.observe.ingested(&source.id, &fresh);
     let count = fresh.len();
@@ -334,54 +336,72 @@ async fn store(
     let started = Instant::now();
     let appended = plane.ingest_log.append(vec![record]).await;
     timed(plane, IngestPhase::Append, started);
-    if let Err(e) = appended {
-        plane.backlog.adjust(&source.id, 0, count);
-        // Not stored, so not seen: the client's retry must not be dropped as a duplicate.
-        let dedup = plane.dedup.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            let batch = Batch::decode(kept).map_err(|e| e.to_string())?;
-            let ids: Vec<String> = batch.events.into_iter().map(|e| e.message_id).collect();
-            dedup
-                .forget(&batch.source_id, &ids)
-                .map_err(|e| e.to_string())
-        })
-        .await;
-        if let LogError::Unavailable(reason) = &e {
-            tracing::warn!(%reason, "ingestion refused: the cluster's event log is unavailable");
-            return Err(IngestError::Unavailable {
-                retry_after: plane.config.retry_after_secs,
-            });
+    match appended {
+        Ok(appended) => {
+            plane.lead.appended(&appended.positions);
+            Ok(duplicates)
         }
-        tracing::error!(error = %e, "cannot append to the ingest log");
-        return Err(IngestError::Internal);
+        Err(e) => Err(not_stored(plane, &source.id, kept, count, e).await),
     }
-    Ok(duplicates)
+}
+
+/// Undoes what [`store`] recorded of a request whose `record` (`count` events of
+/// `source_id`) the log refused with `e`, and says how to answer.
+async fn not_stored(
+    plane: &DataPlane,
+    source_id: &str,
+    record: Bytes,
+    count: usize,
+    e: LogError,
+) -> IngestError {
+    plane.backlog.adjust(source_id, 0, count);
+    // Not stored, so not seen: the client's retry must not be dropped as a duplicate.
+    let dedup = plane.dedup.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        let batch = Batch::decode(record).map_err(|e| e.to_string())?;
+        let ids: Vec<String> = batch.events.into_iter().map(|e| e.message_id).collect();
+        dedup
+            .forget(&batch.source_id, &ids)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    if let LogError::Unavailable(reason) = &e {
+        tracing::warn!(%reason, "ingestion refused: the cluster's event log is unavailable");
+        return IngestError::Unavailable {
+            retry_after: plane.config.retry_after_secs,
+        };
+    }
+    tracing::error!(error = %e, "cannot append to the ingest log");
+    IngestError::Internal
 }
 
 /// Waits, up to [`PIPELINE_WAIT`], while the pipeline is more than `pipeline_lead` requests
-/// behind: under sustained overload acknowledgements slow to the pipeline's pace rather than
-/// growing a backlog that only drains after the clients stop. At normal load it returns at once
-/// (two position reads).
-async fn pace(plane: &DataPlane) {
+/// (records of the ingest log, [`super::lead`]) behind: under sustained overload
+/// acknowledgements slow to the pipeline's pace rather than growing a backlog that only drains
+/// after the clients stop. At normal load it returns at once (a position read and a mutex).
+/// Whether it waited.
+async fn pace(plane: &DataPlane) -> bool {
     let lead = plane.config.pipeline_lead;
     if lead == 0 {
-        return;
+        return false;
     }
     let behind = || {
         let done = plane.ingest_log.position(PIPELINE).unwrap_or(u64::MAX);
-        plane.ingest_log.end().saturating_sub(done) > lead
+        plane.lead.behind(done) > lead
     };
     let deadline = tokio::time::Instant::now() + PIPELINE_WAIT;
+    let mut waited = false;
     loop {
         // Registered before the check, so that a commit in between is not missed.
         let advanced = plane.pipeline_advanced.notified();
         tokio::pin!(advanced);
         advanced.as_mut().enable();
         if !behind() {
-            return;
+            return waited;
         }
+        waited = true;
         if tokio::time::timeout_at(deadline, advanced).await.is_err() {
-            return;
+            return waited;
         }
     }
 }

@@ -83,6 +83,9 @@ impl IngestPhase {
     }
 }
 
+/// Tracking requests that waited for the pipeline to catch up (`pipeline_lead`).
+pub const PACED: &str = "sluice_ingest_paced_total";
+
 /// HTTP latency buckets, seconds: 1 ms to 10 s.
 const HTTP_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -94,8 +97,8 @@ const FUNCTION_BUCKETS: &[f64] = &[
 ];
 /// Ingestion phase buckets, seconds: 50 us (a sync on a fast disk) to a full pacing wait.
 const INGEST_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025,
-    0.05, 0.1, 0.25, 1.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05,
+    0.1, 0.25, 1.0,
 ];
 /// Fuel buckets: a trivial call burns thousands of units, the default budget is 50 million.
 const FUEL_BUCKETS: &[f64] = &[1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6, 3e6, 1e7, 3e7, 5e7, 1e8];
@@ -150,6 +153,11 @@ impl Metrics {
     /// A tracking request spent `elapsed` in `phase`. Cost: one histogram sample.
     pub fn ingest_phase(&self, phase: IngestPhase, elapsed: Duration) {
         self.record(|| histogram!(INGEST_PHASE, "phase" => phase.as_str()).record(elapsed));
+    }
+
+    /// A tracking request waited for the pipeline before it was stored.
+    pub fn paced(&self) {
+        self.record(|| counter!(PACED).increment(1));
     }
 
     /// `n` events accepted for `source_id`.
@@ -261,6 +269,10 @@ fn describe() {
         INGEST_PHASE,
         Unit::Seconds,
         "Time a tracking request spent in each phase before its answer: parse, dedup, pace (waiting for the pipeline), append (until the fdatasync)."
+    );
+    describe_counter!(
+        PACED,
+        "Tracking requests that waited for the pipeline to catch up (pipeline_lead) before they were stored."
     );
     describe_counter!(
         INGESTED,
