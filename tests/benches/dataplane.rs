@@ -2,7 +2,9 @@
 //! acknowledgement), the `pii-filter` insert function and delivery to a local webhook
 //! receiver; next to an axum handler that only reads the body (the HTTP ceiling). Then: the
 //! acknowledgement latency at half the delivered rate, a restart over a log holding a million
-//! events, and memory under a burst ten times what the pipeline delivers.
+//! events, and memory under a burst ten times what the pipeline delivers. For the full-load and
+//! half-load runs it also prints where the server's time went per request (`/metrics`'
+//! `sluice_ingest_phase_seconds`: parse, dedup, pace, append; `http` is the whole request).
 //!
 //! Run: `scripts/build-components && cargo bench -p sluice-tests --bench dataplane`
 //! (`SLUICE_BENCH_EVENTS`, default 50,000, sets how many events the throughput run sends;
@@ -190,6 +192,7 @@ async fn main() {
     // Throughput: as fast as the clients can go, until the receiver has every event. The
     // bodies are made before the clock starts, as `send` does for its own timing.
     let bodies = batches(&events, total, "max");
+    let before_full = Scrape::of(&server).await;
     let started = Instant::now();
     let (mut acks, ack_time) = send(&ingest, &auth, bodies, None).await;
     let delivered_by_last_ack = delivered.load(Ordering::Relaxed) as usize;
@@ -202,6 +205,7 @@ async fn main() {
     }
     let end_to_end = started.elapsed();
     acks.sort();
+    let full_phases = Scrape::of(&server).await.since(&before_full);
 
     // Latency at half the delivered rate, after the backlog is delivered.
     let ack_rate = total as f64 / ack_time.as_secs_f64();
@@ -209,6 +213,7 @@ async fn main() {
     let half_rate_batches = delivered_rate / 2.0 / BATCH as f64;
     let interval = Duration::from_secs_f64(CLIENTS as f64 / half_rate_batches);
     let half_total = (delivered_rate / 2.0 * 5.0) as usize; // about five seconds of traffic
+    let before_half = Scrape::of(&server).await;
     let (mut half, _) = send(
         &ingest,
         &auth,
@@ -217,6 +222,7 @@ async fn main() {
     )
     .await;
     half.sort();
+    let half_phases = Scrape::of(&server).await.since(&before_half);
 
     let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
     println!(
@@ -257,6 +263,8 @@ async fn main() {
         ms(percentile(&half, 0.5)),
         ms(percentile(&half, 0.99))
     );
+    print_phases("at full load", &full_phases);
+    print_phases("at half the delivered rate", &half_phases);
 
     server.stop().await;
 
@@ -456,6 +464,115 @@ async fn restart() {
         ms(started.elapsed())
     );
     server.stop().await;
+}
+
+/// A scrape of the server's ingestion histograms: per series (a phase of
+/// `sluice_ingest_phase_seconds`, or `http` for `POST /v1/batch`'s whole time), its cumulative
+/// bucket counts by upper bound, its sum and its count.
+#[derive(Default, Clone)]
+struct Scrape {
+    series: std::collections::BTreeMap<String, Histogram>,
+}
+
+#[derive(Default, Clone)]
+struct Histogram {
+    buckets: Vec<(f64, f64)>,
+    sum: f64,
+    count: f64,
+}
+
+const PHASES: [&str; 5] = ["parse", "dedup", "pace", "append", "http"];
+
+impl Scrape {
+    async fn of(server: &Server) -> Scrape {
+        let text = reqwest::get(format!("{}/metrics", server.url))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        let mut scrape = Scrape::default();
+        for line in text.lines() {
+            let Some((name, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let key = if name.starts_with("sluice_ingest_phase_seconds") {
+                PHASES
+                    .iter()
+                    .find(|p| name.contains(&format!("phase=\"{p}\"")))
+            } else if name.starts_with("sluice_http_request_duration_seconds")
+                && name.contains("route=\"/v1/batch\"")
+            {
+                Some(&"http")
+            } else {
+                None
+            };
+            let Some(key) = key else { continue };
+            let h = scrape.series.entry(key.to_string()).or_default();
+            if name.contains("_bucket{") {
+                let le = name.split("le=\"").nth(1).and_then(|r| r.split('"').next());
+                let le = match le {
+                    Some("+Inf") => f64::INFINITY,
+                    Some(v) => v.parse().unwrap_or(f64::INFINITY),
+                    None => continue,
+                };
+                h.buckets.push((le, value));
+            } else if name.contains("_sum") {
+                h.sum = value;
+            } else if name.contains("_count") {
+                h.count = value;
+            }
+        }
+        scrape
+    }
+
+    /// What was recorded since `before`: per series, mean, p50 and p99 (bucket upper bounds), ms.
+    fn since(&self, before: &Scrape) -> Vec<(String, f64, f64, f64)> {
+        PHASES
+            .iter()
+            .filter_map(|p| {
+                let now = self.series.get(*p)?;
+                let then = before.series.get(*p).cloned().unwrap_or_default();
+                let count = now.count - then.count;
+                if count <= 0.0 {
+                    return None;
+                }
+                let at = |q: f64| {
+                    now.buckets
+                        .iter()
+                        .find(|(le, n)| {
+                            let old = then
+                                .buckets
+                                .iter()
+                                .find(|(l, _)| l == le)
+                                .map_or(0.0, |(_, n)| *n);
+                            n - old >= q * count
+                        })
+                        .map_or(f64::INFINITY, |(le, _)| le * 1e3)
+                };
+                Some((
+                    p.to_string(),
+                    (now.sum - then.sum) / count * 1e3,
+                    at(0.5),
+                    at(0.99),
+                ))
+            })
+            .collect()
+    }
+}
+
+fn print_phases(label: &str, phases: &[(String, f64, f64, f64)]) {
+    let cells: Vec<String> = phases
+        .iter()
+        .map(|(p, mean, p50, p99)| format!("{p} {mean:.2} / {p50} / {p99}"))
+        .collect();
+    println!(
+        "| {label}: server-side phases, mean / p50 <= / p99 <= (bucket bounds), ms | {} | - |",
+        cells.join("; ")
+    );
 }
 
 fn ms(d: Duration) -> f64 {

@@ -527,3 +527,42 @@ async fn webhooks_with_a_batch_size_get_signed_batches() {
     }
     server.stop().await;
 }
+
+/// The pipeline may be `pipeline_lead` requests behind before ingestion waits for it: counted
+/// in requests (records of the ingest log), whatever their size. With nothing consuming the
+/// log, a request finding `pipeline_lead` requests or fewer behind is stored without waiting;
+/// the next one waits (up to a second) before it is stored.
+#[tokio::test]
+async fn ingestion_waits_for_the_pipeline_only_past_its_lead_in_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = fast();
+    config.data_plane.pipeline_lead = 2;
+    let server = Server::start_without_stages(dir.path(), config).await;
+    let (_, key) = source(&server, "paced").await;
+    // ~20 KB per request: a lead counted in bytes would make the second one wait already.
+    let batch = json!({"batch": (0..20).map(|i| json!({"type": "track", "userId": "u",
+        "event": "E", "messageId": format!("m-{i}"), "properties": {"pad": "x".repeat(1000)}}))
+        .collect::<Vec<_>>()});
+    let paced = || async {
+        let text = reqwest::get(format!("{}/metrics", server.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("sluice_ingest_paced_total "))
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    for round in 0..4 {
+        let mut batch = batch.clone();
+        for event in batch["batch"].as_array_mut().unwrap() {
+            event["messageId"] = json!(format!("{round}-{}", event["messageId"]));
+        }
+        let (status, body) = send(&server, "/v1/batch", &key, batch).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let expected = if round < 3 { 0 } else { 1 };
+        assert_eq!(paced().await, expected, "after request {}", round + 1);
+    }
+    server.stop().await;
+}

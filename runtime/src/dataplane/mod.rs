@@ -18,6 +18,7 @@ pub mod deliver;
 pub mod destinations;
 pub mod event;
 pub mod ingest;
+pub mod lead;
 pub mod net_functions;
 pub mod observe;
 pub mod parked;
@@ -35,6 +36,7 @@ use crate::storage::ComponentStore;
 use crate::workspace::Store;
 use backlog::Backlog;
 use ingest::dedup::Dedup;
+use lead::Lead;
 use observe::Observe;
 use parked::{Parked, ParkedError};
 use pipeline::enforce::Validators;
@@ -162,6 +164,8 @@ pub struct DataPlane {
     pub dedup: Dedup,
     /// Events not yet settled, per source (back-pressure).
     pub backlog: Backlog,
+    /// Ingest log records not yet through the pipeline (ingestion's pacing).
+    pub lead: Lead,
     /// The debugger, metrics and function logs.
     pub observe: Observe,
     /// Compiled tracking plan rules.
@@ -244,6 +248,7 @@ impl DataPlane {
             parked,
             dedup: Dedup::open(db)?,
             backlog: Backlog::new(pending),
+            lead: Lead::new(config.pipeline_lead > 0),
             observe: Observe::new(config.debugger_events, config.function_log_lines),
             validators: Validators::default(),
             wirings: Wirings::default(),

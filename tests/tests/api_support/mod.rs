@@ -76,6 +76,35 @@ impl Server {
         }
     }
 
+    /// A server over `dir` with `config` whose data plane stages (the pipeline, deliveries) do
+    /// not run: what ingestion does while nothing consumes what it stores.
+    pub async fn start_without_stages(dir: &Path, config: Config) -> Server {
+        let state = AppState::open(dir, config).expect("the data directory opens");
+        api::auth::bootstrap(&state.store, Some(OWNER)).expect("bootstrap");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = sluice_runtime::server::app(state)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await?;
+            Ok(())
+        });
+        Server {
+            url,
+            dir: dir.to_path_buf(),
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
     /// Stops the server (in-flight requests finish, the database is flushed and closed).
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

@@ -16,6 +16,7 @@ pub mod normalize;
 pub mod webhook;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -31,6 +32,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::event::{Batch, Event, EventType};
+use super::observe::metrics::IngestPhase;
 use super::{DataPlane, PIPELINE, PIPELINE_WAIT};
 use crate::log::LogError;
 use crate::workspace::{Kind, Source};
@@ -270,6 +272,7 @@ async fn accept(
     body: Body,
     kind: Option<EventType>,
 ) -> Result<usize, IngestError> {
+    let started = Instant::now();
     let body = body.map_err(|e| match e {
         BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => invalid(
             format!("the request is over the limit of {MAX_REQUEST_BYTES} bytes"),
@@ -282,7 +285,16 @@ async fn accept(
     let key = write_key(headers, &root).ok_or(IngestError::Unauthorized)?;
     let source = source_for(plane, &key)?;
     let events = events(&root, kind, OffsetDateTime::now_utc())?;
+    timed(plane, IngestPhase::Parse, started);
     store(plane, &source, events).await
+}
+
+/// Records the time since `started` as `phase` of this request.
+fn timed(plane: &DataPlane, phase: IngestPhase, started: Instant) {
+    plane
+        .observe
+        .prometheus
+        .ingest_phase(phase, started.elapsed());
 }
 
 /// Stores a request's normalised events durably as one record: the backlog bound, the
@@ -299,12 +311,18 @@ async fn store(
         });
     }
     let received = events.len();
+    let started = Instant::now();
     let fresh = first_seen(plane, &source.id, events).await?;
+    timed(plane, IngestPhase::Dedup, started);
     let duplicates = received - fresh.len();
     if fresh.is_empty() {
         return Ok(duplicates);
     }
-    pace(plane).await;
+    let started = Instant::now();
+    if pace(plane).await {
+        plane.observe.prometheus.paced();
+    }
+    timed(plane, IngestPhase::Pace, started);
     plane.observe.ingested(&source.id, &fresh);
     let count = fresh.len();
     let record = Batch {
@@ -315,54 +333,75 @@ async fn store(
     plane.backlog.adjust(&source.id, count, 0);
     // A second handle on the shared bytes (no copy), to read the ids back if the append fails.
     let kept = record.clone();
-    if let Err(e) = plane.ingest_log.append(vec![record]).await {
-        plane.backlog.adjust(&source.id, 0, count);
-        // Not stored, so not seen: the client's retry must not be dropped as a duplicate.
-        let dedup = plane.dedup.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            let batch = Batch::decode(kept).map_err(|e| e.to_string())?;
-            let ids: Vec<String> = batch.events.into_iter().map(|e| e.message_id).collect();
-            dedup
-                .forget(&batch.source_id, &ids)
-                .map_err(|e| e.to_string())
-        })
-        .await;
-        if let LogError::Unavailable(reason) = &e {
-            tracing::warn!(%reason, "ingestion refused: the cluster's event log is unavailable");
-            return Err(IngestError::Unavailable {
-                retry_after: plane.config.retry_after_secs,
-            });
+    let started = Instant::now();
+    let appended = plane.ingest_log.append(vec![record]).await;
+    timed(plane, IngestPhase::Append, started);
+    match appended {
+        Ok(appended) => {
+            plane.lead.appended(&appended.positions);
+            Ok(duplicates)
         }
-        tracing::error!(error = %e, "cannot append to the ingest log");
-        return Err(IngestError::Internal);
+        Err(e) => Err(not_stored(plane, &source.id, kept, count, e).await),
     }
-    Ok(duplicates)
+}
+
+/// Undoes what [`store`] recorded of a request whose `record` (`count` events of
+/// `source_id`) the log refused with `e`, and says how to answer.
+async fn not_stored(
+    plane: &DataPlane,
+    source_id: &str,
+    record: Bytes,
+    count: usize,
+    e: LogError,
+) -> IngestError {
+    plane.backlog.adjust(source_id, 0, count);
+    // Not stored, so not seen: the client's retry must not be dropped as a duplicate.
+    let dedup = plane.dedup.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        let batch = Batch::decode(record).map_err(|e| e.to_string())?;
+        let ids: Vec<String> = batch.events.into_iter().map(|e| e.message_id).collect();
+        dedup
+            .forget(&batch.source_id, &ids)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    if let LogError::Unavailable(reason) = &e {
+        tracing::warn!(%reason, "ingestion refused: the cluster's event log is unavailable");
+        return IngestError::Unavailable {
+            retry_after: plane.config.retry_after_secs,
+        };
+    }
+    tracing::error!(error = %e, "cannot append to the ingest log");
+    IngestError::Internal
 }
 
 /// Waits, up to [`PIPELINE_WAIT`], while the pipeline is more than `pipeline_lead` requests
-/// behind: under sustained overload acknowledgements slow to the pipeline's pace rather than
-/// growing a backlog that only drains after the clients stop. At normal load it returns at once
-/// (two position reads).
-async fn pace(plane: &DataPlane) {
+/// (records of the ingest log, [`super::lead`]) behind: under sustained overload
+/// acknowledgements slow to the pipeline's pace rather than growing a backlog that only drains
+/// after the clients stop. At normal load it returns at once (a position read and a mutex).
+/// Whether it waited.
+async fn pace(plane: &DataPlane) -> bool {
     let lead = plane.config.pipeline_lead;
     if lead == 0 {
-        return;
+        return false;
     }
     let behind = || {
         let done = plane.ingest_log.position(PIPELINE).unwrap_or(u64::MAX);
-        plane.ingest_log.end().saturating_sub(done) > lead
+        plane.lead.behind(done) > lead
     };
     let deadline = tokio::time::Instant::now() + PIPELINE_WAIT;
+    let mut waited = false;
     loop {
         // Registered before the check, so that a commit in between is not missed.
         let advanced = plane.pipeline_advanced.notified();
         tokio::pin!(advanced);
         advanced.as_mut().enable();
         if !behind() {
-            return;
+            return waited;
         }
+        waited = true;
         if tokio::time::timeout_at(deadline, advanced).await.is_err() {
-            return;
+            return waited;
         }
     }
 }

@@ -54,6 +54,38 @@ pub const SOURCES_WAITING: &str = "sluice_queue_sources_waiting";
 /// change), by `source_id`.
 pub const WIRINGS_BUILT: &str = "sluice_pipeline_wirings_built_total";
 
+/// Where a tracking request's time went before its answer, by `phase` ([`IngestPhase`]).
+pub const INGEST_PHASE: &str = "sluice_ingest_phase_seconds";
+
+/// The parts of a tracking request's handling that [`INGEST_PHASE`] times; what is left of
+/// [`HTTP_DURATION`] is reading the body and writing the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestPhase {
+    /// Decoding, authentication, parsing and normalising the events (on the request's task).
+    Parse,
+    /// The `messageId` check of every event.
+    Dedup,
+    /// Waiting for the pipeline to catch up (`pipeline_lead`).
+    Pace,
+    /// The append to the ingest log until its group commit's `fdatasync` answered.
+    Append,
+}
+
+impl IngestPhase {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestPhase::Parse => "parse",
+            IngestPhase::Dedup => "dedup",
+            IngestPhase::Pace => "pace",
+            IngestPhase::Append => "append",
+        }
+    }
+}
+
+/// Tracking requests that waited for the pipeline to catch up (`pipeline_lead`).
+pub const PACED: &str = "sluice_ingest_paced_total";
+
 /// HTTP latency buckets, seconds: 1 ms to 10 s.
 const HTTP_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -61,6 +93,11 @@ const HTTP_BUCKETS: &[f64] = &[
 /// Function time buckets, seconds: 10 us (a warm call) to the default deadline and past it.
 const FUNCTION_BUCKETS: &[f64] = &[
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 1.0,
+];
+/// Ingestion phase buckets, seconds: 50 us (a sync on a fast disk) to a full pacing wait.
+const INGEST_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05,
     0.1, 0.25, 1.0,
 ];
 /// Fuel buckets: a trivial call burns thousands of units, the default budget is 50 million.
@@ -111,6 +148,16 @@ impl Metrics {
                 .increment(1);
             histogram!(HTTP_DURATION, "method" => method, "route" => route).record(elapsed);
         });
+    }
+
+    /// A tracking request spent `elapsed` in `phase`. Cost: one histogram sample.
+    pub fn ingest_phase(&self, phase: IngestPhase, elapsed: Duration) {
+        self.record(|| histogram!(INGEST_PHASE, "phase" => phase.as_str()).record(elapsed));
+    }
+
+    /// A tracking request waited for the pipeline before it was stored.
+    pub fn paced(&self) {
+        self.record(|| counter!(PACED).increment(1));
     }
 
     /// `n` events accepted for `source_id`.
@@ -203,7 +250,8 @@ fn builder() -> Result<PrometheusBuilder, BuildError> {
     PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), HTTP_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(FUNCTION_DURATION.into()), FUNCTION_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Full(FUEL.into()), FUEL_BUCKETS)
+        .set_buckets_for_metric(Matcher::Full(FUEL.into()), FUEL_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(INGEST_PHASE.into()), INGEST_BUCKETS)
 }
 
 /// The `# HELP` lines.
@@ -216,6 +264,15 @@ fn describe() {
         HTTP_DURATION,
         Unit::Seconds,
         "Time to answer an HTTP request (until the response head)."
+    );
+    describe_histogram!(
+        INGEST_PHASE,
+        Unit::Seconds,
+        "Time a tracking request spent in each phase before its answer: parse, dedup, pace (waiting for the pipeline), append (until the fdatasync)."
+    );
+    describe_counter!(
+        PACED,
+        "Tracking requests that waited for the pipeline to catch up (pipeline_lead) before they were stored."
     );
     describe_counter!(
         INGESTED,
@@ -285,6 +342,7 @@ mod tests {
         m.delivery("s", "d", Status::Delivered, 1);
         m.delivery("s", "d", Status::Routed, 1);
         m.queue(&[("s".into(), 7)], 1);
+        m.ingest_phase(IngestPhase::Append, Duration::from_micros(400));
         let text = m.render();
         for expected in [
             r#"sluice_http_requests_total{method="GET",route="/sources/{id}",status="200"} 1"#,
@@ -295,6 +353,7 @@ mod tests {
             r#"sluice_events_delivered_total{source_id="s",destination_id="d"} 1"#,
             r#"sluice_queue_pending_events{source_id="s"} 7"#,
             "sluice_queue_sources_waiting 1",
+            r#"sluice_ingest_phase_seconds_bucket{phase="append",le="0.0005"} 1"#,
             "# HELP sluice_http_requests_total",
         ] {
             assert!(text.contains(expected), "{expected} in\n{text}");

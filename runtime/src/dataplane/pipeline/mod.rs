@@ -225,7 +225,8 @@ pub async fn persist(plane: &DataPlane, output: &Output) -> Result<(), PipelineE
             plane.observe.ingested(&batch.source_id, &batch.events);
         }
         let records = forwarded.iter().map(|b| b.encode()).collect();
-        plane.ingest_log.append(records).await?;
+        let appended = plane.ingest_log.append(records).await?;
+        plane.lead.appended(&appended.positions);
     }
     Ok(())
 }
