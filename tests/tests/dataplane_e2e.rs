@@ -544,13 +544,10 @@ async fn ingestion_waits_for_the_pipeline_only_past_its_lead_in_requests() {
         "event": "E", "messageId": format!("m-{i}"), "properties": {"pad": "x".repeat(1000)}}))
         .collect::<Vec<_>>()});
     let paced = || async {
-        let text = reqwest::get(format!("{}/metrics", server.url))
+        server
+            .metrics()
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
+            .lines()
             .find_map(|l| l.strip_prefix("sluice_ingest_paced_total "))
             .map_or(0, |n| n.parse::<u64>().unwrap())
     };

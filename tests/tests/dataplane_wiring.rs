@@ -47,13 +47,10 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 
 /// `sluice_pipeline_wirings_built_total` for `source` in `/metrics`.
 async fn builds(server: &Server, source: &str) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", server.url))
+    server
+        .metrics()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find(|l| {
             l.starts_with("sluice_pipeline_wirings_built_total")
                 && l.contains(&format!("source_id=\"{source}\""))

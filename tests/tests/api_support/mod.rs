@@ -57,16 +57,55 @@ impl Server {
 
     /// A server over `dir` with `config`.
     pub async fn start_with(dir: &Path, config: Config) -> Server {
+        let (state, listener) = Server::open(dir, config).await;
+        Server::serving(dir, listener, |listener, stopped| {
+            tokio::spawn(sluice_runtime::server::run(listener, state, stopped))
+        })
+    }
+
+    /// A server over `dir` with `config` whose data plane stages (the pipeline, deliveries) do
+    /// not run: what ingestion does while nothing consumes what it stores.
+    pub async fn start_without_stages(dir: &Path, config: Config) -> Server {
+        let (state, listener) = Server::open(dir, config).await;
+        let app = sluice_runtime::server::app(state)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        Server::serving(dir, listener, |listener, stopped| {
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await?;
+                anyhow::Ok(())
+            })
+        })
+    }
+
+    /// The state over `dir` with the owner bootstrapped, and a listener on an ephemeral port.
+    async fn open(dir: &Path, config: Config) -> (AppState, tokio::net::TcpListener) {
         let state = AppState::open(dir, config).expect("the data directory opens");
         api::auth::bootstrap(&state.store, Some(OWNER)).expect("bootstrap");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
+        (state, listener)
+    }
+
+    /// The server `spawn` starts on `listener`, stopped when the future it is given resolves.
+    fn serving(
+        dir: &Path,
+        listener: tokio::net::TcpListener,
+        spawn: impl FnOnce(
+            tokio::net::TcpListener,
+            futures_util::future::BoxFuture<'static, ()>,
+        ) -> JoinHandle<anyhow::Result<()>>,
+    ) -> Server {
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(sluice_runtime::server::run(listener, state, async move {
-            let _ = stopped.await;
-        }));
+        let task = spawn(
+            listener,
+            Box::pin(async move {
+                let _ = stopped.await;
+            }),
+        );
         Server {
             url,
             dir: dir.to_path_buf(),
@@ -76,33 +115,14 @@ impl Server {
         }
     }
 
-    /// A server over `dir` with `config` whose data plane stages (the pipeline, deliveries) do
-    /// not run: what ingestion does while nothing consumes what it stores.
-    pub async fn start_without_stages(dir: &Path, config: Config) -> Server {
-        let state = AppState::open(dir, config).expect("the data directory opens");
-        api::auth::bootstrap(&state.store, Some(OWNER)).expect("bootstrap");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    /// The text of `/metrics` (Prometheus' exposition format).
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.url))
             .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let app = sluice_runtime::server::app(state)
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await?;
-            Ok(())
-        });
-        Server {
-            url,
-            dir: dir.to_path_buf(),
-            client: reqwest::Client::new(),
-            stop: Some(stop),
-            task: Some(task),
-        }
+            .expect("/metrics answers")
+            .text()
+            .await
+            .expect("/metrics has a body")
     }
 
     /// Stops the server (in-flight requests finish, the database is flushed and closed).

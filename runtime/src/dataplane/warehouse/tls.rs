@@ -91,13 +91,15 @@ pub fn client_config(mode: Mode, root_pem: &str) -> Result<ClientConfig, TlsErro
         Mode::Require if !root_pem.trim().is_empty() => Mode::VerifyCa,
         other => other,
     };
-    let verifier: Arc<dyn ServerCertVerifier> = match mode {
-        Mode::Disable | Mode::Prefer | Mode::Require => Arc::new(Unchecked {
-            algorithms: provider.signature_verification_algorithms,
-        }),
-        Mode::VerifyCa => Arc::new(AnyName(webpki(&provider, root_pem)?)),
-        Mode::VerifyFull => webpki(&provider, root_pem)?,
+    let chain = match mode {
+        Mode::Disable | Mode::Prefer | Mode::Require => None,
+        Mode::VerifyCa | Mode::VerifyFull => Some(webpki(&provider, root_pem)?),
     };
+    let verifier = Arc::new(Verifier {
+        chain,
+        name_checked: mode == Mode::VerifyFull,
+        algorithms: provider.signature_verification_algorithms,
+    });
     Ok(ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous()
@@ -128,23 +130,35 @@ fn webpki(
         .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))
 }
 
-/// `prefer` and `require`: the session is encrypted and the handshake's signature checked,
-/// but any certificate is accepted (libpq's meaning of these modes).
+/// The server's certificate as the mode wants it checked: the handshake's signature always
+/// (so the session is encrypted to the certificate's key); the chain only when `chain` is set
+/// (`verify-*`; `prefer` and `require` accept any certificate, libpq's meaning); the name only
+/// when `name_checked` (`verify-full`).
 #[derive(Debug)]
-struct Unchecked {
+struct Verifier {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    name_checked: bool,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for Unchecked {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.name_checked => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -167,53 +181,6 @@ impl ServerCertVerifier for Unchecked {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca`: the chain is checked, a certificate for another name is accepted.
-#[derive(Debug)]
-struct AnyName(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
     }
 }
 
