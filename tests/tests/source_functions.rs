@@ -39,6 +39,32 @@ async fn call(request: reqwest::RequestBuilder) -> (StatusCode, Value, reqwest::
     (status, body, headers)
 }
 
+/// A source `slug` of source function `function` with `settings`, delivering to the file
+/// `<slug>.jsonl`: (source id, write key).
+async fn function_source(
+    server: &Server,
+    slug: &str,
+    function: &str,
+    settings: Value,
+) -> (String, String) {
+    let r = server
+        .post(
+            "/sources",
+            json!({"slug": slug, "enabled": true, "metadataId": function, "settings": settings}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let src = r.data()["source"]["id"].as_str().unwrap().to_string();
+    let key = r.data()["source"]["writeKeys"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server
+        .file_destination(&src, "Out", &format!("{slug}.jsonl"))
+        .await;
+    (src, key)
+}
+
 fn message(body: &Value) -> &str {
     body["errors"][0]["message"].as_str().unwrap_or("")
 }
@@ -75,19 +101,8 @@ async fn a_source_function_turns_webhooks_into_events() {
         )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
-    let r = server
-        .post(
-            "/sources",
-            json!({"slug": "acme", "enabled": true, "metadataId": function_id, "settings": {"appName": "Acme"}}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let src = r.data()["source"]["id"].as_str().unwrap().to_string();
-    let key = r.data()["source"]["writeKeys"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
-    server.file_destination(&src, "Out", "acme.jsonl").await;
+    let (src, key) =
+        function_source(&server, "acme", &function_id, json!({"appName": "Acme"})).await;
     let hook = format!("{}/v1/functions/{src}", server.url);
     let client = reqwest::Client::new();
 
@@ -237,19 +252,7 @@ async fn a_javascript_source_function_emits_its_segment_calls() {
             json!({"displayName": "Shop Hooks", "resourceType": "SOURCE", "code": JS_SOURCE, "settings": settings}),
         )
         .await;
-    let r = server
-        .post(
-            "/sources",
-            json!({"slug": "shop", "enabled": true, "metadataId": id, "settings": {"label": "web"}}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let src = r.data()["source"]["id"].as_str().unwrap().to_string();
-    let key = r.data()["source"]["writeKeys"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
-    server.file_destination(&src, "Out", "shop.jsonl").await;
+    let (src, key) = function_source(&server, "shop", &id, json!({"label": "web"})).await;
     let hook = format!("{}/v1/functions/{src}?shop=north&token={key}", server.url);
     let client = reqwest::Client::new();
 
