@@ -7,6 +7,7 @@ use regex_automata::meta::{Config, Regex};
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input};
 
+use super::required::Required;
 use super::translate::{Flags, Translated};
 
 /// A byte range in the haystack.
@@ -18,6 +19,8 @@ pub struct Compiled {
     regex: Regex,
     captures: Captures,
     translated: Translated,
+    /// Bytes one of which every match contains: text without them is not searched.
+    required: Option<Required>,
 }
 
 impl Compiled {
@@ -28,15 +31,17 @@ impl Compiled {
     /// in search time (the lazy DFA does the searching).
     pub fn new(translated: Translated) -> Option<Compiled> {
         let config = Config::new().auto_prefilter(false).onepass(false);
+        let hir = regex_automata::util::syntax::parse(&translated.pattern).ok()?;
         let regex = Regex::builder()
             .configure(config)
-            .build(&translated.pattern)
+            .build_from_hir(&hir)
             .ok()?;
         let captures = regex.create_captures();
         Some(Compiled {
             regex,
             captures,
             translated,
+            required: Required::of(&hir),
         })
     }
 
@@ -63,11 +68,27 @@ impl Compiled {
     /// Whether `haystack` can be matched here with JavaScript's meaning: without `u`, a
     /// character outside the BMP is two units for JavaScript (and one for `regex`); with `m`
     /// anchors, `\r`, U+2028 and U+2029 are line ends for JavaScript only.
-    pub fn accepts(&self, haystack: &str) -> bool {
+    /// `ascii` says `haystack` is all ASCII, which settles both without a look.
+    pub fn accepts(&self, haystack: &str, ascii: bool) -> bool {
+        if !self.translated.line_anchors {
+            return ascii || self.translated.flags.unicode || !haystack.bytes().any(|b| b >= 0xF0);
+        }
+        if ascii {
+            return !haystack.contains('\r');
+        }
         if !self.translated.flags.unicode && haystack.bytes().any(|b| b >= 0xF0) {
             return false;
         }
-        !(self.translated.line_anchors && haystack.contains(['\r', '\u{2028}', '\u{2029}']))
+        !haystack.contains(['\r', '\u{2028}', '\u{2029}'])
+    }
+
+    /// Whether a match may start at or after `start`: the required bytes are there.
+    fn may_match(&self, haystack: &str, start: usize) -> bool {
+        match (&self.required, haystack.as_bytes().get(start..)) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(required), Some(rest)) => required.found_in(rest),
+        }
     }
 
     fn input<'h>(&self, haystack: &'h str, start: usize) -> Input<'h> {
@@ -83,7 +104,7 @@ impl Compiled {
 
     /// The first match at or after byte `start` (exactly at `start` when sticky).
     pub fn find(&self, haystack: &str, start: usize) -> Option<Span> {
-        if start > haystack.len() {
+        if !self.may_match(haystack, start) {
             return None;
         }
         self.regex
@@ -94,7 +115,11 @@ impl Compiled {
     /// Like [`Compiled::find`], with every group's span (`None` for a group that did not
     /// take part); index 0 is the whole match.
     pub fn captures(&mut self, haystack: &str, start: usize) -> Option<Vec<Option<Span>>> {
-        if start > haystack.len() {
+        if self.translated.group_names.is_empty() {
+            // Just the whole match: the search without captures is cheaper.
+            return self.find(haystack, start).map(|span| vec![Some(span)]);
+        }
+        if !self.may_match(haystack, start) {
             return None;
         }
         let input = self.input(haystack, start);
@@ -135,21 +160,17 @@ pub fn next_char(haystack: &str, at: usize) -> usize {
         .map_or(haystack.len() + 1, |c| at + c.len_utf8())
 }
 
-/// The UTF-16 index of byte `at` in `haystack` (a character boundary).
+/// The UTF-16 index of byte `at` in `haystack` (a character boundary). Callers that know
+/// the haystack is ASCII skip this: the index is `at`.
 pub fn utf16_index(haystack: &str, at: usize) -> usize {
-    if haystack.is_ascii() {
-        return at;
-    }
     haystack[..at].chars().map(char::len_utf16).sum()
 }
 
 /// The byte index of UTF-16 index `index`. Inside a surrogate pair: the pair's start when
 /// `code_points` (with `u`, JavaScript reads the code point that unit belongs to), else `None`.
 /// An index past the end gives a byte index past the end (a search there finds nothing).
+/// Callers that know the haystack is ASCII skip this: the byte index is `index`.
 pub fn byte_index(haystack: &str, index: usize, code_points: bool) -> Option<usize> {
-    if haystack.is_ascii() {
-        return Some(index);
-    }
     let mut units = 0;
     for (at, c) in haystack.char_indices() {
         if units == index {
@@ -175,6 +196,8 @@ pub fn template_uses_captures(template: &str) -> bool {
 pub struct Found<'a> {
     /// The haystack.
     pub haystack: &'a str,
+    /// Whether the haystack is all ASCII (byte indices are UTF-16 indices).
+    pub ascii: bool,
     /// Every group's span, the whole match first.
     pub groups: &'a [Option<Span>],
     /// The group names (group 1 first); all `None` means `$<` stays literal.
@@ -182,6 +205,15 @@ pub struct Found<'a> {
 }
 
 impl Found<'_> {
+    /// The UTF-16 index of byte `at` of the haystack.
+    pub fn utf16_index(&self, at: usize) -> usize {
+        if self.ascii {
+            at
+        } else {
+            utf16_index(self.haystack, at)
+        }
+    }
+
     fn group(&self, index: usize) -> &str {
         match self.groups.get(index).copied().flatten() {
             Some((start, end)) => &self.haystack[start..end],
@@ -316,6 +348,7 @@ mod tests {
         let names = re.group_names().to_vec();
         let found = Found {
             haystack: "abcd",
+            ascii: true,
             groups: &groups,
             names: &names,
         };

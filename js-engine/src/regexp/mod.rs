@@ -7,4 +7,5 @@ pub mod cache;
 #[cfg(target_arch = "wasm32")]
 pub mod glue;
 pub mod matcher;
+pub mod required;
 pub mod translate;

@@ -16,7 +16,7 @@ mod natives;
 mod plan;
 mod values;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use rquickjs::function::{Opt, This};
@@ -67,8 +67,12 @@ struct State {
     /// conversion per call.
     key: qjs::JSAtom,
     originals: Originals,
-    /// The installed native `exec`, to recognise an unmodified RegExp.
+    /// The installed native `exec`, held (never read) so that it lives as long as the runtime
+    /// and its address stays its own.
+    #[allow(dead_code)]
     exec: RefCell<Option<Persistent<Function<'static>>>>,
+    /// Its object's address, to recognise an unmodified RegExp by one comparison.
+    exec_object: Cell<usize>,
     cache: RefCell<Cache>,
 }
 
@@ -94,10 +98,12 @@ pub fn install<'js>(ctx: &Ctx<'js>) -> Result<()> {
             matches: function(6)?,
         },
         exec: RefCell::new(None),
+        exec_object: Cell::new(0),
         cache: RefCell::new(Cache::default()),
     });
     let exec = native(ctx, &state, "exec", State::exec)?;
     *state.exec.borrow_mut() = Some(Persistent::save(ctx, exec.clone()));
+    state.exec_object.set(object_address(exec.as_raw()));
     let test = native(ctx, &state, "test", State::test)?;
     let matches = native(ctx, &state, "[Symbol.match]", State::matches)?;
     let s = state;
@@ -112,6 +118,12 @@ pub fn install<'js>(ctx: &Ctx<'js>) -> Result<()> {
     .with_name("[Symbol.replace]")?;
     let installer: Function = eval(ctx, INSTALL, "sluice:regexp")?.get()?;
     installer.call::<_, ()>((key, exec, test, replace, matches))
+}
+
+/// The address of an object value (for identity checks; the caller knows it is an object).
+fn object_address(value: qjs::JSValue) -> usize {
+    // SAFETY: only reads the value's pointer bits.
+    unsafe { qjs::JS_VALUE_GET_PTR(value) as usize }
 }
 
 /// The type of a one-argument native: `(ctx, this, text)`.

@@ -1,12 +1,11 @@
 //! The four natives: each plans, runs its fast path, and falls back to QuickJS's original
 //! when the plan or the fast path (`Ok(None)`) declines.
 
-use rquickjs::{Array, Coerced, Ctx, Function, Result, Value};
+use rquickjs::{Array, Ctx, Function, Result, Value};
 
-use super::plan::{Fast, Plan, set_last_index};
+use super::plan::{Fast, Plan, Text, set_last_index, to_js_string};
 use super::values::{call_replacer, exec_result};
 use super::{Native, State};
-use crate::regexp::matcher::utf16_index;
 use crate::regexp::matcher::{Compiled, Found, Span, expand, next_char, template_uses_captures};
 
 /// Group spans of each match a replacement replaces.
@@ -78,7 +77,7 @@ impl State {
         };
         if tracks {
             let end = groups[0].map_or(start, |(_, end)| end);
-            set_last_index(&call.re, utf16_index(&call.haystack, end))?;
+            set_last_index(&call.re, call.haystack.utf16_index(end))?;
         }
         let text = call.text.clone();
         exec_result(ctx, &call.haystack, text, &groups, &names, named).map(Some)
@@ -110,7 +109,7 @@ impl State {
             return Ok(None);
         };
         if tracks {
-            let index = found.map_or(0, |(_, end)| utf16_index(&call.haystack, end));
+            let index = found.map_or(0, |(_, end)| call.haystack.utf16_index(end));
             set_last_index(&call.re, index)?;
         }
         Ok(Some(Value::new_bool(ctx.clone(), found.is_some())))
@@ -161,17 +160,26 @@ impl State {
         // The replacement: a function, or a template (ToString once, as the specification).
         let (function, template) = match with.as_function() {
             Some(function) => (Some(function.clone()), None),
-            None => (None, Some(with.get::<Coerced<String>>()?.0)),
+            None => (None, Some(to_js_string(ctx, Some(with.clone()))?)),
         };
         let fallback = |this: Value<'js>, text: rquickjs::String<'js>| match &template {
-            Some(template) => self.fallback(ctx, Native::Replace, this, (text, template.as_str())),
+            Some(template) => self.fallback(ctx, Native::Replace, this, (text, template.clone())),
             None => self.fallback(ctx, Native::Replace, this, (text, with.clone())),
         };
         let call = match plan {
             Plan::Fast(call) => call,
             Plan::Fallback(this, text) => return fallback(this, text),
         };
-        let Some((matches, names)) = self.replace_matches(&call, template.as_deref())? else {
+        // The template's text, borrowed; one with a lone surrogate is left to QuickJS.
+        let template_text = match &template {
+            Some(template) => match Text::new(ctx, template) {
+                Some(text) => Some(text),
+                None => return fallback(call.re.into_value(), call.text),
+            },
+            None => None,
+        };
+        let template = template_text.as_deref();
+        let Some((matches, names)) = self.replace_matches(&call, template)? else {
             return fallback(call.re.into_value(), call.text);
         };
         if matches.is_empty() {
@@ -179,7 +187,7 @@ impl State {
         }
         let replacement = Replacement {
             function: function.as_ref(),
-            template: template.as_deref(),
+            template,
         };
         let out = replacement.apply(ctx, &call, &matches, &names)?;
         Ok(rquickjs::String::from_str(ctx.clone(), &out)?.into_value())
@@ -220,6 +228,7 @@ impl<'js> Replacement<'_, 'js> {
         names: &[Option<String>],
     ) -> Result<String> {
         let haystack = call.haystack.as_str();
+        let ascii = call.haystack.ascii;
         let mut out = String::with_capacity(haystack.len());
         let mut next = 0;
         for groups in matches {
@@ -229,6 +238,7 @@ impl<'js> Replacement<'_, 'js> {
             out.push_str(&haystack[next..start]);
             let found = Found {
                 haystack,
+                ascii,
                 groups,
                 names,
             };
@@ -253,7 +263,8 @@ fn matches_for_replace(
     compiled: &mut Compiled,
     captures: bool,
 ) -> Result<Option<Matches>> {
-    let (re, haystack) = (&call.re, call.haystack.as_str());
+    let (re, text) = (&call.re, &call.haystack);
+    let haystack = text.as_str();
     let flags = compiled.flags();
     let mut one = |start: usize| -> Option<Vec<Option<Span>>> {
         if captures {
@@ -280,14 +291,14 @@ fn matches_for_replace(
     if !flags.sticky {
         return Ok(Some(one(0).into_iter().collect()));
     }
-    let Some(start) = state.start(re, haystack, flags.unicode)? else {
+    let Some(start) = state.start(re, text, flags.unicode)? else {
         return Ok(None);
     };
     let found = one(start);
     let index = found
         .as_ref()
         .and_then(|groups| groups[0])
-        .map_or(0, |(_, end)| utf16_index(haystack, end));
+        .map_or(0, |(_, end)| text.utf16_index(end));
     set_last_index(re, index)?;
     Ok(Some(found.into_iter().collect()))
 }

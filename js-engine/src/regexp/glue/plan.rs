@@ -6,7 +6,7 @@ use rquickjs::function::This;
 use rquickjs::{Coerced, Ctx, Object, Result, Value, qjs};
 
 use super::State;
-use crate::regexp::matcher::byte_index;
+use crate::regexp::matcher::{byte_index, utf16_index};
 
 /// What a native found it can do for one call.
 pub(super) enum Plan<'js> {
@@ -21,7 +21,79 @@ pub(super) struct Fast<'js> {
     pub id: usize,
     pub re: Object<'js>,
     pub text: rquickjs::String<'js>,
-    pub haystack: String,
+    pub haystack: Text<'js>,
+}
+
+/// A JavaScript string's UTF-8 text, borrowed from QuickJS: an ASCII string's own buffer (no
+/// copy), else QuickJS's conversion; released on drop.
+pub(super) struct Text<'js> {
+    ctx: Ctx<'js>,
+    ptr: *const u8,
+    len: usize,
+    /// Every byte is ASCII: byte indices are UTF-16 indices, no character is outside the BMP.
+    pub ascii: bool,
+}
+
+impl<'js> Text<'js> {
+    /// The text of `s`; `None` for a string with a lone surrogate (not UTF-8).
+    pub fn new(ctx: &Ctx<'js>, s: &rquickjs::String<'js>) -> Option<Text<'js>> {
+        let mut len = 0;
+        // SAFETY: `s` is a live string of `ctx`; the result (QuickJS's buffer, kept alive by
+        // the reference JS_ToCStringLen takes) is released by `drop` through JS_FreeCString.
+        let ptr = unsafe { qjs::JS_ToCStringLen(ctx.as_raw().as_ptr(), &mut len, s.as_raw()) };
+        if ptr.is_null() {
+            return None;
+        }
+        let mut text = Text {
+            ctx: ctx.clone(),
+            ptr: ptr.cast(),
+            len,
+            ascii: false,
+        };
+        let bytes = text.bytes();
+        let ascii = bytes.is_ascii();
+        // QuickJS writes a lone surrogate as its 3-byte form, which is not UTF-8; an ASCII
+        // text needs no check.
+        if !ascii && std::str::from_utf8(bytes).is_err() {
+            return None;
+        }
+        text.ascii = ascii;
+        Some(text)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: QuickJS's buffer of `len` bytes, alive until `drop`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // SAFETY: checked to be UTF-8 in `new` (ASCII, or `from_utf8`).
+        unsafe { std::str::from_utf8_unchecked(self.bytes()) }
+    }
+
+    /// The UTF-16 index of byte `at` (a character boundary).
+    pub fn utf16_index(&self, at: usize) -> usize {
+        if self.ascii {
+            at
+        } else {
+            utf16_index(self.as_str(), at)
+        }
+    }
+}
+
+impl Drop for Text<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from JS_ToCStringLen on this context and is released once.
+        unsafe { qjs::JS_FreeCString(self.ctx.as_raw().as_ptr(), self.ptr.cast()) }
+    }
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
 }
 
 /// A string argument as the specification's ToString makes it (undefined is "undefined").
@@ -125,12 +197,13 @@ impl State {
     }
 
     /// Whether `re.exec` is the native one (nobody replaced it).
-    fn exec_is_native<'js>(&self, ctx: &Ctx<'js>, re: &Object<'js>) -> Result<bool> {
+    fn exec_is_native(&self, re: &Object<'_>) -> Result<bool> {
         let exec: Value = re.get(PredefinedAtom::Exec)?;
-        let Some(native) = self.exec.borrow().clone() else {
-            return Ok(false);
-        };
-        Ok(exec == native.restore(ctx)?.into_value())
+        // The installed function is alive for the runtime's life, so its address is its
+        // identity.
+        Ok(exec
+            .as_object()
+            .is_some_and(|object| super::object_address(object.as_raw()) == self.exec_object.get()))
     }
 
     /// Decides between the compiled engine and QuickJS's for `this` and the text argument;
@@ -151,18 +224,18 @@ impl State {
         let Some(id) = id else {
             return Ok(Plan::Fallback(this, text));
         };
-        if check_exec && !self.exec_is_native(ctx, &re)? {
+        if check_exec && !self.exec_is_native(&re)? {
             return Ok(Plan::Fallback(this, text));
         }
         // Lone surrogates do not convert to UTF-8: QuickJS's engine handles them.
-        let Ok(haystack) = text.to_string() else {
+        let Some(haystack) = Text::new(ctx, &text) else {
             return Ok(Plan::Fallback(this, text));
         };
         let accepted = self
             .cache
             .borrow_mut()
             .ready(id, haystack.len())
-            .is_some_and(|compiled| compiled.accepts(&haystack));
+            .is_some_and(|compiled| compiled.accepts(&haystack, haystack.ascii));
         if !accepted {
             return Ok(Plan::Fallback(this, text));
         }
@@ -179,9 +252,13 @@ impl State {
     pub(super) fn start(
         &self,
         re: &Object<'_>,
-        haystack: &str,
+        haystack: &Text<'_>,
         unicode: bool,
     ) -> Result<Option<usize>> {
-        Ok(last_index(re)?.and_then(|index| byte_index(haystack, index, unicode)))
+        let index = last_index(re)?;
+        if haystack.ascii {
+            return Ok(index);
+        }
+        Ok(index.and_then(|index| byte_index(haystack, index, unicode)))
     }
 }

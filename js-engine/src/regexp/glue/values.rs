@@ -5,8 +5,9 @@ use rquickjs::atom::PredefinedAtom;
 use rquickjs::function::Args;
 use rquickjs::{Array, Coerced, Ctx, Function, Object, Result, Value};
 
+use super::plan::Text;
 use super::plan::index_value;
-use crate::regexp::matcher::{Found, Span, utf16_index};
+use crate::regexp::matcher::{Found, Span};
 
 /// Calls a replacement function with (match, p1.., position, string[, groups]).
 pub(super) fn call_replacer<'js>(
@@ -21,7 +22,7 @@ pub(super) fn call_replacer<'js>(
         args.push_arg(span_value(ctx, found.haystack, *span)?)?;
     }
     let position = found.groups[0].map_or(0, |(start, _)| start);
-    args.push_arg(index_value(ctx, utf16_index(found.haystack, position)))?;
+    args.push_arg(index_value(ctx, found.utf16_index(position)))?;
     args.push_arg(text)?;
     if named {
         args.push_arg(groups_object(
@@ -65,7 +66,7 @@ fn groups_object<'js>(
 /// The array `exec` returns: the match and groups, `index`, `input`, `groups`.
 pub(super) fn exec_result<'js>(
     ctx: &Ctx<'js>,
-    haystack: &str,
+    haystack: &Text<'js>,
     text: rquickjs::String<'js>,
     groups: &[Option<Span>],
     names: &[Option<String>],
@@ -79,7 +80,7 @@ pub(super) fn exec_result<'js>(
     let object = array.as_object();
     object.set(
         PredefinedAtom::Index,
-        index_value(ctx, utf16_index(haystack, start)),
+        index_value(ctx, haystack.utf16_index(start)),
     )?;
     object.set(PredefinedAtom::Input, text)?;
     let groups = if named {
