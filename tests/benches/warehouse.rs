@@ -4,6 +4,9 @@
 //! sync reports (their `duration`), so ingestion and staging are not counted. Next to them:
 //! DuckDB's `read_json` of the same events, and PostgreSQL's `COPY ... FROM STDIN (FORMAT
 //! csv)` of the same rows (every loaded table exported to CSV, copied into empty twins).
+//! Then whether a sync slows the pipeline's other destinations: the rate at which a file
+//! destination of another source delivers 20,000 events, alone and while a third warehouse
+//! (DuckDB, fed the same 100,000 events) syncs.
 //!
 //! Run: `cargo bench -p sluice-tests --bench warehouse` (`SLUICE_BENCH_EVENTS`, default
 //! 100,000; PostgreSQL at 127.0.0.1:5432 or `SLUICE_TEST_POSTGRES_URL`).
@@ -13,7 +16,8 @@ mod api_support;
 #[path = "../tests/warehouse_support/mod.rs"]
 mod warehouse_support;
 
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use api_support::Server;
 use futures_util::SinkExt;
@@ -73,6 +77,57 @@ async fn sync_all(server: &Server, id: &str, n: u64) -> (f64, u64) {
     (seconds, rows)
 }
 
+/// Waits until `file` holds `n` lines (polled every 10 ms, up to 120 s).
+async fn wait_lines(file: &Path, n: usize) {
+    for _ in 0..12_000 {
+        let count = std::fs::read(file)
+            .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+            .unwrap_or(0);
+        if count >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{} never held {n} lines", file.display());
+}
+
+/// Events/s of `events` sent with `key` and delivered to `file` (which held `before` lines):
+/// from the first request until the last line is written.
+async fn delivered(
+    server: &Server,
+    key: &str,
+    events: &[Value],
+    file: &Path,
+    before: usize,
+) -> f64 {
+    let t = Instant::now();
+    send(server, key, events).await;
+    wait_lines(file, before + events.len()).await;
+    events.len() as f64 / t.elapsed().as_secs_f64()
+}
+
+/// The other destination's rate alone, then while warehouse `id` syncs `n` staged events
+/// (the sends start 300 ms into the sync): (alone, during the sync, sync seconds).
+async fn beside_a_sync(server: &Server, id: &str, n: u64, side: &Side) -> (f64, f64, f64) {
+    let alone = delivered(server, &side.key, &side.events[..SIDE], &side.file, 0).await;
+    let during = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        delivered(server, &side.key, &side.events[SIDE..], &side.file, SIDE).await
+    };
+    let ((seconds, _), during) = tokio::join!(sync_all(server, id, n), during);
+    (alone, during, seconds)
+}
+
+/// Events per pass of the other destination.
+const SIDE: usize = 20_000;
+
+/// Another source with a file destination: its key, its file, `2 * SIDE` events.
+struct Side {
+    key: String,
+    file: std::path::PathBuf,
+    events: Vec<Value>,
+}
+
 fn events(n: usize) -> Vec<Value> {
     let samples: Vec<Value> = sample_events()
         .iter()
@@ -101,12 +156,29 @@ async fn main() {
     let prefix = fresh_prefix();
     let duck = warehouse(&server, "duckdb", Map::new(), &source).await;
     let pg = warehouse(&server, "postgres", postgres_settings(&prefix), &source).await;
+    let beside = warehouse(&server, "duckdb", Map::new(), &source).await;
+    let side_source = server.source("side").await;
+    server
+        .file_destination(&side_source, "side", "side.jsonl")
+        .await;
+    let side = Side {
+        key: server.write_key(&side_source).await,
+        file: server.file("side.jsonl"),
+        events: (0..2 * SIDE)
+            .map(|i| {
+                let mut e = events[i % events.len()].clone();
+                e["messageId"] = json!(format!("side-{i}"));
+                e
+            })
+            .collect(),
+    };
     let started = Instant::now();
     send(&server, &key, &events).await;
     eprintln!("sent {n} events in {:.1}s", started.elapsed().as_secs_f64());
 
     let (duck_s, duck_rows) = sync_all(&server, &duck, n as u64).await;
     let (pg_s, pg_rows) = sync_all(&server, &pg, n as u64).await;
+    let (alone, during, beside_s) = beside_a_sync(&server, &beside, n as u64, &side).await;
     server.stop().await;
 
     // DuckDB's own bulk path: read_json of the same events into a table.
@@ -205,5 +277,10 @@ async fn main() {
         "  COPY csv       {bulk_pg:>7.2}s  {:>9.0} rows/s  ratio {:.2}x",
         rate(pg_rows as f64, bulk_pg),
         bulk_pg / pg_s.max(1e-9)
+    );
+    println!(
+        "  file destination of another source: {alone:>9.0} events/s alone, {during:>9.0} \
+         events/s during a DuckDB sync ({beside_s:.2}s), ratio {:.2}x",
+        during / alone.max(1e-9)
     );
 }

@@ -4,12 +4,12 @@
 //! id, value, reason). Rows repeated within the batch (same id) are loaded once; `users` rows
 //! of one user merge, later traits over earlier ones. Pure.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::flatten::Row;
-use super::types::{Cell, ColumnType, coerce, infer, refusal, widen};
+use super::flatten::{Cells, Row};
+use super::types::{Cell, ColumnType, Scalar, coerce, infer, refusal, widen};
 
 /// A table's columns as the warehouse has them.
 pub type Columns = HashMap<String, ColumnType>;
@@ -86,50 +86,23 @@ pub fn table(
 ) -> TableLoad {
     let upsert = table == "users";
     let rows = if upsert { merge(rows) } else { dedup(rows) };
-    let mut types: Columns = existing.cloned().unwrap_or_default();
-    let mut order: Vec<String> = vec!["id".into()];
-    // `order`'s members, so that a row's cells are placed in constant time each.
-    let mut placed: std::collections::HashSet<&str> = std::iter::once("id").collect();
-    let mut widened: Vec<String> = Vec::new();
-    for row in &rows {
-        for (column, value) in &row.cells {
-            let Some(wants) = fixed(column).or_else(|| infer(value)) else {
-                continue;
-            };
-            match types.get(column).copied() {
-                None => {
-                    types.insert(column.clone(), wants);
-                }
-                Some(has) => {
-                    if let Some(wider) = widen(has, wants).filter(|w| *w != has) {
-                        types.insert(column.clone(), wider);
-                        if existing.is_some_and(|e| e.contains_key(column)) {
-                            widened.push(column.clone());
-                        }
-                    }
-                }
-            }
-            if placed.insert(column) {
-                order.push(column.clone());
-            }
-        }
-    }
-    types.entry("id".into()).or_insert(ColumnType::Text);
-    types.insert("uuid_ts".into(), ColumnType::Timestamp);
-    order.retain(|c| c != "uuid_ts");
-    order.push("uuid_ts".into());
-    let columns: Vec<(String, ColumnType)> = order
+    let (mut columns, widened) = layout(&rows, existing);
+    let uuid_ts = columns.len();
+    columns.push(("uuid_ts".into(), ColumnType::Timestamp));
+    // Each column's place, built once: a row's cells are placed by a lookup each.
+    let at: HashMap<&str, usize> = columns
         .iter()
-        .map(|c| (c.clone(), types.get(c).copied().unwrap_or(ColumnType::Text)))
+        .enumerate()
+        .map(|(i, (c, _))| (c.as_str(), i))
+        .collect();
+    let cells = rows
+        .into_iter()
+        .map(|row| cells_of(table, &columns, &at, uuid_ts, row, now, discards))
         .collect();
     let add = columns
         .iter()
         .filter(|(c, _)| !existing.is_some_and(|e| e.contains_key(c)))
         .cloned()
-        .collect();
-    let cells = rows
-        .into_iter()
-        .map(|row| cells_of(table, &columns, row, now, discards))
         .collect();
     TableLoad {
         table: table.to_string(),
@@ -142,59 +115,106 @@ pub fn table(
     }
 }
 
+/// The columns the rows fill (`id` first, then in the order the rows meet them; without
+/// `uuid_ts`) with their types, and the stored integer columns that must widen to float.
+fn layout(rows: &[Row], existing: Option<&Columns>) -> (Vec<(String, ColumnType)>, Vec<String>) {
+    let stored = |column: &str| existing.and_then(|e| e.get(column)).copied();
+    let mut columns = vec![("id".to_string(), stored("id").unwrap_or(ColumnType::Text))];
+    let mut at: HashMap<&str, usize> = std::iter::once(("id", 0)).collect();
+    let mut widened: Vec<String> = Vec::new();
+    for row in rows {
+        for (column, value) in row.cells.iter() {
+            if column == "uuid_ts" {
+                continue;
+            }
+            let Some(wants) = fixed(column).or_else(|| infer(value)) else {
+                continue;
+            };
+            let (place, has) = match at.get(column.as_str()) {
+                Some(&i) => (Some(i), Some(columns[i].1)),
+                None => (None, stored(column)),
+            };
+            let kind = match has {
+                None => wants,
+                Some(has) => match widen(has, wants).filter(|w| *w != has) {
+                    Some(wider) => {
+                        if stored(column).is_some() {
+                            widened.push(column.clone());
+                        }
+                        wider
+                    }
+                    None => has,
+                },
+            };
+            match place {
+                Some(i) => columns[i].1 = kind,
+                None => {
+                    at.insert(column, columns.len());
+                    columns.push((column.clone(), kind));
+                }
+            }
+        }
+    }
+    (columns, widened)
+}
+
+/// A row's cells in the plan's column order; a value that does not fit its column is null
+/// there and a `discards` row.
 fn cells_of(
     table: &str,
     columns: &[(String, ColumnType)],
+    at: &HashMap<&str, usize>,
+    uuid_ts: usize,
     mut row: Row,
     now: i64,
     discards: &mut Vec<Row>,
 ) -> Vec<Cell> {
     for (key, value, reason) in std::mem::take(&mut row.rejected) {
-        discards.push(discard(table, &key, &row, &value, reason));
+        discards.push(discard(table, &key, &row, value, reason));
     }
-    columns
-        .iter()
-        .map(|(column, kind)| {
-            if column == "uuid_ts" {
-                return Cell::Timestamp(now);
+    let mut cells = vec![Cell::Null; columns.len()];
+    cells[uuid_ts] = Cell::Timestamp(now);
+    for (column, value) in std::mem::take(&mut row.cells) {
+        let Some(&i) = at.get(column.as_str()).filter(|&&i| i != uuid_ts) else {
+            continue;
+        };
+        let kind = columns[i].1;
+        match coerce(value, kind) {
+            Ok(cell) => cells[i] = cell,
+            Err(value) => {
+                let reason = refusal(&value, kind);
+                discards.push(discard(table, &column, &row, value.into_json(), reason));
             }
-            // Taken out of the row: text moves into its cell instead of being copied.
-            match (row.cells.remove(column), *kind) {
-                (None, _) => Cell::Null,
-                (Some(Value::String(text)), ColumnType::Text) => Cell::Text(text),
-                (Some(value), kind) => coerce(&value, kind).unwrap_or_else(|| {
-                    discards.push(discard(table, column, &row, &value, refusal(&value, kind)));
-                    Cell::Null
-                }),
-            }
-        })
-        .collect()
+        }
+    }
+    cells
 }
 
 /// A `discards` row: its id is derived from the refused value's place, so a replayed load
 /// finds it stored already.
-fn discard(table: &str, column: &str, row: &Row, value: &Value, reason: String) -> Row {
+fn discard(table: &str, column: &str, row: &Row, value: Value, reason: String) -> Row {
     let text = match value {
-        Value::String(s) => s.clone(),
+        Value::String(s) => s,
         other => other.to_string(),
     };
     let id = blake3::hash(format!("{table}\0{column}\0{}", row.id).as_bytes())
         .to_hex()
         .to_string();
-    let mut cells = BTreeMap::new();
-    cells.insert("id".to_string(), Value::String(id.clone()));
-    cells.insert("table_name".to_string(), Value::String(table.to_string()));
-    cells.insert("column_name".to_string(), Value::String(column.to_string()));
-    cells.insert("column_value".to_string(), Value::String(text));
-    cells.insert("reason".to_string(), Value::String(reason));
-    cells.insert("row_id".to_string(), Value::String(row.id.clone()));
-    if let Some(at) = &row.received_at {
-        cells.insert("received_at".to_string(), Value::String(at.clone()));
+    let mut pairs = vec![
+        ("id".to_string(), Scalar::Text(id.clone())),
+        ("table_name".to_string(), Scalar::Text(table.to_string())),
+        ("column_name".to_string(), Scalar::Text(column.to_string())),
+        ("column_value".to_string(), Scalar::Text(text)),
+        ("reason".to_string(), Scalar::Text(reason)),
+        ("row_id".to_string(), Scalar::Text(row.id.clone())),
+    ];
+    if let Some(at) = row.received_at.clone().and_then(Scalar::text) {
+        pairs.push(("received_at".to_string(), at));
     }
     Row {
         id,
         received_at: row.received_at.clone(),
-        cells,
+        cells: Cells::from_pairs(pairs).0,
         rejected: Vec::new(),
     }
 }
@@ -215,7 +235,7 @@ fn merge(rows: Vec<Row>) -> Vec<Row> {
         match at.get(&row.id) {
             Some(&i) => {
                 let into = &mut out[i];
-                into.cells.extend(row.cells);
+                into.cells.overlay(row.cells);
                 into.rejected.extend(row.rejected);
                 into.received_at = row.received_at.or(into.received_at.take());
             }
@@ -234,10 +254,25 @@ mod tests {
     use serde_json::json;
 
     fn row(id: &str, cells: Value) -> Row {
+        let Value::Object(cells) = cells else {
+            panic!("cells are an object")
+        };
+        let pairs = cells
+            .into_iter()
+            .filter_map(|(column, value)| {
+                let scalar = match value {
+                    Value::Bool(b) => Some(Scalar::Bool(b)),
+                    Value::Number(n) => Some(Scalar::Number(n)),
+                    Value::String(s) => Scalar::text(s),
+                    _ => None,
+                };
+                Some((column, scalar?))
+            })
+            .collect();
         Row {
             id: id.into(),
             received_at: Some("2026-01-01T00:00:00Z".into()),
-            cells: serde_json::from_value(cells).unwrap(),
+            cells: Cells::from_pairs(pairs).0,
             rejected: Vec::new(),
         }
     }
@@ -311,6 +346,58 @@ mod tests {
         assert_eq!(
             discards[0].id, discards[1].id,
             "a replay's discard has the same id"
+        );
+    }
+
+    #[test]
+    fn times_keep_their_instant_and_conflicts_across_events_are_discarded() {
+        let mut discards = Vec::new();
+        let rows = vec![
+            row(
+                "a",
+                json!({"id": "a", "at": "2026-01-01T00:00:00.25Z", "label": "x", "n": 1}),
+            ),
+            row(
+                "b",
+                json!({"id": "b", "at": "2026-01-01 noon", "label": "2026-01-01T00:00:00Z",
+                       "n": "two", "received_at": "not a time"}),
+            ),
+        ];
+        let plan = table("t", None, rows, 0, &mut discards);
+        let at = |c: &str| plan.columns.iter().position(|(n, _)| n == c).unwrap();
+        assert_eq!(plan.columns[at("at")].1, ColumnType::Timestamp);
+        assert_eq!(plan.columns[at("label")].1, ColumnType::Text);
+        assert_eq!(plan.columns[at("n")].1, ColumnType::Int);
+        assert_eq!(
+            plan.rows[0][at("at")],
+            Cell::Timestamp(1_767_225_600_250_000)
+        );
+        assert_eq!(
+            plan.rows[1][at("label")],
+            Cell::Text("2026-01-01T00:00:00Z".into()),
+            "a time in a text column is its text"
+        );
+        for column in ["at", "n", "received_at"] {
+            assert_eq!(plan.rows[1][at(column)], Cell::Null, "{column}");
+        }
+        let mut refused: Vec<(String, String)> = discards
+            .iter()
+            .map(|d| {
+                let text = |c: &str| match d.cells.get(c) {
+                    Some(Scalar::Text(t)) => t.clone(),
+                    other => format!("{other:?}"),
+                };
+                (text("column_name"), text("column_value"))
+            })
+            .collect();
+        refused.sort();
+        assert_eq!(
+            refused,
+            [
+                ("at".to_string(), "2026-01-01 noon".to_string()),
+                ("n".to_string(), "two".to_string()),
+                ("received_at".to_string(), "not a time".to_string()),
+            ]
         );
     }
 

@@ -3,6 +3,7 @@
 //! straight into the table when it holds none of their ids, else into a temporary staging
 //! table, then the merge. TLS by `sslmode` ([`super::tls`]).
 
+use std::fmt::Write;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,7 +16,7 @@ use super::load::{LoadError, Loaded, SourceBatch, existing, now_micros, plans};
 use super::plan::TableLoad;
 use super::sql;
 use super::tls::{self, Mode};
-use super::types::{Cell, Dialect, format_timestamp};
+use super::types::{Cell, Dialect, write_timestamp};
 
 const D: Dialect = Dialect::Postgres;
 
@@ -113,7 +114,9 @@ async fn load_one(client: &mut Client, mut batch: SourceBatch) -> Result<Loaded,
         .map_err(db)?;
     let stored = existing(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))));
     let schema = batch.schema.clone();
-    let plans = plans(&stored, &mut batch, now_micros());
+    let now = now_micros();
+    // Typing and ordering the cells is CPU work: off the runtime's workers.
+    let plans = tokio::task::spawn_blocking(move || plans(&stored, &mut batch, now)).await?;
     let mut loaded = Loaded::default();
     for (n, plan) in plans.iter().enumerate() {
         let written = table(&tx, &schema, n, plan)
@@ -202,12 +205,17 @@ pub fn copy_row(out: &mut String, row: &[Cell]) {
         if i > 0 {
             out.push('\t');
         }
+        // Writing to a String cannot fail.
         match cell {
             Cell::Null => out.push_str("\\N"),
-            Cell::Int(v) => out.push_str(&v.to_string()),
-            Cell::Float(v) => out.push_str(&v.to_string()),
+            Cell::Int(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Cell::Float(v) => {
+                let _ = write!(out, "{v}");
+            }
             Cell::Bool(v) => out.push(if *v { 't' } else { 'f' }),
-            Cell::Timestamp(us) => out.push_str(&format_timestamp(*us)),
+            Cell::Timestamp(us) => write_timestamp(out, *us),
             Cell::Text(t) => escape(out, t),
         }
     }
@@ -215,6 +223,14 @@ pub fn copy_row(out: &mut String, row: &[Cell]) {
 }
 
 fn escape(out: &mut String, text: &str) {
+    // Most text holds nothing to escape: then it is copied whole.
+    if !text
+        .bytes()
+        .any(|b| matches!(b, b'\\' | b'\n' | b'\r' | b'\t' | 0))
+    {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '\\' => out.push_str("\\\\"),

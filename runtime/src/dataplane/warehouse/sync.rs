@@ -9,16 +9,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value};
 use tokio::sync::{mpsc, watch};
 
-use super::flatten::{rows, wanted_by};
+use super::flatten::{Json, Names, rows, wanted_by};
 use super::load::{LoadError, Loaded, SourceBatch};
 use super::report::{SyncReport, SyncStatus};
 use super::{CONSUMER, Command, SyncError, duck, naming, postgres, stage};
 use crate::dataplane::DataPlane;
 use crate::dataplane::deliver::retry::backoff;
-use crate::log::{EventLog, Record};
+use crate::log::{EventLog, Record, SegmentLog};
 use crate::workspace::{Kind, Source, Warehouse, now};
 
 /// Staging records per load (each holds up to 1,000 events).
@@ -123,7 +122,9 @@ fn is_postgres(warehouse: &Warehouse) -> bool {
 }
 
 /// One sync: everything staged when it starts, chunk by chunk; one report per source met.
-/// A failed load ends it (the rest waits for the next attempt).
+/// A failed load ends it (the rest waits for the next attempt). The next chunk is read and
+/// flattened (on a blocking thread) while the current one loads, so that on two cores the
+/// flattening and the database's work run at once.
 ///
 /// # Errors
 /// The staging log, the store or the reports failed; a failed load is a `FAILED` report.
@@ -141,40 +142,26 @@ pub async fn sync(
     let started = Instant::now();
     let start = now();
     let end = staging.end();
-    let mut position = staging.position(CONSUMER)?;
+    let position = staging.position(CONSUMER)?;
     let mut reports: BTreeMap<String, SyncReport> = BTreeMap::new();
-    let mut slugs: HashMap<String, String> = HashMap::new();
-    let mut failed = false;
-    while position < end && !failed {
-        let records = staging.read(position, CHUNK_RECORDS, CHUNK_BYTES).await?;
-        let Some(next) = records.last().map(|r| r.next) else {
+    let mut ahead =
+        (position < end).then(|| prepare(plane, warehouse, &staging, position, HashMap::new()));
+    while let Some(task) = ahead.take() {
+        let Some(chunk) = task.await.map_err(|_| SyncError::Stopped)?? else {
             break;
         };
-        let batches = flatten_apart(plane, warehouse, records, &mut slugs).await?;
-        for (source_id, (count, batch)) in batches {
-            let report = reports
-                .entry(source_id.clone())
-                .or_insert_with(|| SyncReport::new(&warehouse.id, &source_id, &start));
-            report.count += count;
-            if failed {
-                report.status = SyncStatus::Failed;
-                report.notice("error", "not loaded: an earlier load of this sync failed");
-                continue;
-            }
-            match load(plane, warehouse, batch).await {
-                Ok(loaded) => note(plane, warehouse, report, loaded)?,
-                Err(e) => {
-                    failed = true;
-                    report.status = SyncStatus::Failed;
-                    report.notice("error", e.to_string());
-                    tracing::warn!(warehouse = %warehouse.id, source = %source_id, error = %e, "warehouse load failed");
-                }
-            }
+        if chunk.next < end {
+            let slugs = chunk.slugs.clone();
+            ahead = Some(prepare(plane, warehouse, &staging, chunk.next, slugs));
         }
-        if !failed {
-            staging.commit(CONSUMER, next).await?;
-            position = next;
+        if !load_chunk(plane, warehouse, chunk.batches, &mut reports, &start).await? {
+            // The chunk read ahead is not loaded: the next attempt reads it again.
+            if let Some(task) = ahead.take() {
+                task.abort();
+            }
+            break;
         }
+        staging.commit(CONSUMER, chunk.next).await?;
     }
     let seconds = started.elapsed().as_secs_f64();
     let mut out: Vec<SyncReport> = reports.into_values().collect();
@@ -183,6 +170,74 @@ pub async fn sync(
         plane.warehouses.reports.record(report)?;
     }
     Ok(out)
+}
+
+/// A chunk of the staging log, read and flattened.
+struct Chunk {
+    /// Source -> (events taken, batch).
+    batches: BTreeMap<String, (u64, SourceBatch)>,
+    /// The staging position after it (committed once it is loaded).
+    next: u64,
+    /// Source id -> slug, as known so far in this sync (each source is looked up once).
+    slugs: HashMap<String, String>,
+}
+
+/// Reads the chunk at `from` and flattens it, on a blocking thread: tens of milliseconds of
+/// CPU that on a runtime worker would hold up the requests and deliveries queued behind it.
+/// `None` when nothing is staged there.
+fn prepare(
+    plane: &Arc<DataPlane>,
+    warehouse: &Warehouse,
+    staging: &Arc<SegmentLog>,
+    from: u64,
+    mut slugs: HashMap<String, String>,
+) -> tokio::task::JoinHandle<Result<Option<Chunk>, SyncError>> {
+    let (plane, warehouse, staging) = (plane.clone(), warehouse.clone(), staging.clone());
+    tokio::task::spawn_blocking(move || {
+        let records = staging.read_blocking(from, CHUNK_RECORDS, CHUNK_BYTES)?;
+        let Some(next) = records.last().map(|r| r.next) else {
+            return Ok(None);
+        };
+        let batches = batches(&plane, &warehouse, records, &mut slugs)?;
+        Ok(Some(Chunk {
+            batches,
+            next,
+            slugs,
+        }))
+    })
+}
+
+/// Loads a chunk's batches, one source after another, into `reports`; false when a load
+/// failed (the sources after it are reported as not loaded).
+async fn load_chunk(
+    plane: &Arc<DataPlane>,
+    warehouse: &Warehouse,
+    batches: BTreeMap<String, (u64, SourceBatch)>,
+    reports: &mut BTreeMap<String, SyncReport>,
+    start: &str,
+) -> Result<bool, SyncError> {
+    let mut failed = false;
+    for (source_id, (count, batch)) in batches {
+        let report = reports
+            .entry(source_id.clone())
+            .or_insert_with(|| SyncReport::new(&warehouse.id, &source_id, start));
+        report.count += count;
+        if failed {
+            report.status = SyncStatus::Failed;
+            report.notice("error", "not loaded: an earlier load of this sync failed");
+            continue;
+        }
+        match load(plane, warehouse, batch).await {
+            Ok(loaded) => note(plane, warehouse, report, loaded)?,
+            Err(e) => {
+                failed = true;
+                report.status = SyncStatus::Failed;
+                report.notice("error", e.to_string());
+                tracing::warn!(warehouse = %warehouse.id, source = %source_id, error = %e, "warehouse load failed");
+            }
+        }
+    }
+    Ok(!failed)
 }
 
 /// Adds a load's outcome to `report`, remembers the tables loaded.
@@ -220,24 +275,6 @@ async fn load(
     tokio::task::spawn_blocking(move || duck::load(&path, batch)).await?
 }
 
-/// [`batches`] on a blocking thread: flattening a chunk takes tens of milliseconds of CPU,
-/// which on a runtime worker would hold up the requests and deliveries queued behind it.
-async fn flatten_apart(
-    plane: &Arc<DataPlane>,
-    warehouse: &Warehouse,
-    records: Vec<Record>,
-    slugs: &mut HashMap<String, String>,
-) -> Result<BTreeMap<String, (u64, SourceBatch)>, SyncError> {
-    let (plane, warehouse, mut known) = (plane.clone(), warehouse.clone(), std::mem::take(slugs));
-    let (out, known) = tokio::task::spawn_blocking(move || {
-        let out = batches(&plane, &warehouse, records, &mut known);
-        (out, known)
-    })
-    .await?;
-    *slugs = known;
-    out
-}
-
 /// A chunk's events per source, flattened, with selective sync and the per-event
 /// `Warehouses` switch applied: source -> (events taken, batch).
 fn batches(
@@ -248,6 +285,7 @@ fn batches(
 ) -> Result<BTreeMap<String, (u64, SourceBatch)>, SyncError> {
     let prefix = warehouse.setting("schemaPrefix").unwrap_or("");
     let mut out: BTreeMap<String, (u64, SourceBatch)> = BTreeMap::new();
+    let mut names = Names::default();
     for record in records {
         let (source_id, events) = stage::decode(record.payload)?;
         if !slugs.contains_key(&source_id) {
@@ -272,13 +310,13 @@ fn batches(
             continue;
         }
         for json in events {
-            let Ok(event) = serde_json::from_slice::<Map<String, Value>>(&json) else {
+            let Some(event) = Json::event(&json) else {
                 continue;
             };
             if !wanted_by(&event, &warehouse.id) {
                 continue;
             }
-            add(warehouse, &source_id, &event, &mut entry.1);
+            add(warehouse, &source_id, &event, &mut names, &mut entry.1);
         }
     }
     Ok(out)
@@ -287,21 +325,21 @@ fn batches(
 fn add(
     warehouse: &Warehouse,
     source_id: &str,
-    event: &Map<String, Value>,
+    event: &Json<'_>,
+    names: &mut Names,
     batch: &mut SourceBatch,
 ) {
     let selective = warehouse
         .sync_overrides
         .iter()
         .any(|o| o.source_id == source_id);
-    for (table, mut row) in rows(event) {
+    for (table, mut row) in rows(event, names) {
         if selective {
             if !warehouse.syncs(source_id, Some(table.as_str()), None) {
                 continue;
             }
-            row.cells.retain(|c, _| {
-                c == "id" || warehouse.syncs(source_id, Some(table.as_str()), Some(c.as_str()))
-            });
+            row.cells
+                .retain(|c| c == "id" || warehouse.syncs(source_id, Some(table.as_str()), Some(c)));
         }
         batch.tables.entry(table).or_default().push(row);
     }

@@ -3,7 +3,7 @@
 //! integer into a float column, anything into a text column) or is refused with the reason
 //! the `discards` table records. Pure.
 
-use serde_json::Value;
+use serde_json::{Number, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -86,16 +86,52 @@ pub enum Cell {
     Timestamp(i64),
 }
 
-/// The type a non-null value asks for (`None` for null: it never creates a column).
-pub fn infer(value: &Value) -> Option<ColumnType> {
+/// A flattened value, typed once when its event is read: a JSON string that is an RFC 3339
+/// time keeps its instant (parsed here, not again when loaded) beside its text, which a text
+/// column (or a `discards` row) still needs. Null and `""` never become one: they make no cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    /// A boolean.
+    Bool(bool),
+    /// A number as sent (an integer column takes it only when it is an `i64`).
+    Number(Number),
+    /// Text that is no time.
+    Text(String),
+    /// RFC 3339 text and its instant in microseconds since the epoch.
+    Time(String, i64),
+}
+
+impl Scalar {
+    /// A JSON string's value: a time when it reads as one, else text; `None` for `""`.
+    pub fn text(text: String) -> Option<Scalar> {
+        if text.is_empty() {
+            return None;
+        }
+        Some(match timestamp(&text) {
+            Some(micros) => Scalar::Time(text, micros),
+            None => Scalar::Text(text),
+        })
+    }
+
+    /// The value as its JSON (what a `discards` row, or a rejected key, records).
+    pub fn into_json(self) -> Value {
+        match self {
+            Scalar::Bool(b) => Value::Bool(b),
+            Scalar::Number(n) => Value::Number(n),
+            Scalar::Text(t) | Scalar::Time(t, _) => Value::String(t),
+        }
+    }
+}
+
+/// The type a value asks for (`None` for empty text, which never creates a column).
+pub fn infer(value: &Scalar) -> Option<ColumnType> {
     match value {
-        Value::Null => None,
-        Value::Bool(_) => Some(ColumnType::Bool),
-        Value::Number(n) if n.is_i64() => Some(ColumnType::Int),
-        Value::Number(_) => Some(ColumnType::Float),
-        Value::String(s) if timestamp(s).is_some() => Some(ColumnType::Timestamp),
-        Value::String(s) if s.is_empty() => None,
-        _ => Some(ColumnType::Text),
+        Scalar::Bool(_) => Some(ColumnType::Bool),
+        Scalar::Number(n) if n.is_i64() => Some(ColumnType::Int),
+        Scalar::Number(_) => Some(ColumnType::Float),
+        Scalar::Time(..) => Some(ColumnType::Timestamp),
+        Scalar::Text(t) if t.is_empty() => None,
+        Scalar::Text(_) => Some(ColumnType::Text),
     }
 }
 
@@ -112,20 +148,65 @@ pub fn timestamp(text: &str) -> Option<i64> {
 
 /// Microseconds since the epoch as RFC 3339 (what PostgreSQL's COPY reads).
 pub fn format_timestamp(micros: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
+    let mut out = String::with_capacity(32);
+    write_timestamp(&mut out, micros);
+    out
+}
+
+/// [`format_timestamp`] appended to `out`: the date, `T`, the time, the fraction only when
+/// there is one (without trailing zeros), `Z`. Written by hand because COPY formats one per
+/// timestamp cell, and a general formatter costs several times this.
+pub fn write_timestamp(out: &mut String, micros: i64) {
+    let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000) else {
+        return;
+    };
+    let (year, month, day) = (t.year(), u8::from(t.month()), t.day());
+    if !(0..=9999).contains(&year) {
+        // RFC 3339 has four-digit years only (the general formatter, too, writes nothing).
+        return;
+    }
+    push_digits(out, year as u32, 4);
+    out.push('-');
+    push_digits(out, u32::from(month), 2);
+    out.push('-');
+    push_digits(out, u32::from(day), 2);
+    out.push('T');
+    push_digits(out, u32::from(t.hour()), 2);
+    out.push(':');
+    push_digits(out, u32::from(t.minute()), 2);
+    out.push(':');
+    push_digits(out, u32::from(t.second()), 2);
+    let fraction = t.microsecond();
+    if fraction > 0 {
+        let mut width = 6;
+        let mut f = fraction;
+        while f % 10 == 0 {
+            f /= 10;
+            width -= 1;
+        }
+        out.push('.');
+        push_digits(out, f, width);
+    }
+    out.push('Z');
+}
+
+/// `n`'s last `width` decimal digits, zero-padded.
+fn push_digits(out: &mut String, mut n: u32, width: usize) {
+    let mut buf = [b'0'; 6];
+    for slot in buf[..width].iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend(buf[..width].iter().map(|&b| char::from(b)));
 }
 
 /// Why a value does not fit its column (what `discards.reason` says).
-pub fn refusal(value: &Value, column: ColumnType) -> String {
+pub fn refusal(value: &Scalar, column: ColumnType) -> String {
     let got = match value {
-        Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.is_i64() => "an integer",
-        Value::Number(_) => "a float",
-        Value::String(_) => "text",
-        _ => "a list",
+        Scalar::Bool(_) => "a boolean",
+        Scalar::Number(n) if n.is_i64() => "an integer",
+        Scalar::Number(_) => "a float",
+        Scalar::Text(_) | Scalar::Time(..) => "text",
     };
     let want = match column {
         ColumnType::Int => "an integer",
@@ -137,17 +218,23 @@ pub fn refusal(value: &Value, column: ColumnType) -> String {
     format!("{got} does not fit a column of {want}")
 }
 
-/// `value` converted to `column`'s type, or `None` when it does not fit.
-pub fn coerce(value: &Value, column: ColumnType) -> Option<Cell> {
+/// `value` converted to `column`'s type (text moves into its cell), or the value back when it
+/// does not fit.
+///
+/// # Errors
+/// The value itself, refused.
+pub fn coerce(value: Scalar, column: ColumnType) -> Result<Cell, Scalar> {
     match (column, value) {
-        (_, Value::Null) => Some(Cell::Null),
-        (ColumnType::Text, Value::String(s)) => Some(Cell::Text(s.clone())),
-        (ColumnType::Text, other) => Some(Cell::Text(other.to_string())),
-        (ColumnType::Int, Value::Number(n)) => n.as_i64().map(Cell::Int),
-        (ColumnType::Float, Value::Number(n)) => n.as_f64().map(Cell::Float),
-        (ColumnType::Bool, Value::Bool(b)) => Some(Cell::Bool(*b)),
-        (ColumnType::Timestamp, Value::String(s)) => timestamp(s).map(Cell::Timestamp),
-        _ => None,
+        (ColumnType::Text, Scalar::Text(s) | Scalar::Time(s, _)) => Ok(Cell::Text(s)),
+        (ColumnType::Text, Scalar::Number(n)) => Ok(Cell::Text(n.to_string())),
+        (ColumnType::Text, Scalar::Bool(b)) => Ok(Cell::Text(b.to_string())),
+        (ColumnType::Int, Scalar::Number(n)) => n.as_i64().map(Cell::Int).ok_or(Scalar::Number(n)),
+        (ColumnType::Float, Scalar::Number(n)) => {
+            n.as_f64().map(Cell::Float).ok_or(Scalar::Number(n))
+        }
+        (ColumnType::Bool, Scalar::Bool(b)) => Ok(Cell::Bool(b)),
+        (ColumnType::Timestamp, Scalar::Time(_, micros)) => Ok(Cell::Timestamp(micros)),
+        (_, value) => Err(value),
     }
 }
 
@@ -168,43 +255,117 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A JSON value as flattening types it (`None`: it makes no cell).
+    fn scalar(value: Value) -> Option<Scalar> {
+        match value {
+            Value::Bool(b) => Some(Scalar::Bool(b)),
+            Value::Number(n) => Some(Scalar::Number(n)),
+            Value::String(s) => Scalar::text(s),
+            _ => None,
+        }
+    }
+
+    fn infer_json(value: Value) -> Option<ColumnType> {
+        scalar(value).and_then(|s| infer(&s))
+    }
+
+    fn coerce_json(value: Value, column: ColumnType) -> Option<Cell> {
+        scalar(value).and_then(|s| coerce(s, column).ok())
+    }
+
     #[test]
     fn inference_from_values() {
-        assert_eq!(infer(&json!(1)), Some(ColumnType::Int));
-        assert_eq!(infer(&json!(1.5)), Some(ColumnType::Float));
-        assert_eq!(infer(&json!(u64::MAX)), Some(ColumnType::Float));
-        assert_eq!(infer(&json!(true)), Some(ColumnType::Bool));
-        assert_eq!(infer(&json!("hi")), Some(ColumnType::Text));
+        assert_eq!(infer_json(json!(1)), Some(ColumnType::Int));
+        assert_eq!(infer_json(json!(1.5)), Some(ColumnType::Float));
+        assert_eq!(infer_json(json!(u64::MAX)), Some(ColumnType::Float));
+        assert_eq!(infer_json(json!(true)), Some(ColumnType::Bool));
+        assert_eq!(infer_json(json!("hi")), Some(ColumnType::Text));
         assert_eq!(
-            infer(&json!("2026-01-02T03:04:05.678Z")),
+            infer_json(json!("2026-01-02T03:04:05.678Z")),
             Some(ColumnType::Timestamp)
         );
         assert_eq!(
-            infer(&json!("2026-01-02T03:04:05+02:00")),
+            infer_json(json!("2026-01-02T03:04:05+02:00")),
             Some(ColumnType::Timestamp)
         );
-        assert_eq!(infer(&json!("2026-01-02")), Some(ColumnType::Text));
-        assert_eq!(infer(&json!(null)), None);
-        assert_eq!(infer(&json!("")), None);
+        assert_eq!(infer_json(json!("2026-01-02")), Some(ColumnType::Text));
+        assert_eq!(infer_json(json!(null)), None);
+        assert_eq!(infer_json(json!("")), None);
+    }
+
+    #[test]
+    fn times_are_parsed_once_and_look_alikes_stay_text() {
+        assert_eq!(
+            Scalar::text("2026-01-02T03:04:05+02:00".into()),
+            Some(Scalar::Time(
+                "2026-01-02T03:04:05+02:00".into(),
+                1_767_315_845_000_000
+            ))
+        );
+        for look_alike in [
+            "2026-01-02T03:04:05",
+            "2026-13-02T03:04:05Z",
+            "2026-01-02 03:04:05 UTC",
+            "1234-5678T-not a time at all",
+            "2026-01-02T03:04:05Zextra",
+        ] {
+            assert_eq!(
+                Scalar::text(look_alike.into()),
+                Some(Scalar::Text(look_alike.into())),
+                "{look_alike}"
+            );
+        }
+        // A time in a text column keeps its text as sent.
+        let time = Scalar::text("2026-01-02T03:04:05.5+02:00".into()).unwrap();
+        assert_eq!(
+            coerce(time, ColumnType::Text),
+            Ok(Cell::Text("2026-01-02T03:04:05.5+02:00".into()))
+        );
+    }
+
+    #[test]
+    fn timestamps_format_as_the_general_formatter_does() {
+        for micros in [
+            0,
+            1,
+            10,
+            500_000,
+            123_456,
+            1_767_315_845_000_000,
+            1_767_315_845_120_000,
+            -1,
+            -86_400_000_001,
+            253_402_300_799_999_999,
+        ] {
+            let general = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+                .unwrap()
+                .format(&Rfc3339)
+                .unwrap();
+            assert_eq!(format_timestamp(micros), general, "{micros}");
+        }
+        assert_eq!(format_timestamp(253_402_300_800_000_000), "");
     }
 
     #[test]
     fn coercion_fits_or_refuses() {
-        assert_eq!(coerce(&json!(3), ColumnType::Float), Some(Cell::Float(3.0)));
-        assert_eq!(coerce(&json!(3.5), ColumnType::Int), None);
         assert_eq!(
-            coerce(&json!(3.5), ColumnType::Text),
+            coerce_json(json!(3), ColumnType::Float),
+            Some(Cell::Float(3.0))
+        );
+        assert_eq!(coerce_json(json!(3.5), ColumnType::Int), None);
+        assert_eq!(
+            coerce_json(json!(3.5), ColumnType::Text),
             Some(Cell::Text("3.5".into()))
         );
-        assert_eq!(coerce(&json!("x"), ColumnType::Int), None);
-        assert_eq!(coerce(&json!("x"), ColumnType::Timestamp), None);
+        assert_eq!(coerce_json(json!("x"), ColumnType::Int), None);
+        assert_eq!(coerce_json(json!("x"), ColumnType::Timestamp), None);
         assert_eq!(
-            coerce(&json!("1970-01-01T00:00:01Z"), ColumnType::Timestamp),
+            coerce_json(json!("1970-01-01T00:00:01Z"), ColumnType::Timestamp),
             Some(Cell::Timestamp(1_000_000))
         );
         assert_eq!(format_timestamp(1_000_000), "1970-01-01T00:00:01Z");
         assert_eq!(
-            refusal(&json!("x"), ColumnType::Int),
+            refusal(&Scalar::Text("x".into()), ColumnType::Int),
             "text does not fit a column of an integer"
         );
         assert_eq!(
