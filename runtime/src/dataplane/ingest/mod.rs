@@ -312,7 +312,7 @@ async fn store(
     }
     let received = events.len();
     let started = Instant::now();
-    let fresh = first_seen(plane, &source.id, events).await?;
+    let fresh = first_seen(plane, &source.id, events)?;
     timed(plane, IngestPhase::Dedup, started);
     let duplicates = received - fresh.len();
     if fresh.is_empty() {
@@ -478,35 +478,18 @@ fn normalize_items<'a>(
 }
 
 /// The events whose `messageId` this source has not seen within the window.
-async fn first_seen(
-    plane: &Arc<DataPlane>,
+fn first_seen(
+    plane: &DataPlane,
     source_id: &str,
     events: Vec<Event>,
 ) -> Result<Vec<Event>, IngestError> {
-    let dedup = plane.dedup.clone();
-    let window = plane.config.dedup_window;
-    let source_id = source_id.to_string();
-    let fresh = tokio::task::spawn_blocking(move || {
-        let mut fresh = Vec::with_capacity(events.len());
-        for event in events {
-            if dedup.first_time(&source_id, &event.message_id, window)? {
-                fresh.push(event);
-            }
-        }
-        Ok::<_, sled::Error>(fresh)
-    })
-    .await;
-    match fresh {
-        Ok(Ok(fresh)) => Ok(fresh),
-        Ok(Err(e)) => {
+    plane
+        .dedup
+        .fresh(source_id, events, plane.config.dedup_window)
+        .map_err(|e| {
             tracing::error!(error = %e, "cannot check messageIds");
-            Err(IngestError::Internal)
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "the deduplication task failed");
-            Err(IngestError::Internal)
-        }
-    }
+            IngestError::Internal
+        })
 }
 
 fn source_for(plane: &DataPlane, key: &str) -> Result<Source, IngestError> {
