@@ -84,6 +84,9 @@ try {
   await page.waitForURL(/#\/destinations\/[0-9a-f]+$/);
   const destinationId = page.url().split("/").pop();
   seen.destinationId = destinationId;
+  // The destination's page renders after its fetches; leaving before that lets the late
+  // render replace the next page (seen once: the functions page never appeared).
+  await page.getByText("Delivery over the last hour").first().waitFor();
 
   step = "create a function";
   await page.goto(`${base}/console#/functions`);
