@@ -98,6 +98,8 @@ pub struct IngestSettings {
     pub retry_after_secs: u64,
     /// Window in which a repeated `messageId` is dropped, seconds.
     pub dedup_window_secs: u64,
+    /// `messageId`s held for deduplication, past which the oldest are forgotten early.
+    pub dedup_capacity: usize,
     /// Requests the pipeline may be behind ingestion before a new request waits for it.
     pub pipeline_lead: u64,
 }
@@ -109,6 +111,7 @@ impl Default for IngestSettings {
             queue_bound: d.queue_bound,
             retry_after_secs: d.retry_after_secs,
             dedup_window_secs: d.dedup_window.as_secs(),
+            dedup_capacity: d.dedup_capacity,
             pipeline_lead: d.pipeline_lead,
         }
     }
@@ -269,6 +272,7 @@ impl Settings {
             workspace_name: self.server.workspace_name.clone(),
             data_plane: DataPlaneConfig {
                 dedup_window: Duration::from_secs(i.dedup_window_secs),
+                dedup_capacity: i.dedup_capacity,
                 queue_bound: i.queue_bound,
                 pipeline_lead: i.pipeline_lead,
                 pipeline_nice: self.functions.nice,
@@ -459,6 +463,13 @@ pub const KEYS: &[Key] = &[
         "dedup-window-secs",
         Integer,
         "Seconds in which a repeated `messageId` from the same source is dropped",
+    ),
+    key(
+        "ingest.dedup_capacity",
+        "SLUICE_DEDUP_CAPACITY",
+        "dedup-capacity",
+        Integer,
+        "`messageId`s kept for deduplication; past it the oldest are forgotten early",
     ),
     key(
         "delivery.retry_backoff_ms",

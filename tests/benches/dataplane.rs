@@ -11,7 +11,8 @@
 //! `SLUICE_BENCH_WEBHOOK_BATCH`, default 100, the webhook's `batchSize`: 1 sends a request per
 //! event; `SLUICE_BENCH_RECOVERY_EVENTS`, default 1,000,000, the events in the log at restart;
 //! `SLUICE_BENCH_PIPELINE_LEAD` and `SLUICE_BENCH_PIPELINE_NICE` override the server's
-//! `pipeline_lead` (default 48) and `pipeline_nice` (default 10)).
+//! `pipeline_lead` (default 48) and `pipeline_nice` (default 10); `SLUICE_BENCH_LOCKSTEP=1`
+//! starts the paced clients' ticks together, as before 2026-12-01, instead of spread).
 
 #[path = "../tests/api_support/mod.rs"]
 mod api_support;
@@ -85,8 +86,10 @@ fn batches(events: &[Value], total: usize, round: &str) -> Vec<String> {
 }
 
 /// Sends every body from `CLIENTS` concurrent clients, each waiting for its answer; with
-/// `interval`, each client paces itself to one request per interval. Returns each request's
-/// latency and the wall time.
+/// `interval`, each client paces itself to one request per interval, the clients' ticks
+/// spread evenly over it (a steady arrival rate, as from many independent senders, rather
+/// than all eight requests at the same instant). Returns each request's latency and the wall
+/// time.
 async fn send(
     url: &str,
     auth: &str,
@@ -98,7 +101,7 @@ async fn send(
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..CLIENTS {
+    for client_index in 0..CLIENTS {
         let (client, bodies, next, url, auth) = (
             client.clone(),
             bodies.clone(),
@@ -108,7 +111,12 @@ async fn send(
         );
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
-            let mut tick = interval.map(tokio::time::interval);
+            let mut tick = interval.map(|every| {
+                let spread = std::env::var_os("SLUICE_BENCH_LOCKSTEP").is_none();
+                let share = if spread { client_index as f64 } else { 0.0 };
+                let offset = every.mul_f64(share / CLIENTS as f64);
+                tokio::time::interval_at(tokio::time::Instant::now() + offset, every)
+            });
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                 let Some(body) = bodies.get(i) else { break };

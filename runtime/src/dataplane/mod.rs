@@ -35,7 +35,7 @@ use crate::log::{EventLog, LogConfig, LogError, SegmentLog};
 use crate::storage::ComponentStore;
 use crate::workspace::Store;
 use backlog::Backlog;
-use ingest::dedup::Dedup;
+use ingest::dedup::{Dedup, DedupError};
 use lead::Lead;
 use observe::Observe;
 use parked::{Parked, ParkedError};
@@ -78,6 +78,9 @@ pub enum OpenError {
     /// The HTTP client for webhooks could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The deduplication journal could not be read.
+    #[error(transparent)]
+    Dedup(#[from] DedupError),
 }
 
 /// The data plane's knobs. Every default is what `sluice serve` runs with.
@@ -85,6 +88,10 @@ pub enum OpenError {
 pub struct DataPlaneConfig {
     /// Window in which a repeated `messageId` from the same source is dropped. Default 24 h.
     pub dedup_window: Duration,
+    /// `messageId`s deduplication holds in memory (about 30 bytes each); past it the oldest
+    /// are forgotten before the window ends. Default 20 million (~600 MB: a day at ~230
+    /// events/s).
+    pub dedup_capacity: usize,
     /// Records pending per source (not yet through the pipeline, plus deliveries not yet done)
     /// past which ingestion answers 429. Default 100,000.
     pub queue_bound: usize,
@@ -123,6 +130,7 @@ impl Default for DataPlaneConfig {
     fn default() -> DataPlaneConfig {
         DataPlaneConfig {
             dedup_window: Duration::from_secs(24 * 3600),
+            dedup_capacity: 20_000_000,
             queue_bound: 100_000,
             pipeline_lead: 48,
             pipeline_nice: pipeline::workers::NICE,
@@ -246,7 +254,7 @@ impl DataPlane {
             ingest_log: logs.ingest,
             delivery_log: logs.deliveries,
             parked,
-            dedup: Dedup::open(db)?,
+            dedup: open_dedup(db, data_dir, &config)?,
             backlog: Backlog::new(pending),
             lead: Lead::new(config.pipeline_lead > 0),
             observe: Observe::new(config.debugger_events, config.function_log_lines),
@@ -264,6 +272,22 @@ impl DataPlane {
             functions: net_functions::NetFunctions::default(),
         })
     }
+}
+
+/// Deduplication's state under `<data_dir>/dedup/`. Versions before it kept the ids in sled's
+/// tree `dp.dedup`, which is dropped (its ids are forgotten once, on the upgrade).
+fn open_dedup(
+    db: &sled::Db,
+    data_dir: &Path,
+    config: &DataPlaneConfig,
+) -> Result<Dedup, OpenError> {
+    db.drop_tree("dp.dedup")?;
+    let dir = data_dir.join("dedup");
+    Ok(Dedup::open(
+        &dir,
+        config.dedup_window,
+        config.dedup_capacity,
+    )?)
 }
 
 /// The running stages. [`Running::stop`] stops them and waits until they released the state
@@ -303,7 +327,7 @@ pub fn start(plane: &Arc<DataPlane>) -> Running {
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
-            if let Err(e) = plane.dedup.expire(plane.config.dedup_window) {
+            if let Err(e) = plane.dedup.expire() {
                 tracing::warn!(error = %e, "cannot expire deduplication entries");
             }
         }

@@ -36,6 +36,7 @@ use super::observe::metrics::IngestPhase;
 use super::{DataPlane, PIPELINE, PIPELINE_WAIT};
 use crate::log::LogError;
 use crate::workspace::{Kind, Source};
+use dedup::Claim;
 use members::Members;
 use normalize::{MAX_BATCH_EVENTS, MAX_REQUEST_BYTES, Shared, normalize};
 
@@ -312,7 +313,7 @@ async fn store(
     }
     let received = events.len();
     let started = Instant::now();
-    let fresh = first_seen(plane, &source.id, events)?;
+    let (fresh, claim) = plane.dedup.fresh(&source.id, events);
     timed(plane, IngestPhase::Dedup, started);
     let duplicates = received - fresh.len();
     if fresh.is_empty() {
@@ -331,40 +332,34 @@ async fn store(
     }
     .encode();
     plane.backlog.adjust(&source.id, count, 0);
-    // A second handle on the shared bytes (no copy), to read the ids back if the append fails.
-    let kept = record.clone();
     let started = Instant::now();
     let appended = plane.ingest_log.append(vec![record]).await;
     timed(plane, IngestPhase::Append, started);
     match appended {
         Ok(appended) => {
             plane.lead.appended(&appended.positions);
+            if let Err(e) = plane.dedup.commit(&claim) {
+                // Stored all the same: only a retry after a restart could be delivered twice.
+                tracing::warn!(error = %e, "cannot journal the request's messageIds");
+            }
             Ok(duplicates)
         }
-        Err(e) => Err(not_stored(plane, &source.id, kept, count, e).await),
+        Err(e) => Err(not_stored(plane, &source.id, claim, count, e)),
     }
 }
 
-/// Undoes what [`store`] recorded of a request whose `record` (`count` events of
-/// `source_id`) the log refused with `e`, and says how to answer.
-async fn not_stored(
+/// Undoes what [`store`] recorded of a request (`count` events of `source_id`, their ids in
+/// `claim`) that the log refused with `e`, and says how to answer.
+fn not_stored(
     plane: &DataPlane,
     source_id: &str,
-    record: Bytes,
+    claim: Claim,
     count: usize,
     e: LogError,
 ) -> IngestError {
     plane.backlog.adjust(source_id, 0, count);
     // Not stored, so not seen: the client's retry must not be dropped as a duplicate.
-    let dedup = plane.dedup.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        let batch = Batch::decode(record).map_err(|e| e.to_string())?;
-        let ids: Vec<String> = batch.events.into_iter().map(|e| e.message_id).collect();
-        dedup
-            .forget(&batch.source_id, &ids)
-            .map_err(|e| e.to_string())
-    })
-    .await;
+    plane.dedup.forget(claim);
     if let LogError::Unavailable(reason) = &e {
         tracing::warn!(%reason, "ingestion refused: the cluster's event log is unavailable");
         return IngestError::Unavailable {
@@ -475,21 +470,6 @@ fn normalize_items<'a>(
                 })
         })
         .collect()
-}
-
-/// The events whose `messageId` this source has not seen within the window.
-fn first_seen(
-    plane: &DataPlane,
-    source_id: &str,
-    events: Vec<Event>,
-) -> Result<Vec<Event>, IngestError> {
-    plane
-        .dedup
-        .fresh(source_id, events, plane.config.dedup_window)
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot check messageIds");
-            IngestError::Internal
-        })
 }
 
 fn source_for(plane: &DataPlane, key: &str) -> Result<Source, IngestError> {
