@@ -11,6 +11,7 @@
 //! - [`report`]: the sync reports and the tables each source has loaded.
 //! - [`tls`]: TLS to PostgreSQL, by `sslmode`.
 
+pub mod csv;
 pub mod duck;
 pub mod flatten;
 pub mod load;
