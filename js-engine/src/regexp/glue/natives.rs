@@ -267,27 +267,51 @@ impl State {
         call: &Fast,
         with: qjs::JSValue,
     ) -> RawResult<Option<qjs::JSValue>> {
-        // SAFETY: tag read; `with` is the call's live argument (a string while `template` is).
-        let template = match unsafe { qjs::JS_IsString(with) } {
+        // SAFETY: tag read, and a class check on the call's live argument.
+        let is_template = unsafe { qjs::JS_IsString(with) };
+        if !is_template && !unsafe { qjs::JS_IsFunction(ctx, with) } {
+            return Ok(None);
+        }
+        let Some((groups, sticky)) =
+            self.with_compiled(call.id, |c| (!c.group_names().is_empty(), c.flags().sticky))
+        else {
+            return Ok(None);
+        };
+        // Most calls find nothing: the template is read only once a match needs it, unless
+        // it decides the search (captures) or a decline after the search would be wrong
+        // (sticky: the search moved `lastIndex`; a global search's reset to 0 is what
+        // QuickJS's original does first anyway).
+        let early = match is_template && (groups || sticky) {
+            // SAFETY: `with` is the call's live string.
             true => match unsafe { Text::new(ctx, with) } {
                 Some(text) => Some(text),
                 // A template with a lone surrogate is left to QuickJS.
                 None => return Ok(None),
             },
-            false if unsafe { qjs::JS_IsFunction(ctx, with) } => None,
-            false => return Ok(None),
+            false => None,
         };
-        let template = template.as_deref();
-        let Some((matches, names)) = self.replace_matches(ctx, call, template)? else {
+        let needs_captures = match &early {
+            Some(template) => template_uses_captures(template),
+            None => !is_template && groups,
+        };
+        let Some((matches, names)) = self.replace_matches(ctx, call, needs_captures)? else {
             return Ok(None);
         };
         if matches.is_empty() {
             // SAFETY: a second reference to the call's text, for the caller.
             return Ok(Some(unsafe { qjs::JS_DupValue(ctx, call.text) }));
         }
-        if let Some(template) = template {
+        if is_template {
+            let template = match early {
+                Some(template) => template,
+                // SAFETY: `with` is the call's live string.
+                None => match unsafe { Text::new(ctx, with) } {
+                    Some(template) => template,
+                    None => return Ok(None),
+                },
+            };
             let out = apply(&call.haystack, &matches, &names, |found, out| {
-                expand(template, found, out);
+                expand(&template, found, out);
                 Ok::<(), Thrown>(())
             })?;
             // SAFETY: the running native's live context.
@@ -313,9 +337,8 @@ impl State {
         &self,
         ctx: Raw,
         call: &Fast,
-        template: Option<&str>,
+        needs_captures: bool,
     ) -> RawResult<Option<(Matches, Vec<Option<String>>)>> {
-        let needs_captures = template.is_none_or(template_uses_captures);
         let mut cache = self.cache.borrow_mut();
         let Some(compiled) = cache.get(call.id) else {
             return Ok(None);
