@@ -115,13 +115,14 @@ unsafe fn run(
     check_exec: bool,
     fast: FastPath,
 ) -> qjs::JSValue {
-    let Some(state) = State::current() else {
-        // Unreachable: the natives exist only after `install` set the state.
-        return qjs::JS_EXCEPTION;
-    };
     if ctx.is_null() {
         return qjs::JS_EXCEPTION;
     }
+    let Some(state) = State::current() else {
+        // Not reached: the natives exist only after `install` set the state.
+        // SAFETY: throws on the live context; the format has no conversions.
+        return unsafe { qjs::JS_ThrowInternalError(ctx, c"RegExp natives not set up".as_ptr()) };
+    };
     // SAFETY: as the caller promises.
     let planned = unsafe { state.plan(ctx, this, arg(argc, argv, 0), check_exec) };
     let result = planned.and_then(|plan| match plan {
