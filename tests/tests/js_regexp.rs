@@ -107,3 +107,53 @@ fn regexp_operations_give_what_node_gives_on_every_corpus_case() {
         failures.join("\n")
     );
 }
+
+/// The natives' edges (`regexp-edges.js`): arguments that are not strings, replacements that
+/// are neither strings nor functions, sticky and frozen RegExps, a replaced `exec`, throwing
+/// and re-entrant replacement functions, lone surrogates, the natives' `length` and `name`.
+#[test]
+fn regexp_edges_give_what_node_gives() {
+    let expected: Vec<Value> =
+        serde_json::from_str(&conformance_file("regexp-edges-expected.json")).expect("expected");
+    let code = format!(
+        "{}\nfunction onTrack(event) {{ event.properties = {{ edges: runRegExpEdges() }}; return event; }}\n",
+        conformance_file("regexp-edges.js")
+    );
+    let engine = engine();
+    let f = js_engine(&engine)
+        .function(&code)
+        .expect("the edges compile");
+    let limits = Limits {
+        deadline: std::time::Duration::from_secs(10),
+        fuel: 2_000_000_000,
+        ..Limits::default()
+    };
+    let run = f.invoke(
+        r#"{"type":"track","event":"edges","messageId":"m","properties":{}}"#,
+        "{}",
+        &limits,
+        Isolation::default(),
+    );
+    let Ok(Outcome::Forward { event }) = &run.result else {
+        panic!("the edges did not run: {:?}", run.result);
+    };
+    let event: Value = serde_json::from_str(event).expect("forwarded JSON");
+    let got = event["properties"]["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(got.len(), expected.len(), "one result per edge");
+    let differences: Vec<String> = got
+        .iter()
+        .zip(&expected)
+        .enumerate()
+        .filter(|(_, (got, want))| got != want)
+        .map(|(index, (got, want))| format!("edge {index}: sluice {got}, node {want}"))
+        .collect();
+    assert!(
+        differences.is_empty(),
+        "{} differences from node:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}

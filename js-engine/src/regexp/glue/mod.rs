@@ -9,19 +9,25 @@
 //! (a user's own `exec` is honoured by QuickJS's originals, as the specification says).
 //!
 //! Each native decides once ([`plan`]) and then either runs its fast path (`natives`), which
-//! may still decline with `None`, or hands the call to QuickJS's original: one fallback, in
-//! [`State::fallback`].
+//! may still decline with `None`, or hands the call, with its arguments untouched, to QuickJS's
+//! original: one fallback, in [`State::fallback`].
+//!
+//! The natives are plain C functions (`JSCFunction`) on QuickJS's own argument array: no
+//! rquickjs closure, trampoline or per-argument `Value` (see [`raw`]); the state they share is
+//! the instance's one [`State`], reached through a thread-local (an instance has one thread,
+//! one runtime and one context).
 
 mod natives;
 mod plan;
+mod raw;
 mod values;
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::ffi::{CStr, c_int};
 
-use rquickjs::function::{Opt, This};
-use rquickjs::{Array, Ctx, Function, Persistent, Result, Value, qjs};
+use rquickjs::{Array, Ctx, Result, Value, qjs};
 
+use self::raw::Raw;
 use super::cache::Cache;
 use crate::eval::eval;
 
@@ -51,14 +57,15 @@ enum Native {
     Match,
 }
 
-/// QuickJS's own functions, in [`ORIGINALS`] order after the key.
+/// QuickJS's own functions, in [`ORIGINALS`] order after the key: each holds one reference,
+/// never released, so they live as long as the runtime.
 struct Originals {
-    source: Persistent<Function<'static>>,
-    flags: Persistent<Function<'static>>,
-    exec: Persistent<Function<'static>>,
-    test: Persistent<Function<'static>>,
-    replace: Persistent<Function<'static>>,
-    matches: Persistent<Function<'static>>,
+    source: qjs::JSValue,
+    flags: qjs::JSValue,
+    exec: qjs::JSValue,
+    test: qjs::JSValue,
+    replace: qjs::JSValue,
+    matches: qjs::JSValue,
 }
 
 /// The per-instance state the natives share.
@@ -67,57 +74,86 @@ struct State {
     /// conversion per call.
     key: qjs::JSAtom,
     originals: Originals,
-    /// The installed native `exec`, held (never read) so that it lives as long as the runtime
-    /// and its address stays its own.
+    /// The installed native `exec`'s object address (the function is held by
+    /// `RegExp.prototype` and by [`State::exec_held`] for the runtime's life, so the address
+    /// stays its own): an unmodified RegExp is recognised by one comparison.
+    exec_object: usize,
+    /// The reference to the native `exec` that keeps its address valid (never released).
     #[allow(dead_code)]
-    exec: RefCell<Option<Persistent<Function<'static>>>>,
-    /// Its object's address, to recognise an unmodified RegExp by one comparison.
-    exec_object: Cell<usize>,
+    exec_held: qjs::JSValue,
     cache: RefCell<Cache>,
+}
+
+thread_local! {
+    /// The instance's state, set once by [`install`] and never freed (it lives as long as the
+    /// runtime, which is the instance's).
+    static STATE: Cell<Option<&'static State>> = const { Cell::new(None) };
 }
 
 /// Puts the compiled engine under `RegExp.prototype`. Costs one evaluation of two small
 /// scripts at engine start (in the build's snapshot).
 pub fn install<'js>(ctx: &Ctx<'js>) -> Result<()> {
     let found: Array = eval(ctx, ORIGINALS, "sluice:regexp")?.get()?;
-    let function = |index: usize| -> Result<Persistent<Function<'static>>> {
-        Ok(Persistent::save(ctx, found.get::<Function>(index)?))
+    let raw = ctx.as_raw().as_ptr();
+    let original = |index: usize| -> Result<qjs::JSValue> {
+        let value: Value = found.get(index)?;
+        // SAFETY: a live value of `ctx`; the duplicate is the reference `Originals` keeps.
+        Ok(unsafe { qjs::JS_DupValue(raw, value.as_raw()) })
     };
     let key: Value = found.get(0)?;
     // SAFETY: `key` is a live symbol of `ctx`; the atom's reference is never released, so it
     // stays valid as long as the runtime (which outlives every call of the natives).
-    let atom = unsafe { qjs::JS_ValueToAtom(ctx.as_raw().as_ptr(), key.as_raw()) };
-    let state = Rc::new(State {
+    let atom = unsafe { qjs::JS_ValueToAtom(raw, key.as_raw()) };
+    let originals = Originals {
+        source: original(1)?,
+        flags: original(2)?,
+        exec: original(3)?,
+        test: original(4)?,
+        replace: original(5)?,
+        matches: original(6)?,
+    };
+    let exec = c_function(ctx, natives::exec, c"exec", 1)?;
+    let test = c_function(ctx, natives::test, c"test", 1)?;
+    let replace = c_function(ctx, natives::replace, c"[Symbol.replace]", 2)?;
+    let matches = c_function(ctx, natives::matches, c"[Symbol.match]", 1)?;
+    let state = State {
         key: atom,
-        originals: Originals {
-            source: function(1)?,
-            flags: function(2)?,
-            exec: function(3)?,
-            test: function(4)?,
-            replace: function(5)?,
-            matches: function(6)?,
-        },
-        exec: RefCell::new(None),
-        exec_object: Cell::new(0),
+        originals,
+        exec_object: object_address(exec.as_raw()),
+        // SAFETY: a live function of `ctx`; this reference is never released.
+        exec_held: unsafe { qjs::JS_DupValue(raw, exec.as_raw()) },
         cache: RefCell::new(Cache::default()),
-    });
-    let exec = native(ctx, &state, "exec", State::exec)?;
-    *state.exec.borrow_mut() = Some(Persistent::save(ctx, exec.clone()));
-    state.exec_object.set(object_address(exec.as_raw()));
-    let test = native(ctx, &state, "test", State::test)?;
-    let matches = native(ctx, &state, "[Symbol.match]", State::matches)?;
-    let s = state;
-    let replace = Function::new(
-        ctx.clone(),
-        move |ctx: Ctx<'js>,
-              this: This<Value<'js>>,
-              text: Opt<Value<'js>>,
-              with: Opt<Value<'js>>|
-              -> Result<Value<'js>> { s.replace(&ctx, this.0, text.0, with.0) },
-    )?
-    .with_name("[Symbol.replace]")?;
-    let installer: Function = eval(ctx, INSTALL, "sluice:regexp")?.get()?;
+    };
+    // One runtime per instance: a second install (none happens) would leave the first state
+    // unreachable, never freed, which is harmless.
+    STATE.with(|cell| cell.set(Some(Box::leak(Box::new(state)))));
+    let installer: rquickjs::Function = eval(ctx, INSTALL, "sluice:regexp")?.get()?;
     installer.call::<_, ()>((key, exec, test, replace, matches))
+}
+
+/// The signature QuickJS calls a C function with.
+type CFunction = unsafe extern "C" fn(Raw, qjs::JSValue, c_int, *mut qjs::JSValue) -> qjs::JSValue;
+
+/// A JavaScript function `name` of `length` arguments that is the C function `f`.
+fn c_function<'js>(ctx: &Ctx<'js>, f: CFunction, name: &CStr, length: c_int) -> Result<Value<'js>> {
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: `f` has QuickJS's generic C-function signature; `name` is NUL-terminated and
+    // copied by QuickJS. The result is owned (or the exception marker, checked below).
+    let value = unsafe {
+        let function = qjs::JS_NewCFunction2(
+            raw,
+            Some(f),
+            name.as_ptr(),
+            length,
+            qjs::JSCFunctionEnum_JS_CFUNC_generic,
+            0,
+        );
+        Value::from_raw(ctx.clone(), function)
+    };
+    if value.is_exception() {
+        return Err(rquickjs::Error::Exception);
+    }
+    Ok(value)
 }
 
 /// The address of an object value (for identity checks; the caller knows it is an object).
@@ -126,48 +162,32 @@ fn object_address(value: qjs::JSValue) -> usize {
     unsafe { qjs::JS_VALUE_GET_PTR(value) as usize }
 }
 
-/// The type of a one-argument native: `(ctx, this, text)`.
-type OneArg<'js> = fn(&State, &Ctx<'js>, Value<'js>, Option<Value<'js>>) -> Result<Value<'js>>;
-
-/// A JavaScript function named `name` calling `f` on the shared state.
-fn native<'js>(
-    ctx: &Ctx<'js>,
-    state: &Rc<State>,
-    name: &str,
-    f: OneArg<'js>,
-) -> Result<Function<'js>> {
-    let s = state.clone();
-    Function::new(
-        ctx.clone(),
-        move |ctx: Ctx<'js>, this: This<Value<'js>>, text: Opt<Value<'js>>| -> Result<Value<'js>> {
-            f(&s, &ctx, this.0, text.0)
-        },
-    )?
-    .with_name(name)
-}
-
 impl State {
-    /// Hands the call to QuickJS's original of `native` with `args` after `this`.
-    fn fallback<'js, A>(
+    /// The instance's state; `None` only before [`install`] (the natives do not exist then).
+    fn current() -> Option<&'static State> {
+        STATE.with(Cell::get)
+    }
+
+    /// Hands the call to QuickJS's original of `native`, with `this` and the arguments as
+    /// the native received them.
+    ///
+    /// # Safety
+    /// The arguments are the running native's own.
+    unsafe fn fallback(
         &self,
-        ctx: &Ctx<'js>,
+        ctx: Raw,
         native: Native,
-        this: Value<'js>,
-        args: A,
-    ) -> Result<Value<'js>>
-    where
-        A: rquickjs::function::IntoArgs<'js>,
-    {
+        this: qjs::JSValue,
+        argc: c_int,
+        argv: *mut qjs::JSValue,
+    ) -> qjs::JSValue {
         let original = match native {
-            Native::Exec => &self.originals.exec,
-            Native::Test => &self.originals.test,
-            Native::Replace => &self.originals.replace,
-            Native::Match => &self.originals.matches,
+            Native::Exec => self.originals.exec,
+            Native::Test => self.originals.test,
+            Native::Replace => self.originals.replace,
+            Native::Match => self.originals.matches,
         };
-        let original = original.clone().restore(ctx)?;
-        let mut all = rquickjs::function::Args::new(ctx.clone(), args.num_args());
-        all.this(this)?;
-        args.into_args(&mut all)?;
-        original.call_arg(all)
+        // SAFETY: `original` is alive for the runtime's life; the arguments are the caller's.
+        unsafe { qjs::JS_Call(ctx, original, this, argc, argv) }
     }
 }

@@ -1,9 +1,13 @@
-//! The four natives: each plans, runs its fast path, and falls back to QuickJS's original
-//! when the plan or the fast path (`Ok(None)`) declines.
+//! The four natives as QuickJS C functions: each plans, runs its fast path, and falls back to
+//! QuickJS's original (with the arguments as received) when the plan or the fast path
+//! (`Ok(None)`, always before any side effect) declines.
 
-use rquickjs::{Array, Ctx, Function, Result, Value};
+use std::ffi::c_int;
 
-use super::plan::{Fast, Plan, Text, set_last_index, to_js_string};
+use rquickjs::{Array, Function, qjs};
+
+use super::plan::Fast;
+use super::raw::{Bridge, Raw, RawResult, Text, Thrown, arg, new_string, set_last_index};
 use super::values::{call_replacer, exec_result};
 use super::{Native, State};
 use crate::regexp::matcher::{Compiled, Found, Span, expand, next_char, template_uses_captures};
@@ -11,41 +15,156 @@ use crate::regexp::matcher::{Compiled, Found, Span, expand, next_char, template_
 /// Group spans of each match a replacement replaces.
 type Matches = Vec<Vec<Option<Span>>>;
 
-impl State {
-    /// Runs `fast` on a planned call of `native`, else QuickJS's original on (`this`, text).
-    fn one_arg<'js>(
-        &self,
-        ctx: &Ctx<'js>,
-        native: Native,
-        plan: Plan<'js>,
-        fast: impl FnOnce(&Fast<'js>) -> Result<Option<Value<'js>>>,
-    ) -> Result<Value<'js>> {
-        let call = match plan {
-            Plan::Fast(call) => call,
-            Plan::Fallback(this, text) => return self.fallback(ctx, native, this, (text,)),
-        };
-        match fast(&call)? {
-            Some(value) => Ok(value),
-            None => self.fallback(ctx, native, call.re.into_value(), (call.text,)),
-        }
-    }
+/// A fast path: the planned call and the native's second argument; `Ok(None)` declines.
+type FastPath = fn(&State, Raw, &Fast, qjs::JSValue) -> RawResult<Option<qjs::JSValue>>;
 
+/// `RegExp.prototype.exec`.
+pub(super) unsafe extern "C" fn exec(
+    ctx: Raw,
+    this: qjs::JSValue,
+    argc: c_int,
+    argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    // SAFETY: QuickJS calls with its live context and the call's own values.
+    unsafe {
+        run(
+            ctx,
+            Native::Exec,
+            this,
+            argc,
+            argv,
+            false,
+            |s, c, call, _| s.exec_fast(c, call),
+        )
+    }
+}
+
+/// `RegExp.prototype.test`.
+pub(super) unsafe extern "C" fn test(
+    ctx: Raw,
+    this: qjs::JSValue,
+    argc: c_int,
+    argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    // SAFETY: as in `exec`.
+    unsafe {
+        run(
+            ctx,
+            Native::Test,
+            this,
+            argc,
+            argv,
+            true,
+            |s, c, call, _| s.test_fast(c, call),
+        )
+    }
+}
+
+/// `RegExp.prototype[Symbol.match]`.
+pub(super) unsafe extern "C" fn matches(
+    ctx: Raw,
+    this: qjs::JSValue,
+    argc: c_int,
+    argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    // SAFETY: as in `exec`.
+    unsafe {
+        run(
+            ctx,
+            Native::Match,
+            this,
+            argc,
+            argv,
+            true,
+            |s, c, call, _| s.match_fast(c, call),
+        )
+    }
+}
+
+/// `RegExp.prototype[Symbol.replace]`.
+pub(super) unsafe extern "C" fn replace(
+    ctx: Raw,
+    this: qjs::JSValue,
+    argc: c_int,
+    argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    // SAFETY: as in `exec`.
+    unsafe {
+        run(
+            ctx,
+            Native::Replace,
+            this,
+            argc,
+            argv,
+            true,
+            State::replace_fast,
+        )
+    }
+}
+
+/// Plans the call of `native` and runs `fast` on it, else QuickJS's original.
+///
+/// # Safety
+/// `ctx`, `this`, `argc` and `argv` are a running native's own.
+unsafe fn run(
+    ctx: Raw,
+    native: Native,
+    this: qjs::JSValue,
+    argc: c_int,
+    argv: *mut qjs::JSValue,
+    check_exec: bool,
+    fast: FastPath,
+) -> qjs::JSValue {
+    if ctx.is_null() {
+        return qjs::JS_EXCEPTION;
+    }
+    let Some(state) = State::current() else {
+        // Not reached: the natives exist only after `install` set the state.
+        // SAFETY: throws on the live context; the format has no conversions.
+        return unsafe { qjs::JS_ThrowInternalError(ctx, c"RegExp natives not set up".as_ptr()) };
+    };
+    // SAFETY: as the caller promises.
+    let planned = unsafe { state.plan(ctx, this, arg(argc, argv, 0), check_exec) };
+    let result = planned.and_then(|plan| match plan {
+        Some(call) => fast(state, ctx, &call, arg(argc, argv, 1)),
+        None => Ok(None),
+    });
+    match result {
+        Ok(Some(value)) => value,
+        // SAFETY: as the caller promises.
+        Ok(None) => unsafe { state.fallback(ctx, native, this, argc, argv) },
+        Err(Thrown) => qjs::JS_EXCEPTION,
+    }
+}
+
+/// The bridge to rquickjs for a native's call.
+fn bridge<'js>(ctx: Raw) -> Option<Bridge<'js>> {
+    // SAFETY: `ctx` is the running native's live context (checked non-null in `run`).
+    std::ptr::NonNull::new(ctx).map(|ctx| unsafe { Bridge::new(ctx) })
+}
+
+/// A value a native made as its result, or [`Thrown`] for QuickJS's exception marker.
+fn made(value: qjs::JSValue) -> RawResult<Option<qjs::JSValue>> {
+    // SAFETY: reads the tag only.
+    if unsafe { qjs::JS_IsException(value) } {
+        return Err(Thrown);
+    }
+    Ok(Some(value))
+}
+
+impl State {
     /// The compiled pattern of a planned call, for `f`; `None` if it is not compiled.
     fn with_compiled<R>(&self, id: usize, f: impl FnOnce(&mut Compiled) -> R) -> Option<R> {
         self.cache.borrow_mut().get(id).map(f)
     }
 
-    pub(super) fn exec<'js>(
-        &self,
-        ctx: &Ctx<'js>,
-        this: Value<'js>,
-        text: Option<Value<'js>>,
-    ) -> Result<Value<'js>> {
-        let plan = self.plan(ctx, this, text, false)?;
-        self.one_arg(ctx, Native::Exec, plan, |call| self.exec_fast(ctx, call))
+    /// Sets `lastIndex` on the call's RegExp.
+    fn set_last_index(&self, ctx: Raw, call: &Fast, index: usize) -> RawResult<()> {
+        // SAFETY: `call.re` is the running native's live RegExp.
+        unsafe { set_last_index(ctx, call.re, index) }
     }
 
-    fn exec_fast<'js>(&self, ctx: &Ctx<'js>, call: &Fast<'js>) -> Result<Option<Value<'js>>> {
+    fn exec_fast(&self, ctx: Raw, call: &Fast) -> RawResult<Option<qjs::JSValue>> {
         let Some((flags, exact)) = self.with_compiled(call.id, |c| (c.flags(), c.captures_exact()))
         else {
             return Ok(None);
@@ -55,7 +174,7 @@ impl State {
         }
         let tracks = flags.global || flags.sticky;
         let start = match tracks {
-            true => match self.start(&call.re, &call.haystack, flags.unicode)? {
+            true => match self.start(ctx, call, flags.unicode)? {
                 Some(start) => start,
                 None => return Ok(None),
             },
@@ -71,35 +190,29 @@ impl State {
         };
         let Some((groups, names, named)) = found else {
             if tracks {
-                set_last_index(&call.re, 0)?;
+                self.set_last_index(ctx, call, 0)?;
             }
-            return Ok(Some(Value::new_null(ctx.clone())));
+            return Ok(Some(qjs::JS_NULL));
         };
         if tracks {
             let end = groups[0].map_or(start, |(_, end)| end);
-            set_last_index(&call.re, call.haystack.utf16_index(end))?;
+            self.set_last_index(ctx, call, call.haystack.utf16_index(end))?;
         }
-        let text = call.text.clone();
-        exec_result(ctx, &call.haystack, text, &groups, &names, named).map(Some)
+        let Some(bridge) = bridge(ctx) else {
+            return Err(Thrown);
+        };
+        let text = bridge.value(call.text);
+        let result = exec_result(&bridge.ctx, &call.haystack, text, &groups, &names, named);
+        bridge.finish(result).map(Some)
     }
 
-    pub(super) fn test<'js>(
-        &self,
-        ctx: &Ctx<'js>,
-        this: Value<'js>,
-        text: Option<Value<'js>>,
-    ) -> Result<Value<'js>> {
-        let plan = self.plan(ctx, this, text, true)?;
-        self.one_arg(ctx, Native::Test, plan, |call| self.test_fast(ctx, call))
-    }
-
-    fn test_fast<'js>(&self, ctx: &Ctx<'js>, call: &Fast<'js>) -> Result<Option<Value<'js>>> {
+    fn test_fast(&self, ctx: Raw, call: &Fast) -> RawResult<Option<qjs::JSValue>> {
         let Some(flags) = self.with_compiled(call.id, |c| c.flags()) else {
             return Ok(None);
         };
         let tracks = flags.global || flags.sticky;
         let start = match tracks {
-            true => match self.start(&call.re, &call.haystack, flags.unicode)? {
+            true => match self.start(ctx, call, flags.unicode)? {
                 Some(start) => start,
                 None => return Ok(None),
             },
@@ -110,96 +223,123 @@ impl State {
         };
         if tracks {
             let index = found.map_or(0, |(_, end)| call.haystack.utf16_index(end));
-            set_last_index(&call.re, index)?;
+            self.set_last_index(ctx, call, index)?;
         }
-        Ok(Some(Value::new_bool(ctx.clone(), found.is_some())))
+        Ok(Some(if found.is_some() {
+            qjs::JS_TRUE
+        } else {
+            qjs::JS_FALSE
+        }))
     }
 
-    pub(super) fn matches<'js>(
-        &self,
-        ctx: &Ctx<'js>,
-        this: Value<'js>,
-        text: Option<Value<'js>>,
-    ) -> Result<Value<'js>> {
-        let plan = self.plan(ctx, this, text, true)?;
-        self.one_arg(ctx, Native::Match, plan, |call| self.match_fast(ctx, call))
-    }
-
-    fn match_fast<'js>(&self, ctx: &Ctx<'js>, call: &Fast<'js>) -> Result<Option<Value<'js>>> {
+    fn match_fast(&self, ctx: Raw, call: &Fast) -> RawResult<Option<qjs::JSValue>> {
         let Some(global) = self.with_compiled(call.id, |c| c.flags().global) else {
             return Ok(None);
         };
         if !global {
-            // Without `g`, `match` is `exec`.
-            let (re, text) = (call.re.clone().into_value(), call.text.clone().into_value());
-            return self.exec(ctx, re, Some(text)).map(Some);
+            // Without `g`, `match` is `exec` (whose identity the plan checked).
+            return self.exec_fast(ctx, call);
         }
         let Some(spans) = self.with_compiled(call.id, |c| c.all(&call.haystack)) else {
             return Ok(None);
         };
-        set_last_index(&call.re, 0)?;
+        self.set_last_index(ctx, call, 0)?;
         if spans.is_empty() {
-            return Ok(Some(Value::new_null(ctx.clone())));
+            return Ok(Some(qjs::JS_NULL));
         }
-        let array = Array::new(ctx.clone())?;
-        for (index, (start, end)) in spans.into_iter().enumerate() {
-            array.set(index, &call.haystack[start..end])?;
-        }
-        Ok(Some(array.into_value()))
+        let Some(bridge) = bridge(ctx) else {
+            return Err(Thrown);
+        };
+        let array = (|| {
+            let array = Array::new(bridge.ctx.clone())?;
+            for (index, (start, end)) in spans.into_iter().enumerate() {
+                array.set(index, &call.haystack[start..end])?;
+            }
+            Ok(array.into_value())
+        })();
+        bridge.finish(array).map(Some)
     }
 
-    pub(super) fn replace<'js>(
+    /// `[Symbol.replace]` with `with` a string (a template) or a function; anything else is
+    /// left to QuickJS (its ToString may run user code).
+    fn replace_fast(
         &self,
-        ctx: &Ctx<'js>,
-        this: Value<'js>,
-        text: Option<Value<'js>>,
-        with: Option<Value<'js>>,
-    ) -> Result<Value<'js>> {
-        let with = with.unwrap_or_else(|| Value::new_undefined(ctx.clone()));
-        let plan = self.plan(ctx, this, text, true)?;
-        // The replacement: a function, or a template (ToString once, as the specification).
-        let (function, template) = match with.as_function() {
-            Some(function) => (Some(function.clone()), None),
-            None => (None, Some(to_js_string(ctx, Some(with.clone()))?)),
+        ctx: Raw,
+        call: &Fast,
+        with: qjs::JSValue,
+    ) -> RawResult<Option<qjs::JSValue>> {
+        // SAFETY: tag read, and a class check on the call's live argument.
+        let is_template = unsafe { qjs::JS_IsString(with) };
+        if !is_template && !unsafe { qjs::JS_IsFunction(ctx, with) } {
+            return Ok(None);
+        }
+        let Some((groups, sticky)) =
+            self.with_compiled(call.id, |c| (!c.group_names().is_empty(), c.flags().sticky))
+        else {
+            return Ok(None);
         };
-        let fallback = |this: Value<'js>, text: rquickjs::String<'js>| match &template {
-            Some(template) => self.fallback(ctx, Native::Replace, this, (text, template.clone())),
-            None => self.fallback(ctx, Native::Replace, this, (text, with.clone())),
-        };
-        let call = match plan {
-            Plan::Fast(call) => call,
-            Plan::Fallback(this, text) => return fallback(this, text),
-        };
-        // The template's text, borrowed; one with a lone surrogate is left to QuickJS.
-        let template_text = match &template {
-            Some(template) => match Text::new(ctx, template) {
+        // Most calls find nothing: the template is read only once a match needs it, unless
+        // it decides the search (captures) or a decline after the search would be wrong
+        // (sticky: the search moved `lastIndex`; a global search's reset to 0 is what
+        // QuickJS's original does first anyway).
+        let early = match is_template && (groups || sticky) {
+            // SAFETY: `with` is the call's live string.
+            true => match unsafe { Text::new(ctx, with) } {
                 Some(text) => Some(text),
-                None => return fallback(call.re.into_value(), call.text),
+                // A template with a lone surrogate is left to QuickJS.
+                None => return Ok(None),
             },
-            None => None,
+            false => None,
         };
-        let template = template_text.as_deref();
-        let Some((matches, names)) = self.replace_matches(&call, template)? else {
-            return fallback(call.re.into_value(), call.text);
+        let needs_captures = match &early {
+            Some(template) => template_uses_captures(template),
+            None => !is_template && groups,
+        };
+        let Some((matches, names)) = self.replace_matches(ctx, call, needs_captures)? else {
+            return Ok(None);
         };
         if matches.is_empty() {
-            return Ok(call.text.into_value());
+            // SAFETY: a second reference to the call's text, for the caller.
+            return Ok(Some(unsafe { qjs::JS_DupValue(ctx, call.text) }));
         }
-        let replacement = Replacement {
-            function: function.as_ref(),
-            template,
+        if is_template {
+            let template = match early {
+                Some(template) => template,
+                // SAFETY: `with` is the call's live string.
+                None => match unsafe { Text::new(ctx, with) } {
+                    Some(template) => template,
+                    None => return Ok(None),
+                },
+            };
+            let out = apply(&call.haystack, &matches, &names, |found, out| {
+                expand(&template, found, out);
+                Ok::<(), Thrown>(())
+            })?;
+            // SAFETY: the running native's live context.
+            return made(unsafe { new_string(ctx, &out) });
+        }
+        let Some(bridge) = bridge(ctx) else {
+            return Err(Thrown);
         };
-        let out = replacement.apply(ctx, &call, &matches, &names)?;
-        Ok(rquickjs::String::from_str(ctx.clone(), &out)?.into_value())
+        let result = (|| {
+            let function: Function = bridge.value(with).get()?;
+            let text = bridge.value(call.text);
+            let out = apply(&call.haystack, &matches, &names, |found, out| {
+                out.push_str(&call_replacer(&bridge.ctx, &function, found, text.clone())?);
+                Ok::<(), rquickjs::Error>(())
+            })?;
+            Ok(rquickjs::String::from_str(bridge.ctx.clone(), &out)?.into_value())
+        })();
+        bridge.finish(result).map(Some)
     }
 
     /// The matches and group names a replacement uses; `None` to fall back.
     fn replace_matches(
         &self,
-        call: &Fast<'_>,
-        template: Option<&str>,
-    ) -> Result<Option<(Matches, Vec<Option<String>>)>> {
-        let needs_captures = template.is_none_or(template_uses_captures);
+        ctx: Raw,
+        call: &Fast,
+        needs_captures: bool,
+    ) -> RawResult<Option<(Matches, Vec<Option<String>>)>> {
         let mut cache = self.cache.borrow_mut();
         let Some(compiled) = cache.get(call.id) else {
             return Ok(None);
@@ -207,51 +347,37 @@ impl State {
         if needs_captures && !compiled.captures_exact() {
             return Ok(None);
         }
-        let found = matches_for_replace(self, call, compiled, needs_captures)?;
+        let found = matches_for_replace(self, ctx, call, compiled, needs_captures)?;
         Ok(found.map(|matches| (matches, compiled.group_names().to_vec())))
     }
 }
 
-/// What each match is replaced with.
-struct Replacement<'a, 'js> {
-    function: Option<&'a Function<'js>>,
-    template: Option<&'a str>,
-}
-
-impl<'js> Replacement<'_, 'js> {
-    /// The text with every match in `matches` replaced.
-    fn apply(
-        &self,
-        ctx: &Ctx<'js>,
-        call: &Fast<'js>,
-        matches: &Matches,
-        names: &[Option<String>],
-    ) -> Result<String> {
-        let haystack = call.haystack.as_str();
-        let ascii = call.haystack.ascii;
-        let mut out = String::with_capacity(haystack.len());
-        let mut next = 0;
-        for groups in matches {
-            let Some((start, end)) = groups[0] else {
-                continue;
-            };
-            out.push_str(&haystack[next..start]);
-            let found = Found {
-                haystack,
-                ascii,
-                groups,
-                names,
-            };
-            if let Some(function) = self.function {
-                out.push_str(&call_replacer(ctx, function, &found, call.text.clone())?);
-            } else if let Some(template) = self.template {
-                expand(template, &found, &mut out);
-            }
-            next = end;
-        }
-        out.push_str(&haystack[next..]);
-        Ok(out)
+/// The text with every match in `matches` replaced by what `replace` appends for it.
+fn apply<E>(
+    haystack: &Text,
+    matches: &Matches,
+    names: &[Option<String>],
+    mut replace: impl FnMut(&Found<'_>, &mut String) -> Result<(), E>,
+) -> Result<String, E> {
+    let text = haystack.as_str();
+    let mut out = String::with_capacity(text.len());
+    let mut next = 0;
+    for groups in matches {
+        let Some((start, end)) = groups[0] else {
+            continue;
+        };
+        out.push_str(&text[next..start]);
+        let found = Found {
+            haystack: text,
+            ascii: haystack.ascii,
+            groups,
+            names,
+        };
+        replace(&found, &mut out)?;
+        next = end;
     }
+    out.push_str(&text[next..]);
+    Ok(out)
 }
 
 /// The matches `[Symbol.replace]` replaces, as group spans (just the whole match unless
@@ -259,12 +385,12 @@ impl<'js> Replacement<'_, 'js> {
 /// `None` to fall back.
 fn matches_for_replace(
     state: &State,
-    call: &Fast<'_>,
+    ctx: Raw,
+    call: &Fast,
     compiled: &mut Compiled,
     captures: bool,
-) -> Result<Option<Matches>> {
-    let (re, text) = (&call.re, &call.haystack);
-    let haystack = text.as_str();
+) -> RawResult<Option<Matches>> {
+    let haystack = call.haystack.as_str();
     let flags = compiled.flags();
     let mut one = |start: usize| -> Option<Vec<Option<Span>>> {
         if captures {
@@ -285,20 +411,20 @@ fn matches_for_replace(
             };
             out.push(groups);
         }
-        set_last_index(re, 0)?;
+        state.set_last_index(ctx, call, 0)?;
         return Ok(Some(out));
     }
     if !flags.sticky {
         return Ok(Some(one(0).into_iter().collect()));
     }
-    let Some(start) = state.start(re, text, flags.unicode)? else {
+    let Some(start) = state.start(ctx, call, flags.unicode)? else {
         return Ok(None);
     };
     let found = one(start);
     let index = found
         .as_ref()
         .and_then(|groups| groups[0])
-        .map_or(0, |(_, end)| text.utf16_index(end));
-    set_last_index(re, index)?;
+        .map_or(0, |(_, end)| call.haystack.utf16_index(end));
+    state.set_last_index(ctx, call, index)?;
     Ok(Some(found.into_iter().collect()))
 }

@@ -1,181 +1,55 @@
 //! Deciding, per call, between the compiled engine and QuickJS's: is `this` a real RegExp
-//! with a compiled pattern, unmodified `exec`, and text the compiled engine takes?
+//! with a compiled pattern, unmodified `exec`, and text (already a string) the compiled engine
+//! takes? Anything else goes to QuickJS's original with the arguments untouched, so every
+//! coercion and its side effects stay QuickJS's.
 
-use rquickjs::atom::PredefinedAtom;
-use rquickjs::function::This;
-use rquickjs::{Coerced, Ctx, Object, Result, Value, qjs};
+use rquickjs::qjs;
 
 use super::State;
-use crate::regexp::matcher::{byte_index, utf16_index};
+use super::raw::{Owned, Raw, RawResult, Text, get, last_index};
+use crate::regexp::matcher::byte_index;
 
-/// What a native found it can do for one call.
-pub(super) enum Plan<'js> {
-    /// Run on the compiled engine.
-    Fast(Fast<'js>),
-    /// Hand the call to QuickJS's original with `this` and the text.
-    Fallback(Value<'js>, rquickjs::String<'js>),
-}
-
-/// A call the compiled engine can take: the pattern id, the RegExp, the text (JS and UTF-8).
-pub(super) struct Fast<'js> {
+/// A call the compiled engine can take: the pattern id, the RegExp and the text (both the
+/// call's own values, borrowed), and the text's UTF-8.
+pub(super) struct Fast {
     pub id: usize,
-    pub re: Object<'js>,
-    pub text: rquickjs::String<'js>,
-    pub haystack: Text<'js>,
-}
-
-/// A JavaScript string's UTF-8 text, borrowed from QuickJS: an ASCII string's own buffer (no
-/// copy), else QuickJS's conversion; released on drop.
-pub(super) struct Text<'js> {
-    ctx: Ctx<'js>,
-    ptr: *const u8,
-    len: usize,
-    /// Every byte is ASCII: byte indices are UTF-16 indices, no character is outside the BMP.
-    pub ascii: bool,
-}
-
-impl<'js> Text<'js> {
-    /// The text of `s`; `None` for a string with a lone surrogate (not UTF-8).
-    pub fn new(ctx: &Ctx<'js>, s: &rquickjs::String<'js>) -> Option<Text<'js>> {
-        let mut len = 0;
-        // SAFETY: `s` is a live string of `ctx`; the result (QuickJS's buffer, kept alive by
-        // the reference JS_ToCStringLen takes) is released by `drop` through JS_FreeCString.
-        let ptr = unsafe { qjs::JS_ToCStringLen(ctx.as_raw().as_ptr(), &mut len, s.as_raw()) };
-        if ptr.is_null() {
-            return None;
-        }
-        let mut text = Text {
-            ctx: ctx.clone(),
-            ptr: ptr.cast(),
-            len,
-            ascii: false,
-        };
-        let bytes = text.bytes();
-        let ascii = bytes.is_ascii();
-        // QuickJS writes a lone surrogate as its 3-byte form, which is not UTF-8; an ASCII
-        // text needs no check.
-        if !ascii && std::str::from_utf8(bytes).is_err() {
-            return None;
-        }
-        text.ascii = ascii;
-        Some(text)
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: QuickJS's buffer of `len` bytes, alive until `drop`.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
-    }
-
-    pub fn as_str(&self) -> &str {
-        // SAFETY: checked to be UTF-8 in `new` (ASCII, or `from_utf8`).
-        unsafe { std::str::from_utf8_unchecked(self.bytes()) }
-    }
-
-    /// The UTF-16 index of byte `at` (a character boundary).
-    pub fn utf16_index(&self, at: usize) -> usize {
-        if self.ascii {
-            at
-        } else {
-            utf16_index(self.as_str(), at)
-        }
-    }
-}
-
-impl Drop for Text<'_> {
-    fn drop(&mut self) {
-        // SAFETY: `ptr` came from JS_ToCStringLen on this context and is released once.
-        unsafe { qjs::JS_FreeCString(self.ctx.as_raw().as_ptr(), self.ptr.cast()) }
-    }
-}
-
-impl std::ops::Deref for Text<'_> {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-/// A string argument as the specification's ToString makes it (undefined is "undefined").
-pub(super) fn to_js_string<'js>(
-    ctx: &Ctx<'js>,
-    value: Option<Value<'js>>,
-) -> Result<rquickjs::String<'js>> {
-    let value = value.unwrap_or_else(|| Value::new_undefined(ctx.clone()));
-    if let Some(s) = value.as_string() {
-        return Ok(s.clone());
-    }
-    Ok(value.get::<Coerced<rquickjs::String>>()?.0)
-}
-
-/// `this` when it is a real RegExp object.
-fn regexp<'js>(this: &Value<'js>) -> Option<Object<'js>> {
-    // SAFETY: JS_IsRegExp only reads the value's tag and class id.
-    let is_regexp = unsafe { qjs::JS_IsRegExp(this.as_raw()) };
-    if is_regexp {
-        this.as_object().cloned()
-    } else {
-        None
-    }
-}
-
-/// The specification's ToLength of `lastIndex`, when it is a plain number (else `None`, and
-/// the caller falls back so that QuickJS does any coercion).
-fn last_index(re: &Object<'_>) -> Result<Option<usize>> {
-    let value: Value = re.get(PredefinedAtom::LastIndex)?;
-    if let Some(n) = value.as_int() {
-        return Ok(Some(usize::try_from(n).unwrap_or(0)));
-    }
-    Ok(value.as_float().map(|f| {
-        if f.is_nan() || f <= 0.0 {
-            0
-        } else {
-            // Anything past the string's length just fails to match.
-            f.min(f64::from(u32::MAX)) as usize
-        }
-    }))
-}
-
-pub(super) fn set_last_index(re: &Object<'_>, index: usize) -> Result<()> {
-    re.set(PredefinedAtom::LastIndex, index_value(re.ctx(), index))
-}
-
-/// A UTF-16 index as a JavaScript number (an integer value when it fits).
-pub(super) fn index_value<'js>(ctx: &Ctx<'js>, index: usize) -> Value<'js> {
-    match i32::try_from(index) {
-        Ok(small) => Value::new_int(ctx.clone(), small),
-        Err(_) => Value::new_float(ctx.clone(), index as f64),
-    }
+    pub re: qjs::JSValue,
+    pub text: qjs::JSValue,
+    pub haystack: Text,
 }
 
 impl State {
-    /// `re[key]`: the pattern id stored on the object, if any. One property read by atom.
-    fn stored_id<'js>(&self, ctx: &Ctx<'js>, re: &Object<'js>) -> Result<Value<'js>> {
-        // SAFETY: `re` is a live object of `ctx` and `self.key` a live atom (see `install`);
-        // the result is owned, or the exception marker.
-        let value = unsafe {
-            let raw = qjs::JS_GetProperty(ctx.as_raw().as_ptr(), re.as_raw(), self.key);
-            Value::from_raw(ctx.clone(), raw)
-        };
-        if value.is_exception() {
-            return Err(rquickjs::Error::Exception);
-        }
-        Ok(value)
+    /// The pattern id stored on `re` under the private key, if any: one property read.
+    ///
+    /// # Safety
+    /// `re` is a live object of `ctx`.
+    unsafe fn stored_id(&self, ctx: Raw, re: qjs::JSValue) -> RawResult<Option<i32>> {
+        // SAFETY: as the caller promises; `self.key` is a live atom (see `install`).
+        let value = unsafe { get(ctx, re, self.key)? };
+        let raw = value.raw();
+        // SAFETY: tag read, then the payload of the tag just checked.
+        Ok(unsafe { qjs::JS_IsInt(raw).then(|| qjs::JS_VALUE_GET_INT(raw)) })
     }
 
     /// The compiled pattern of `re`, computed and stored on first use.
-    fn compiled_id<'js>(&self, ctx: &Ctx<'js>, re: &Object<'js>) -> Result<Option<usize>> {
-        if let Some(id) = self.stored_id(ctx, re)?.as_int() {
+    ///
+    /// # Safety
+    /// `re` is a live RegExp object of `ctx`.
+    unsafe fn compiled_id(&self, ctx: Raw, re: qjs::JSValue) -> RawResult<Option<usize>> {
+        // SAFETY: as the caller promises.
+        if let Some(id) = unsafe { self.stored_id(ctx, re)? } {
             return Ok(usize::try_from(id).ok());
         }
-        let read = |getter: &rquickjs::Persistent<rquickjs::Function<'static>>| {
-            getter
-                .clone()
-                .restore(ctx)?
-                .call::<_, String>((This(re.clone()),))
+        // SAFETY: as the caller promises; the getters are QuickJS's, alive for the runtime.
+        let (source, flags) = unsafe {
+            (
+                getter_text(ctx, self.originals.source, re)?,
+                getter_text(ctx, self.originals.flags, re)?,
+            )
         };
-        let source = read(&self.originals.source)?;
-        let flags = read(&self.originals.flags)?;
+        let (Some(source), Some(flags)) = (source, flags) else {
+            return Ok(None);
+        };
         let id = self.cache.borrow_mut().id(&source, &flags);
         let marker = id.and_then(|id| i32::try_from(id).ok()).unwrap_or(-1);
         // A frozen RegExp cannot take the marker: it is looked up by text each time instead.
@@ -183,53 +57,64 @@ impl State {
         // (not reference-counted), which QuickJS takes.
         let status = unsafe {
             qjs::JS_DefinePropertyValue(
-                ctx.as_raw().as_ptr(),
-                re.as_raw(),
+                ctx,
+                re,
                 self.key,
-                Value::new_int(ctx.clone(), marker).as_raw(),
+                qjs::JS_MKVAL(qjs::JS_TAG_INT, marker),
                 qjs::JS_PROP_CONFIGURABLE as i32,
             )
         };
         if status < 0 {
-            let _ = ctx.catch();
+            // SAFETY: the pending exception of the failed definition, released.
+            unsafe { qjs::JS_FreeValue(ctx, qjs::JS_GetException(ctx)) };
         }
         Ok(id)
     }
 
     /// Whether `re.exec` is the native one (nobody replaced it).
-    fn exec_is_native(&self, re: &Object<'_>) -> Result<bool> {
-        let exec: Value = re.get(PredefinedAtom::Exec)?;
+    ///
+    /// # Safety
+    /// `re` is a live object of `ctx`.
+    unsafe fn exec_is_native(&self, ctx: Raw, re: qjs::JSValue) -> RawResult<bool> {
+        // SAFETY: as the caller promises; `JS_ATOM_exec` is predefined.
+        let exec = unsafe { get(ctx, re, qjs::JS_ATOM_exec as qjs::JSAtom)? };
+        // SAFETY: tag read.
+        let is_object = unsafe { qjs::JS_IsObject(exec.raw()) };
         // The installed function is alive for the runtime's life, so its address is its
         // identity.
-        Ok(exec
-            .as_object()
-            .is_some_and(|object| super::object_address(object.as_raw()) == self.exec_object.get()))
+        Ok(is_object && super::object_address(exec.raw()) == self.exec_object)
     }
 
-    /// Decides between the compiled engine and QuickJS's for `this` and the text argument;
-    /// `check_exec` for the natives the specification defines through `exec`.
-    pub(super) fn plan<'js>(
+    /// Decides between the compiled engine (`Some`) and QuickJS's original (`None`) for
+    /// `this` and the text argument; `check_exec` for the natives the specification defines
+    /// through `exec`.
+    ///
+    /// # Safety
+    /// `this` and `text` are the running native's own values.
+    pub(super) unsafe fn plan(
         &self,
-        ctx: &Ctx<'js>,
-        this: Value<'js>,
-        text: Option<Value<'js>>,
+        ctx: Raw,
+        this: qjs::JSValue,
+        text: qjs::JSValue,
         check_exec: bool,
-    ) -> Result<Plan<'js>> {
-        let Some(re) = regexp(&this) else {
-            let text = to_js_string(ctx, text)?;
-            return Ok(Plan::Fallback(this, text));
+    ) -> RawResult<Option<Fast>> {
+        // SAFETY: tag and class reads.
+        let candidate = unsafe { qjs::JS_IsString(text) && qjs::JS_IsRegExp(this) };
+        if !candidate {
+            return Ok(None);
+        }
+        // SAFETY: `this` is a live RegExp of `ctx`.
+        let Some(id) = (unsafe { self.compiled_id(ctx, this)? }) else {
+            return Ok(None);
         };
-        let id = self.compiled_id(ctx, &re)?;
-        let text = to_js_string(ctx, text)?;
-        let Some(id) = id else {
-            return Ok(Plan::Fallback(this, text));
-        };
-        if check_exec && !self.exec_is_native(&re)? {
-            return Ok(Plan::Fallback(this, text));
+        // SAFETY: as above.
+        if check_exec && !unsafe { self.exec_is_native(ctx, this)? } {
+            return Ok(None);
         }
         // Lone surrogates do not convert to UTF-8: QuickJS's engine handles them.
-        let Some(haystack) = Text::new(ctx, &text) else {
-            return Ok(Plan::Fallback(this, text));
+        // SAFETY: `text` is a live string, alive for the call (the caller holds it).
+        let Some(haystack) = (unsafe { Text::new(ctx, text) }) else {
+            return Ok(None);
         };
         let accepted = self
             .cache
@@ -237,11 +122,11 @@ impl State {
             .ready(id, haystack.len())
             .is_some_and(|compiled| compiled.accepts(&haystack, haystack.ascii));
         if !accepted {
-            return Ok(Plan::Fallback(this, text));
+            return Ok(None);
         }
-        Ok(Plan::Fast(Fast {
+        Ok(Some(Fast {
             id,
-            re,
+            re: this,
             text,
             haystack,
         }))
@@ -249,16 +134,34 @@ impl State {
 
     /// Where a `g` or `y` search starts (UTF-16 `lastIndex` as a byte index); `None` to
     /// fall back (a non-number `lastIndex`, or one inside a surrogate pair without `u`).
-    pub(super) fn start(
-        &self,
-        re: &Object<'_>,
-        haystack: &Text<'_>,
-        unicode: bool,
-    ) -> Result<Option<usize>> {
-        let index = last_index(re)?;
-        if haystack.ascii {
+    pub(super) fn start(&self, ctx: Raw, call: &Fast, unicode: bool) -> RawResult<Option<usize>> {
+        // SAFETY: `call.re` is the running native's live RegExp.
+        let index = unsafe { last_index(ctx, call.re)? };
+        if call.haystack.ascii {
             return Ok(index);
         }
-        Ok(index.and_then(|index| byte_index(haystack, index, unicode)))
+        Ok(index.and_then(|index| byte_index(&call.haystack, index, unicode)))
     }
+}
+
+/// `getter.call(re)` as a Rust string (`source` and `flags`, QuickJS's own getters); `None`
+/// for text that is not UTF-8 (a lone surrogate in a source: no compiled pattern takes it).
+///
+/// # Safety
+/// `getter` and `re` are live values of `ctx`.
+unsafe fn getter_text(
+    ctx: Raw,
+    getter: qjs::JSValue,
+    re: qjs::JSValue,
+) -> RawResult<Option<String>> {
+    // SAFETY: as the caller promises; the result is owned.
+    let value = unsafe { Owned::new(ctx, qjs::JS_Call(ctx, getter, re, 0, std::ptr::null_mut()))? };
+    // SAFETY: tag read; then a live string, alive while `text` is.
+    let text = unsafe {
+        if !qjs::JS_IsString(value.raw()) {
+            return Ok(None);
+        }
+        Text::new(ctx, value.raw())
+    };
+    Ok(text.map(|text| text.as_str().to_string()))
 }

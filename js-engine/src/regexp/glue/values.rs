@@ -5,8 +5,7 @@ use rquickjs::atom::PredefinedAtom;
 use rquickjs::function::Args;
 use rquickjs::{Array, Coerced, Ctx, Function, Object, Result, Value};
 
-use super::plan::Text;
-use super::plan::index_value;
+use super::raw::{Text, number};
 use crate::regexp::matcher::{Found, Span};
 
 /// Calls a replacement function with (match, p1.., position, string[, groups]).
@@ -14,7 +13,7 @@ pub(super) fn call_replacer<'js>(
     ctx: &Ctx<'js>,
     function: &Function<'js>,
     found: &Found<'_>,
-    text: rquickjs::String<'js>,
+    text: Value<'js>,
 ) -> Result<String> {
     let named = found.names.iter().any(Option::is_some);
     let mut args = Args::new(ctx.clone(), found.groups.len() + 3);
@@ -66,8 +65,8 @@ fn groups_object<'js>(
 /// The array `exec` returns: the match and groups, `index`, `input`, `groups`.
 pub(super) fn exec_result<'js>(
     ctx: &Ctx<'js>,
-    haystack: &Text<'js>,
-    text: rquickjs::String<'js>,
+    haystack: &Text,
+    text: Value<'js>,
     groups: &[Option<Span>],
     names: &[Option<String>],
     named: bool,
@@ -90,4 +89,10 @@ pub(super) fn exec_result<'js>(
     };
     object.set(PredefinedAtom::Groups, groups)?;
     Ok(array.into_value())
+}
+
+/// A UTF-16 index as a JavaScript number.
+fn index_value<'js>(ctx: &Ctx<'js>, index: usize) -> Value<'js> {
+    // SAFETY: a number is not reference-counted; the value owns nothing.
+    unsafe { Value::from_raw(ctx.clone(), number(index)) }
 }
