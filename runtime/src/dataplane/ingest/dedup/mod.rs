@@ -145,7 +145,7 @@ impl Dedup {
         let dropped = {
             let mut window = lock(&self.window);
             let dropped = window.advance(now);
-            claim.start = window.start_of(now);
+            claim.start = window.newest().unwrap_or_else(|| window.start_of(now));
             for (event, id) in events.into_iter().zip(ids) {
                 if window.insert(id) {
                     fresh.push(event);

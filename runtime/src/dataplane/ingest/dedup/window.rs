@@ -108,6 +108,12 @@ impl Window {
         dropped
     }
 
+    /// The start of the newest generation, the one [`Window::insert`] records in (after
+    /// [`Window::advance`], the current one, unless the clock went back).
+    pub fn newest(&self) -> Option<u64> {
+        self.generations.back().map(|g| g.start)
+    }
+
     /// The start of the oldest generation held.
     pub fn oldest(&self) -> Option<u64> {
         self.generations.front().map(|g| g.start)
