@@ -78,23 +78,45 @@ async function start() {
     ),
     main,
   );
-  window.onhashchange = () => route(main, nav);
+  // `#` and `#/sources` name the same page: moving between them keeps the page as it is.
+  window.onhashchange = () => routeKey() !== shownKey && route(main, nav);
   route(main, nav);
+}
+
+// Each route renders into its own element. A page whose fetches finish after the next
+// navigation then fills an element no longer on the page, instead of replacing the newer page
+// (seen in CI: the start-up render of #/sources replaced the form a person had begun to fill).
+let shown = null;
+let shownKey = null;
+
+/** The page and the rest of the path that the location names. */
+function parse() {
+  const [path = "sources", ...rest] = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
+  return [PAGES.find(([p]) => p === path) ?? PAGES[0], rest.map(decodeURIComponent)];
+}
+
+function routeKey() {
+  const [page, rest] = parse();
+  return [page[0], ...rest].join("/");
 }
 
 function route(main, nav) {
   cleanup?.();
   cleanup = null;
-  const [path = "sources", ...rest] = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
-  const page = PAGES.find(([p]) => p === path) ?? PAGES[0];
+  const [page, rest] = parse();
   for (const a of nav.children) a.classList.toggle("active", a.dataset.page === page[0]);
   document.title = `${page[1]} · sluice`;
-  mount(main, h("p", { class: "muted" }, "Loading…"));
-  Promise.resolve(page[2].render(main, rest.map(decodeURIComponent)))
+  const view = h("div", { class: "view" }, h("p", { class: "muted" }, "Loading…"));
+  shown = view;
+  shownKey = routeKey();
+  mount(main, view);
+  Promise.resolve(page[2].render(view, rest))
     .then((stop) => {
-      if (typeof stop === "function") cleanup = stop;
+      if (typeof stop !== "function") return;
+      if (shown === view) cleanup = stop;
+      else stop();
     })
-    .catch((err) => mount(main, h("p", { class: "form-error", role: "alert" }, err.message ?? String(err))));
+    .catch((err) => mount(view, h("p", { class: "form-error", role: "alert" }, err.message ?? String(err))));
 }
 
 onUnauthorized(() => signOut("The API no longer accepts this token: sign in again."));
