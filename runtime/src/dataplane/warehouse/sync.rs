@@ -182,9 +182,9 @@ struct Chunk {
     slugs: HashMap<String, String>,
 }
 
-/// Reads the chunk at `from` and flattens it, on a blocking thread: tens of milliseconds of
-/// CPU that on a runtime worker would hold up the requests and deliveries queued behind it.
-/// `None` when nothing is staged there.
+/// Reads the chunk at `from` and flattens it, on a sync thread (low priority): a second of
+/// CPU that on a runtime worker would hold up the requests and deliveries queued behind it,
+/// and at a normal priority would compete with them. `None` when nothing is staged there.
 fn prepare(
     plane: &Arc<DataPlane>,
     warehouse: &Warehouse,
@@ -193,17 +193,23 @@ fn prepare(
     mut slugs: HashMap<String, String>,
 ) -> tokio::task::JoinHandle<Result<Option<Chunk>, SyncError>> {
     let (plane, warehouse, staging) = (plane.clone(), warehouse.clone(), staging.clone());
-    tokio::task::spawn_blocking(move || {
-        let records = staging.read_blocking(from, CHUNK_RECORDS, CHUNK_BYTES)?;
-        let Some(next) = records.last().map(|r| r.next) else {
-            return Ok(None);
-        };
-        let batches = batches(&plane, &warehouse, records, &mut slugs)?;
-        Ok(Some(Chunk {
-            batches,
-            next,
-            slugs,
-        }))
+    let workers = plane.warehouses.workers.clone();
+    // Spawned so that it starts now, while the current chunk loads.
+    tokio::spawn(async move {
+        workers
+            .run(move || -> Result<Option<Chunk>, SyncError> {
+                let records = staging.read_blocking(from, CHUNK_RECORDS, CHUNK_BYTES)?;
+                let Some(next) = records.last().map(|r| r.next) else {
+                    return Ok(None);
+                };
+                let batches = batches(&plane, &warehouse, records, &mut slugs)?;
+                Ok(Some(Chunk {
+                    batches,
+                    next,
+                    slugs,
+                }))
+            })
+            .await?
     })
 }
 
@@ -268,11 +274,12 @@ async fn load(
     warehouse: &Warehouse,
     batch: SourceBatch,
 ) -> Result<Loaded, LoadError> {
+    let workers = &plane.warehouses.workers;
     if is_postgres(warehouse) {
-        return postgres::load(&warehouse.settings, batch).await;
+        return postgres::load(&warehouse.settings, workers, batch).await;
     }
     let path = plane.warehouses.file(&warehouse.id);
-    tokio::task::spawn_blocking(move || duck::load(&path, batch)).await?
+    workers.run(move || duck::load(&path, batch)).await?
 }
 
 /// A chunk's events per source, flattened, with selective sync and the per-event
