@@ -123,7 +123,7 @@ fn is_postgres(warehouse: &Warehouse) -> bool {
 
 /// One sync: everything staged when it starts, chunk by chunk; one report per source met.
 /// A failed load ends it (the rest waits for the next attempt). The next chunk is read and
-/// flattened (on a blocking thread) while the current one loads, so that on two cores the
+/// flattened (on a sync thread) while the current one loads, so that on two cores the
 /// flattening and the database's work run at once.
 ///
 /// # Errors
@@ -141,28 +141,16 @@ pub async fn sync(
     };
     let started = Instant::now();
     let start = now();
-    let end = staging.end();
-    let position = staging.position(CONSUMER)?;
     let mut reports: BTreeMap<String, SyncReport> = BTreeMap::new();
-    let mut ahead =
-        (position < end).then(|| prepare(plane, warehouse, &staging, position, HashMap::new()));
-    while let Some(task) = ahead.take() {
-        let Some(chunk) = task.await.map_err(|_| SyncError::Stopped)?? else {
-            break;
-        };
-        if chunk.next < end {
-            let slugs = chunk.slugs.clone();
-            ahead = Some(prepare(plane, warehouse, &staging, chunk.next, slugs));
-        }
-        if !load_chunk(plane, warehouse, chunk.batches, &mut reports, &start).await? {
-            // The chunk read ahead is not loaded: the next attempt reads it again.
-            if let Some(task) = ahead.take() {
-                task.abort();
-            }
-            break;
-        }
-        staging.commit(CONSUMER, chunk.next).await?;
+    let mut ahead = None;
+    let loaded = load_staged(plane, warehouse, &staging, &mut reports, &start, &mut ahead).await;
+    // A chunk read ahead but not loaded (a load failed) is waited for, not left queued: its
+    // job holds the data plane, and a stopped server must release its data directory once
+    // its loops have returned (seen: a restart in a test found the directory still locked).
+    if let Some(task) = ahead {
+        let _ = task.await;
     }
+    loaded?;
     let seconds = started.elapsed().as_secs_f64();
     let mut out: Vec<SyncReport> = reports.into_values().collect();
     for report in &mut out {
@@ -170,6 +158,39 @@ pub async fn sync(
         plane.warehouses.reports.record(report)?;
     }
     Ok(out)
+}
+
+type Ahead = tokio::task::JoinHandle<Result<Option<Chunk>, SyncError>>;
+
+/// Loads the staging log from the committed position to the end it had at the start,
+/// committing after each chunk; stops at the first failed load. The chunk being read ahead
+/// is left in `ahead` for the caller to wait for.
+async fn load_staged(
+    plane: &Arc<DataPlane>,
+    warehouse: &Warehouse,
+    staging: &Arc<SegmentLog>,
+    reports: &mut BTreeMap<String, SyncReport>,
+    start: &str,
+    ahead: &mut Option<Ahead>,
+) -> Result<(), SyncError> {
+    let end = staging.end();
+    let position = staging.position(CONSUMER)?;
+    *ahead = (position < end).then(|| prepare(plane, warehouse, staging, position, HashMap::new()));
+    while let Some(task) = ahead.take() {
+        let Some(chunk) = task.await.map_err(|_| SyncError::Stopped)?? else {
+            break;
+        };
+        if chunk.next < end {
+            let slugs = chunk.slugs.clone();
+            *ahead = Some(prepare(plane, warehouse, staging, chunk.next, slugs));
+        }
+        if !load_chunk(plane, warehouse, chunk.batches, reports, start).await? {
+            // The chunk read ahead is not loaded: the next attempt reads it again.
+            break;
+        }
+        staging.commit(CONSUMER, chunk.next).await?;
+    }
+    Ok(())
 }
 
 /// A chunk of the staging log, read and flattened.
@@ -191,7 +212,7 @@ fn prepare(
     staging: &Arc<SegmentLog>,
     from: u64,
     mut slugs: HashMap<String, String>,
-) -> tokio::task::JoinHandle<Result<Option<Chunk>, SyncError>> {
+) -> Ahead {
     let (plane, warehouse, staging) = (plane.clone(), warehouse.clone(), staging.clone());
     let workers = plane.warehouses.workers.clone();
     // Spawned so that it starts now, while the current chunk loads.
