@@ -36,7 +36,7 @@ pub fn open_db(dir: &Path) -> Result<sled::Db, StorageError> {
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
         match sled::open(dir.join("db")) {
-            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(e) if held_by_another(&e) => {
                 if Instant::now() >= deadline {
                     return Err(StorageError::Io(format!(
                         "{}: another process is using this data directory; stop it or choose \
@@ -48,5 +48,49 @@ pub fn open_db(dir: &Path) -> Result<sled::Db, StorageError> {
             }
             other => return Ok(other?),
         }
+    }
+}
+
+/// Whether sled refused to open because another holder has the database's lock. sled 0.34
+/// reports it as an `ErrorKind::Other` whose message carries the `flock` error (its
+/// `config.rs`: "could not acquire lock on ..."), so the message is the only sign; matching
+/// on `WouldBlock` alone never matched, and the wait above never happened (seen: a test's
+/// restart failed while the stopped server's last sled references were still being dropped).
+fn held_by_another(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock
+                || (io.kind() == std::io::ErrorKind::Other
+                    && io.to_string().starts_with("could not acquire lock"))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opening_waits_for_a_holder_that_is_closing() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = open_db(dir.path()).unwrap();
+        let closing = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(first);
+        });
+        let started = Instant::now();
+        let second = open_db(dir.path());
+        closing.join().unwrap();
+        assert!(second.is_ok(), "{:?}", second.err());
+        assert!(started.elapsed() >= Duration::from_millis(250));
+    }
+
+    #[test]
+    fn sleds_lock_error_is_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = sled::open(dir.path().join("db")).unwrap();
+        let refused = sled::open(dir.path().join("db")).err().unwrap();
+        assert!(held_by_another(&refused), "{refused:?}");
     }
 }

@@ -1,5 +1,5 @@
 //! What one source's events go through, a batch at a time, on a blocking thread: the tracking
-//! plan, the source's insert functions (one `invoke_batch` per instance), routing by
+//! plan, the source's insert functions (one call per event, see [`super::functions`]), routing by
 //! `integrations`, each destination's insert functions. The result is what to make durable
 //! before the batch's log position is committed.
 
