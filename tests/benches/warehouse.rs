@@ -10,6 +10,9 @@
 //!
 //! Run: `cargo bench -p sluice-tests --bench warehouse` (`SLUICE_BENCH_EVENTS`, default
 //! 100,000; PostgreSQL at 127.0.0.1:5432 or `SLUICE_TEST_POSTGRES_URL`).
+//! `SLUICE_BENCH_SKIP=postgres,side` leaves parts out; `SLUICE_BENCH_PERF_FIFO=<fifo>` writes
+//! `enable` and `disable` to a `perf record -D -1 --control fifo:<fifo>` around the first
+//! DuckDB sync, so that a profile holds that sync alone.
 
 #[path = "../tests/api_support/mod.rs"]
 mod api_support;
@@ -142,61 +145,9 @@ fn events(n: usize) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let n: usize = std::env::var("SLUICE_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
-    let events = events(n);
-    let dir = tempfile::tempdir().expect("a directory");
-    let server = Server::start(dir.path()).await;
-    let source = server.source("bench").await;
-    let key = server.write_key(&source).await;
-    let prefix = fresh_prefix();
-    let duck = warehouse(&server, "duckdb", Map::new(), &source).await;
-    let pg = warehouse(&server, "postgres", postgres_settings(&prefix), &source).await;
-    let beside = warehouse(&server, "duckdb", Map::new(), &source).await;
-    let side_source = server.source("side").await;
-    server
-        .file_destination(&side_source, "side", "side.jsonl")
-        .await;
-    let side = Side {
-        key: server.write_key(&side_source).await,
-        file: server.file("side.jsonl"),
-        events: (0..2 * SIDE)
-            .map(|i| {
-                let mut e = events[i % events.len()].clone();
-                e["messageId"] = json!(format!("side-{i}"));
-                e
-            })
-            .collect(),
-    };
-    let started = Instant::now();
-    send(&server, &key, &events).await;
-    eprintln!("sent {n} events in {:.1}s", started.elapsed().as_secs_f64());
-
-    let (duck_s, duck_rows) = sync_all(&server, &duck, n as u64).await;
-    let (pg_s, pg_rows) = sync_all(&server, &pg, n as u64).await;
-    let (alone, during, beside_s) = beside_a_sync(&server, &beside, n as u64, &side).await;
-    server.stop().await;
-
-    // DuckDB's own bulk path: read_json of the same events into a table.
-    let json_file = dir.path().join("events.jsonl");
-    let text: Vec<String> = events.iter().map(Value::to_string).collect();
-    std::fs::write(&json_file, text.join("\n")).expect("written");
-    let conn = duckdb::Connection::open(dir.path().join("bulk.duckdb")).expect("opens");
-    let t = Instant::now();
-    conn.execute_batch(&format!(
-        "CREATE TABLE events AS SELECT * FROM read_json('{}', format = 'newline_delimited')",
-        json_file.display()
-    ))
-    .expect("read_json");
-    let bulk_duck = t.elapsed().as_secs_f64();
-    drop(conn);
-    let _ = duckdb_file;
-
-    // PostgreSQL's own bulk path: COPY of the same rows as CSV into empty twins.
+/// PostgreSQL's own bulk path: every table the sync loaded into schema `<prefix>bench`,
+/// exported as CSV and copied into empty twins; returns the seconds the `COPY`s took.
+async fn copy_bulk(prefix: &str) -> f64 {
     let client = postgres().await;
     let schema = format!("{prefix}bench");
     let tables: Vec<String> = client
@@ -254,6 +205,95 @@ async fn main() {
         ))
         .await
         .expect("cleaned up");
+    bulk_pg
+}
+
+/// Whether `SLUICE_BENCH_SKIP` (a comma-separated list) names `part`.
+fn skipped(part: &str) -> bool {
+    std::env::var("SLUICE_BENCH_SKIP")
+        .map(|s| s.split(',').any(|p| p.trim() == part))
+        .unwrap_or(false)
+}
+
+/// Tells a waiting `perf record --control fifo:...` to `enable` or `disable` its events.
+fn perf(command: &str) {
+    if let Some(fifo) = std::env::var_os("SLUICE_BENCH_PERF_FIFO") {
+        std::fs::write(fifo, format!("{command}\n")).expect("perf's control fifo");
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let n: usize = std::env::var("SLUICE_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let events = events(n);
+    let dir = tempfile::tempdir().expect("a directory");
+    let server = Server::start(dir.path()).await;
+    let source = server.source("bench").await;
+    let key = server.write_key(&source).await;
+    let prefix = fresh_prefix();
+    let duck = warehouse(&server, "duckdb", Map::new(), &source).await;
+    let pg = warehouse(&server, "postgres", postgres_settings(&prefix), &source).await;
+    let beside = warehouse(&server, "duckdb", Map::new(), &source).await;
+    let side_source = server.source("side").await;
+    server
+        .file_destination(&side_source, "side", "side.jsonl")
+        .await;
+    let side = Side {
+        key: server.write_key(&side_source).await,
+        file: server.file("side.jsonl"),
+        events: (0..2 * SIDE)
+            .map(|i| {
+                let mut e = events[i % events.len()].clone();
+                e["messageId"] = json!(format!("side-{i}"));
+                e
+            })
+            .collect(),
+    };
+    let started = Instant::now();
+    send(&server, &key, &events).await;
+    eprintln!("sent {n} events in {:.1}s", started.elapsed().as_secs_f64());
+
+    perf("enable");
+    let (duck_s, duck_rows) = sync_all(&server, &duck, n as u64).await;
+    perf("disable");
+    let (pg_s, pg_rows) = if skipped("postgres") {
+        (0.0, 0)
+    } else {
+        sync_all(&server, &pg, n as u64).await
+    };
+    let (alone, during, beside_s) = if skipped("side") {
+        (0.0, 0.0, 0.0)
+    } else {
+        beside_a_sync(&server, &beside, n as u64, &side).await
+    };
+    server.stop().await;
+
+    // DuckDB's own bulk path: read_json of the same events into a table.
+    let json_file = dir.path().join("events.jsonl");
+    let text: Vec<String> = events.iter().map(Value::to_string).collect();
+    std::fs::write(&json_file, text.join("\n")).expect("written");
+    let conn = duckdb::Connection::open(dir.path().join("bulk.duckdb")).expect("opens");
+    let t = Instant::now();
+    conn.execute_batch(&format!(
+        "CREATE TABLE events AS SELECT * FROM read_json('{}', format = 'newline_delimited')",
+        json_file.display()
+    ))
+    .expect("read_json");
+    let bulk_duck = t.elapsed().as_secs_f64();
+    // Closing checkpoints the file, which a sync's time includes (each load closes it).
+    drop(conn);
+    let bulk_duck_closed = t.elapsed().as_secs_f64();
+    let _ = duckdb_file;
+
+    // PostgreSQL's own bulk path: COPY of the same rows as CSV into empty twins.
+    let bulk_pg = if skipped("postgres") {
+        0.0
+    } else {
+        copy_bulk(&prefix).await
+    };
 
     let rate = |rows: f64, s: f64| rows / s.max(1e-9);
     let nf = n as f64;
@@ -267,6 +307,10 @@ async fn main() {
         "  read_json      {bulk_duck:>7.2}s  {:>9.0} events/s  ratio {:.2}x",
         rate(nf, bulk_duck),
         bulk_duck / duck_s.max(1e-9)
+    );
+    println!(
+        "  read_json + close {bulk_duck_closed:>4.2}s  (with the checkpoint a sync's close makes) ratio {:.2}x",
+        bulk_duck_closed / duck_s.max(1e-9)
     );
     println!(
         "  postgres  sync {pg_s:>7.2}s  {:>9.0} events/s  {:>9.0} rows/s ({pg_rows} rows)",

@@ -271,6 +271,40 @@ impl<'a> Head<'a> {
     }
 }
 
+/// A JSON string (an object key or a string value) borrowed from the bytes it was read from,
+/// copied only when it holds an escape. Shared by the readers that never build a
+/// `serde_json::Value` tree (ingestion's members, the warehouse's flattening). Costs nothing
+/// beyond serde_json's own unescaping.
+pub struct JsonStr<'a>(pub std::borrow::Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for JsonStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(JsonStrVisitor)
+    }
+}
+
+struct JsonStrVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonStrVisitor {
+    type Value = JsonStr<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<JsonStr<'de>, E> {
+        Ok(JsonStr(std::borrow::Cow::Borrowed(s)))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<JsonStr<'de>, E> {
+        Ok(JsonStr(std::borrow::Cow::Owned(s.to_string())))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<JsonStr<'de>, E> {
+        Ok(JsonStr(std::borrow::Cow::Owned(s)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,8 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::dataplane::event::JsonStr;
+
 /// An object's members, in the order they came. Parsing validates the whole object's JSON
 /// and allocates one vector; values are not parsed.
 pub struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
@@ -49,7 +51,9 @@ pub fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
     if !raw.get().starts_with('"') {
         return None;
     }
-    serde_json::from_str::<Key<'_>>(raw.get()).ok().map(|k| k.0)
+    serde_json::from_str::<JsonStr<'_>>(raw.get())
+        .ok()
+        .map(|k| k.0)
 }
 
 /// Whether `raw` is a JSON object.
@@ -70,31 +74,6 @@ pub fn is_number(raw: &RawValue) -> bool {
         .is_some_and(|b| *b == b'-' || b.is_ascii_digit())
 }
 
-/// A string that borrows from the input when it can.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(s)))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(s.to_string())))
-            }
-            fn visit_string<E>(self, s: String) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(s)))
-            }
-        }
-        d.deserialize_str(KeyVisitor)
-    }
-}
-
 impl<'de> Deserialize<'de> for Members<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct MembersVisitor;
@@ -105,7 +84,7 @@ impl<'de> Deserialize<'de> for Members<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
                 let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some((Key(k), v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                while let Some((JsonStr(k), v)) = map.next_entry::<JsonStr<'de>, &'de RawValue>()? {
                     members.push((k, v));
                 }
                 Ok(Members(members))

@@ -38,12 +38,21 @@ impl Workers {
     /// # Errors
     /// The operating system refused a thread.
     pub fn start(threads: usize, nice: i32) -> std::io::Result<Workers> {
+        Workers::named("sluice-pipeline", threads, nice)
+    }
+
+    /// Like [`Workers::start`], the threads named `<name>-<n>` (what `top -H` and `perf`
+    /// show). Threads a job starts (DuckDB's own) inherit the priority.
+    ///
+    /// # Errors
+    /// The operating system refused a thread.
+    pub fn named(name: &str, threads: usize, nice: i32) -> std::io::Result<Workers> {
         let (jobs, queue) = channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for i in 0..threads.max(1) {
             let queue = queue.clone();
             std::thread::Builder::new()
-                .name(format!("sluice-pipeline-{i}"))
+                .name(format!("{name}-{i}"))
                 .spawn(move || work(&queue, nice))?;
         }
         Ok(Workers { jobs })

@@ -14,6 +14,7 @@ use serde_json::{Map, Number, Value};
 
 use super::naming::{event_table, identifier, snake_case};
 use super::types::Scalar;
+use crate::dataplane::event::JsonStr;
 
 /// The columns every event's row has (besides `uuid_ts`, the load time, and `context_*`).
 pub const COMMON: [&str; 7] = [
@@ -200,7 +201,7 @@ impl<'de> Visitor<'de> for JsonVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
         let mut members: Vec<(Cow<'de, str>, Json<'de>)> = Vec::new();
-        while let Some((Key(key), value)) = map.next_entry::<Key<'de>, Json<'de>>()? {
+        while let Some((JsonStr(key), value)) = map.next_entry::<JsonStr<'de>, Json<'de>>()? {
             members.push((key, value));
         }
         // Stable: of a repeated key, the last value stays last, and is the one kept.
@@ -213,37 +214,6 @@ impl<'de> Visitor<'de> for JsonVisitor {
             }
         }
         Ok(Json::Object(unique))
-    }
-}
-
-/// An object key, borrowed from the bytes unless it holds an escape.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-struct KeyVisitor;
-
-impl<'de> Visitor<'de> for KeyVisitor {
-    type Value = Key<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
-        Ok(Key(Cow::Borrowed(s)))
-    }
-
-    fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
-        Ok(Key(Cow::Owned(s.to_string())))
-    }
-
-    fn visit_string<E>(self, s: String) -> Result<Key<'de>, E> {
-        Ok(Key(Cow::Owned(s)))
     }
 }
 

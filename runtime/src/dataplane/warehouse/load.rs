@@ -49,6 +49,9 @@ pub enum LoadError {
     /// The blocking task that runs an embedded load failed.
     #[error("the load task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The sync thread that ran the load (or its plan) lost it (a panic).
+    #[error(transparent)]
+    Worker(#[from] crate::dataplane::pipeline::workers::WorkerLost),
 }
 
 impl LoadError {

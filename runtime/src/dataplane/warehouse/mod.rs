@@ -11,6 +11,7 @@
 //! - [`report`]: the sync reports and the tables each source has loaded.
 //! - [`tls`]: TLS to PostgreSQL, by `sslmode`.
 
+pub mod csv;
 pub mod duck;
 pub mod flatten;
 pub mod load;
@@ -31,7 +32,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::DataPlane;
+use super::pipeline::workers::{WorkerLost, Workers};
+use super::{DataPlane, OpenError};
 use crate::log::{LogConfig, LogError, SegmentLog};
 use crate::workspace::{Kind, StoreError, Warehouse};
 use load::LoadError;
@@ -74,9 +76,9 @@ pub enum SyncError {
     /// The server is stopping (or its data plane is not running).
     #[error("the data plane is not running")]
     Stopped,
-    /// Flattening a chunk failed on its blocking thread (a panic); nothing was loaded.
+    /// Flattening a chunk failed on its thread (a panic); nothing was loaded.
     #[error("flattening the staged events failed: {0}")]
-    Flatten(#[from] tokio::task::JoinError),
+    Flatten(#[from] WorkerLost),
 }
 
 /// The warehouses' shared state: their staging logs (each opened once: a log is locked by the
@@ -89,15 +91,27 @@ pub struct Warehouses {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Sync reports and loaded collections.
     pub reports: Reports,
+    /// The threads syncs flatten and load on (DuckDB's own threads start from them).
+    pub workers: Workers,
 }
+
+/// The nice value of the sync threads ([`Warehouses::workers`]): the lowest, below the
+/// pipeline's function threads ([`super::pipeline::workers::NICE`]), so that a sync (minutes of
+/// CPU, never urgent) takes only the CPU that ingestion, the pipeline and the deliveries leave,
+/// and they are not slowed while it runs (BENCHMARKS.md, issue 15).
+pub const SYNC_NICE: i32 = 19;
+
+/// Sync threads: a load and the next chunk's flattening at once, for two warehouses.
+const SYNC_THREADS: usize = 4;
 
 impl Warehouses {
     /// Over `<data_dir>/warehouses/` and the reports' trees in `db`.
     ///
     /// # Errors
-    /// sled cannot open a tree.
-    pub fn open(db: &sled::Db, data_dir: &Path) -> Result<Warehouses, sled::Error> {
+    /// sled cannot open a tree, or the sync threads cannot start.
+    pub fn open(db: &sled::Db, data_dir: &Path) -> Result<Warehouses, OpenError> {
         Ok(Warehouses {
+            workers: Workers::named("sluice-warehouse", SYNC_THREADS, SYNC_NICE)?,
             dir: data_dir.join("warehouses"),
             logs: Mutex::new(HashMap::new()),
             loops: Mutex::new(HashMap::new()),

@@ -17,6 +17,7 @@ use super::plan::TableLoad;
 use super::sql;
 use super::tls::{self, Mode};
 use super::types::{Cell, Dialect, write_timestamp};
+use crate::dataplane::pipeline::workers::Workers;
 
 const D: Dialect = Dialect::Postgres;
 
@@ -97,12 +98,20 @@ fn reason(e: &tokio_postgres::Error) -> String {
 ///
 /// # Errors
 /// [`LoadError`] naming the table whose statement failed; nothing of the batch is committed.
-pub async fn load(settings: &Map<String, Value>, batch: SourceBatch) -> Result<Loaded, LoadError> {
+pub async fn load(
+    settings: &Map<String, Value>,
+    workers: &Workers,
+    batch: SourceBatch,
+) -> Result<Loaded, LoadError> {
     let mut client = connect(settings).await?;
-    load_one(&mut client, batch).await
+    load_one(&mut client, workers, batch).await
 }
 
-async fn load_one(client: &mut Client, mut batch: SourceBatch) -> Result<Loaded, LoadError> {
+async fn load_one(
+    client: &mut Client,
+    workers: &Workers,
+    mut batch: SourceBatch,
+) -> Result<Loaded, LoadError> {
     let db = |e: tokio_postgres::Error| LoadError::Database(reason(&e));
     let tx = client.transaction().await.map_err(db)?;
     tx.batch_execute(&sql::create_schema(&batch.schema))
@@ -115,8 +124,8 @@ async fn load_one(client: &mut Client, mut batch: SourceBatch) -> Result<Loaded,
     let stored = existing(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))));
     let schema = batch.schema.clone();
     let now = now_micros();
-    // Typing and ordering the cells is CPU work: off the runtime's workers.
-    let plans = tokio::task::spawn_blocking(move || plans(&stored, &mut batch, now)).await?;
+    // Typing and ordering the cells is CPU work: on a (low-priority) sync thread.
+    let plans = workers.run(move || plans(&stored, &mut batch, now)).await?;
     let mut loaded = Loaded::default();
     for (n, plan) in plans.iter().enumerate() {
         let written = table(&tx, &schema, n, plan)

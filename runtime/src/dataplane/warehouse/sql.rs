@@ -1,7 +1,8 @@
 //! The SQL a load runs, the same shape in both databases: schema changes first (create,
-//! add columns, widen), then per table the batch into a staging table through the bulk path
-//! and one statement that moves the rows whose id is not stored yet (`users`: an update of
-//! the stored rows, what the batch leaves null kept, then the insert of new ones). Pure text.
+//! add columns, widen), then per table the batch through the bulk path (PostgreSQL: into a
+//! staging table; DuckDB: a CSV file its `read_csv` reads in the statement itself) and one
+//! statement that moves the rows whose id is not stored yet (`users`: an update of the stored
+//! rows, what the batch leaves null kept, then the insert of new ones). Pure text.
 
 use super::naming::quote;
 use super::plan::TableLoad;
@@ -117,9 +118,13 @@ pub fn stored_any(schema: &str, table: &str) -> String {
 /// The statements that move the staged rows into the table: an update of stored rows first
 /// when the load upserts, then the insert of the rows whose id is not stored.
 pub fn merge(dialect: Dialect, schema: &str, stage: &str, load: &TableLoad) -> Vec<String> {
+    merge_from(schema, &stage_ref(dialect, schema, stage), load)
+}
+
+/// [`merge`] from `staged`: a table's name or a subquery (DuckDB's `read_csv` of the rows).
+pub fn merge_from(schema: &str, staged: &str, load: &TableLoad) -> Vec<String> {
     let target = qualified(schema, &load.table);
     let table = quote(&load.table);
-    let staged = stage_ref(dialect, schema, stage);
     let names: Vec<String> = load.columns.iter().map(|(c, _)| quote(c)).collect();
     let list = names.join(", ");
     let mut out = Vec::new();
@@ -143,6 +148,17 @@ pub fn merge(dialect: Dialect, schema: &str, stage: &str, load: &TableLoad) -> V
         picked.join(", ")
     ));
     out
+}
+
+/// Inserts every row of `staged` (a table or a subquery with the load's columns) into the
+/// table: for a table this load created, which holds none of their ids.
+pub fn insert_all(schema: &str, staged: &str, load: &TableLoad) -> String {
+    let names: Vec<String> = load.columns.iter().map(|(c, _)| quote(c)).collect();
+    let list = names.join(", ");
+    format!(
+        "INSERT INTO {} ({list}) SELECT {list} FROM {staged} AS _s",
+        qualified(schema, &load.table)
+    )
 }
 
 #[cfg(test)]
