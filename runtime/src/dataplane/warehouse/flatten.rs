@@ -6,7 +6,6 @@
 //! values typed once ([`Scalar`]: a time is parsed here, not again when loaded). Pure.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -316,7 +315,7 @@ pub struct Row {
 #[derive(Debug, Default)]
 pub struct Names {
     /// `prefix` NUL `key` NUL-or-1 (`guard`) -> its names.
-    known: HashMap<String, Name>,
+    known: foldhash::HashMap<String, Name>,
     /// The lookup key being built (kept to reuse its allocation).
     scratch: String,
 }

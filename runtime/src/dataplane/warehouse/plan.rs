@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::{HashMap as FastMap, HashMapExt, HashSet as FastSet, HashSetExt};
+
 use serde_json::Value;
 
 use super::flatten::{Cells, Row};
@@ -90,7 +92,7 @@ pub fn table(
     let uuid_ts = columns.len();
     columns.push(("uuid_ts".into(), ColumnType::Timestamp));
     // Each column's place, built once: a row's cells are placed by a lookup each.
-    let at: HashMap<&str, usize> = columns
+    let at: FastMap<&str, usize> = columns
         .iter()
         .enumerate()
         .map(|(i, (c, _))| (c.as_str(), i))
@@ -120,7 +122,7 @@ pub fn table(
 fn layout(rows: &[Row], existing: Option<&Columns>) -> (Vec<(String, ColumnType)>, Vec<String>) {
     let stored = |column: &str| existing.and_then(|e| e.get(column)).copied();
     let mut columns = vec![("id".to_string(), stored("id").unwrap_or(ColumnType::Text))];
-    let mut at: HashMap<&str, usize> = std::iter::once(("id", 0)).collect();
+    let mut at: FastMap<&str, usize> = std::iter::once(("id", 0)).collect();
     let mut widened: Vec<String> = Vec::new();
     for row in rows {
         for (column, value) in row.cells.iter() {
@@ -163,7 +165,7 @@ fn layout(rows: &[Row], existing: Option<&Columns>) -> (Vec<(String, ColumnType)
 fn cells_of(
     table: &str,
     columns: &[(String, ColumnType)],
-    at: &HashMap<&str, usize>,
+    at: &FastMap<&str, usize>,
     uuid_ts: usize,
     mut row: Row,
     now: i64,
@@ -221,7 +223,7 @@ fn discard(table: &str, column: &str, row: &Row, value: Value, reason: String) -
 
 /// The first row of each id, in order.
 fn dedup(rows: Vec<Row>) -> Vec<Row> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = FastSet::new();
     rows.into_iter()
         .filter(|r| seen.insert(r.id.clone()))
         .collect()
@@ -229,7 +231,7 @@ fn dedup(rows: Vec<Row>) -> Vec<Row> {
 
 /// One row per id: later values over earlier ones, what a later row leaves out kept.
 fn merge(rows: Vec<Row>) -> Vec<Row> {
-    let mut at: HashMap<String, usize> = HashMap::new();
+    let mut at: FastMap<String, usize> = FastMap::new();
     let mut out: Vec<Row> = Vec::new();
     for row in rows {
         match at.get(&row.id) {
