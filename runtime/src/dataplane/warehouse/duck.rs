@@ -133,7 +133,7 @@ fn table(
         conn.execute(&sql::insert_all(schema, &source, plan), [])? as u64
     } else {
         let mut written = 0u64;
-        for statement in sql::merge_from(schema, &source, plan) {
+        for statement in sql::merge(schema, &source, plan) {
             written += conn.execute(&statement, [])? as u64;
         }
         written

@@ -157,11 +157,11 @@ async fn table(
         return Ok(plan.rows.len() as u64);
     }
     let stage = sql::stage_name(n);
-    tx.batch_execute(&sql::create_stage(D, schema, &stage, plan))
-        .await?;
-    copy(tx, &super::naming::quote(&stage), plan).await?;
+    tx.batch_execute(&sql::create_stage(&stage, plan)).await?;
+    let staged = super::naming::quote(&stage);
+    copy(tx, &staged, plan).await?;
     let mut written = 0;
-    for statement in sql::merge(D, schema, &stage, plan) {
+    for statement in sql::merge(schema, &staged, plan) {
         written += tx.execute(statement.as_str(), &[]).await?;
     }
     Ok(written)

@@ -72,39 +72,19 @@ pub fn stage_name(n: usize) -> String {
     format!("_sluice_stage_{n}")
 }
 
-/// Creates the staging table `stage` with the load's columns (PostgreSQL: a temporary table
-/// dropped at commit; DuckDB: a table in `schema`, dropped by [`drop_stage`]).
-pub fn create_stage(dialect: Dialect, schema: &str, stage: &str, load: &TableLoad) -> String {
+/// Creates PostgreSQL's staging table `stage` with the load's columns: a temporary table,
+/// dropped at commit. (DuckDB needs none: its `read_csv` is read in the merge itself.)
+pub fn create_stage(stage: &str, load: &TableLoad) -> String {
     let columns: Vec<String> = load
         .columns
         .iter()
-        .map(|(name, kind)| format!("{} {}", quote(name), kind.sql(dialect)))
+        .map(|(name, kind)| format!("{} {}", quote(name), kind.sql(Dialect::Postgres)))
         .collect();
-    match dialect {
-        Dialect::Postgres => format!(
-            "CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP",
-            quote(stage),
-            columns.join(", ")
-        ),
-        Dialect::DuckDb => format!(
-            "CREATE TABLE {} ({})",
-            qualified(schema, stage),
-            columns.join(", ")
-        ),
-    }
-}
-
-/// Drops DuckDB's staging table (PostgreSQL's goes at commit).
-pub fn drop_stage(schema: &str, stage: &str) -> String {
-    format!("DROP TABLE IF EXISTS {}", qualified(schema, stage))
-}
-
-/// The staging table as the merge statements name it.
-pub fn stage_ref(dialect: Dialect, schema: &str, stage: &str) -> String {
-    match dialect {
-        Dialect::Postgres => quote(stage),
-        Dialect::DuckDb => qualified(schema, stage),
-    }
+    format!(
+        "CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP",
+        quote(stage),
+        columns.join(", ")
+    )
 }
 
 /// Whether `schema.table` holds a row whose id is in the array `$1` (PostgreSQL).
@@ -115,14 +95,10 @@ pub fn stored_any(schema: &str, table: &str) -> String {
     )
 }
 
-/// The statements that move the staged rows into the table: an update of stored rows first
-/// when the load upserts, then the insert of the rows whose id is not stored.
-pub fn merge(dialect: Dialect, schema: &str, stage: &str, load: &TableLoad) -> Vec<String> {
-    merge_from(schema, &stage_ref(dialect, schema, stage), load)
-}
-
-/// [`merge`] from `staged`: a table's name or a subquery (DuckDB's `read_csv` of the rows).
-pub fn merge_from(schema: &str, staged: &str, load: &TableLoad) -> Vec<String> {
+/// The statements that move the rows of `staged` (PostgreSQL's staging table, quoted; DuckDB's
+/// `read_csv` of the rows) into the table: an update of stored rows first when the load
+/// upserts, then the insert of the rows whose id is not stored.
+pub fn merge(schema: &str, staged: &str, load: &TableLoad) -> Vec<String> {
     let target = qualified(schema, &load.table);
     let table = quote(&load.table);
     let names: Vec<String> = load.columns.iter().map(|(c, _)| quote(c)).collect();
@@ -198,7 +174,7 @@ mod tests {
                 "ALTER TABLE \"s\".\"users\" ALTER COLUMN \"m\" TYPE DOUBLE",
             ]
         );
-        let merged = merge(Dialect::Postgres, "s", "_st", &load(false, true));
+        let merged = merge("s", "\"_st\"", &load(false, true));
         assert_eq!(
             merged[0],
             "UPDATE \"s\".\"users\" SET \"n\" = COALESCE(_s.\"n\", \"users\".\"n\") FROM \"_st\" AS _s WHERE \"users\".\"id\" = _s.\"id\""
