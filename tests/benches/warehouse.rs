@@ -26,7 +26,7 @@ use api_support::Server;
 use futures_util::SinkExt;
 use serde_json::{Map, Value, json};
 use sluice_tests::sample_events;
-use warehouse_support::{duckdb_file, fresh_prefix, postgres, postgres_settings, warehouse};
+use warehouse_support::{fresh_prefix, postgres, postgres_settings, warehouse};
 
 /// The allocator the `sluice` binary uses, so the bench measures what users run.
 #[global_allocator]
@@ -286,7 +286,6 @@ async fn main() {
     // Closing checkpoints the file, which a sync's time includes (each load closes it).
     drop(conn);
     let bulk_duck_closed = t.elapsed().as_secs_f64();
-    let _ = duckdb_file;
 
     // PostgreSQL's own bulk path: COPY of the same rows as CSV into empty twins.
     let bulk_pg = if skipped("postgres") {

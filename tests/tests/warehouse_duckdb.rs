@@ -10,6 +10,17 @@ use reqwest::StatusCode;
 use serde_json::{Map, json};
 use warehouse_support::{duck, duck_columns, duckdb_file, every_type, sync_until, warehouse};
 
+/// A server over `dir` with a source `shop` connected to an embedded warehouse: the server,
+/// the source's write key, the warehouse's id and its DuckDB file.
+async fn shop_on_duckdb(dir: &std::path::Path) -> (Server, String, String, std::path::PathBuf) {
+    let server = Server::start(dir).await;
+    let source = server.source("shop").await;
+    let key = server.write_key(&source).await;
+    let id = warehouse(&server, "duckdb", Map::new(), &source).await;
+    let file = duckdb_file(&server, &id);
+    (server, key, id, file)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_of_every_type_land_in_segments_tables() {
     let dir = tempfile::tempdir().unwrap();
@@ -155,11 +166,7 @@ async fn events_of_every_type_land_in_segments_tables() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_columns_widening_discards_and_the_latest_traits() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path()).await;
-    let source = server.source("shop").await;
-    let key = server.write_key(&source).await;
-    let id = warehouse(&server, "duckdb", Map::new(), &source).await;
-    let file = duckdb_file(&server, &id);
+    let (server, key, id, file) = shop_on_duckdb(dir.path()).await;
     let track = |n: u32, properties: serde_json::Value| json!({"type": "track", "messageId": format!("m{n}"), "userId": "u1", "event": "Added", "properties": properties});
 
     server
@@ -372,11 +379,7 @@ async fn a_disabled_warehouse_refuses_a_sync_by_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_load_makes_no_second_row() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path()).await;
-    let source = server.source("shop").await;
-    let key = server.write_key(&source).await;
-    let id = warehouse(&server, "duckdb", Map::new(), &source).await;
-    let file = duckdb_file(&server, &id);
+    let (server, key, id, file) = shop_on_duckdb(dir.path()).await;
     let note = "a \"quoted\", comma;\nnew line\r\tcafé ☕ \\ end";
     let mut events = every_type("r");
     events.push(
