@@ -79,7 +79,7 @@ async function start() {
     main,
   );
   // `#` and `#/sources` name the same page: moving between them keeps the page as it is.
-  window.onhashchange = () => routeKey() !== shownKey && route(main, nav);
+  window.onhashchange = () => keyOf(...parse()) !== shownKey && route(main, nav);
   route(main, nav);
 }
 
@@ -95,10 +95,8 @@ function parse() {
   return [PAGES.find(([p]) => p === path) ?? PAGES[0], rest.map(decodeURIComponent)];
 }
 
-function routeKey() {
-  const [page, rest] = parse();
-  return [page[0], ...rest].join("/");
-}
+/** What identifies a route: the page's path and the rest, `sources/<id>`. */
+const keyOf = (page, rest) => [page[0], ...rest].join("/");
 
 function route(main, nav) {
   cleanup?.();
@@ -108,7 +106,7 @@ function route(main, nav) {
   document.title = `${page[1]} · sluice`;
   const view = h("div", { class: "view" }, h("p", { class: "muted" }, "Loading…"));
   shown = view;
-  shownKey = routeKey();
+  shownKey = keyOf(page, rest);
   mount(main, view);
   Promise.resolve(page[2].render(view, rest))
     .then((stop) => {
