@@ -1,16 +1,17 @@
-//! The embedded warehouse: a DuckDB file under the data directory, opened for each load and
-//! closed after it (so that the `duckdb` CLI can query it between syncs). A load is one
-//! transaction: schema changes, then each table's rows written as a CSV file ([`csv`]) that
-//! one statement reads with DuckDB's `read_csv` and inserts (or merges: rows whose id is
-//! stored are skipped). Blocking, so it runs on a sync thread (low priority, which DuckDB's
-//! own threads inherit).
+//! The embedded warehouse: a DuckDB file under the data directory, opened for a sync and
+//! closed after it ([`Session`]; so that the `duckdb` CLI can query it between syncs). A load is one
+//! transaction: schema changes, then each table's rows, which the flattening thread wrote as
+//! a CSV file ([`csv`]), read by one statement with DuckDB's `read_csv` and inserted (or
+//! merged: rows whose id is stored are skipped). Blocking, so it runs on a sync thread (low
+//! priority, which DuckDB's own threads inherit).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use duckdb::Connection;
 
-use super::load::{LoadError, Loaded, SourceBatch, existing, now_micros, plans};
-use super::plan::TableLoad;
+use super::catalog::{Catalog, unchanged};
+use super::load::{Bulk, LoadError, Loaded, SourceLoad, TableBatch, existing};
 use super::types::Dialect;
 use super::{csv, sql};
 
@@ -33,43 +34,125 @@ pub fn connect(path: &Path) -> Result<Connection, LoadError> {
     Connection::open(path).map_err(|e| LoadError::Connect(e.to_string()))
 }
 
-/// Loads one source's batch in one transaction.
-///
-/// # Errors
-/// [`LoadError`] naming the table whose statement failed; nothing of the batch is committed.
-pub fn load(path: &Path, batch: SourceBatch) -> Result<Loaded, LoadError> {
+/// How much write-ahead log a sync lets grow before DuckDB checkpoints. A checkpoint
+/// recompresses every table's last row group (up to 122,880 rows): after each load that was
+/// most of a load's time, growing with the tables (a load of 8,000 events took 0.9 s against
+/// 0.2 s for the flattening, BENCHMARKS.md, issue 15). With this, a sync checkpoints about
+/// once per 256 MiB it writes, and when it ends; what is committed is durable in the log.
+const CHECKPOINT_THRESHOLD: &str = "256MB";
+
+/// A sync's connection to the file: opened by its first use, then every load of the sync
+/// runs on it, and [`Session::close`] checkpoints once and closes it (so that the `duckdb`
+/// CLI can open the file between syncs). Cheap to clone: clones share the connection.
+#[derive(Clone)]
+pub struct Session {
+    path: PathBuf,
+    conn: Arc<Mutex<Option<Connection>>>,
+}
+
+impl Session {
+    /// A session on the file at `path` (nothing is opened yet).
+    pub fn new(path: PathBuf) -> Session {
+        Session {
+            path,
+            conn: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The directory the sync's CSV files are written to, beside the database file (the
+    /// same disk, which the data directory's owner sized; not `/tmp`, often a small memory
+    /// disk).
+    pub fn files(&self) -> PathBuf {
+        self.path.with_extension("load")
+    }
+
+    /// Every table's columns in the file, for a sync's [`Catalog`]. Blocking.
+    ///
+    /// # Errors
+    /// [`LoadError`] when the file cannot be opened or read.
+    pub fn catalog(&self) -> Result<Catalog, LoadError> {
+        self.with(|conn| {
+            let db = |e: duckdb::Error| LoadError::Database(e.to_string());
+            let mut statement = conn.prepare(sql::catalog_query(D)).map_err(db)?;
+            let rows = statement
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .and_then(|rows| rows.collect::<duckdb::Result<Vec<_>>>())
+                .map_err(db)?;
+            Ok(Catalog::from_rows(rows))
+        })
+    }
+
+    /// Loads one source's share of a chunk in one transaction. Blocking.
+    ///
+    /// # Errors
+    /// [`LoadError`] naming the table whose statement failed; nothing of the batch is
+    /// committed.
+    pub fn load(&self, batch: SourceLoad) -> Result<Loaded, LoadError> {
+        let loaded = self.with(|conn| load_one(conn, &batch));
+        // The files are read by now (or never will be: a failed load is planned again).
+        for table in &batch.tables {
+            if let Bulk::Csv(file) = &table.bulk {
+                let _ = std::fs::remove_file(file);
+            }
+        }
+        loaded
+    }
+
+    /// Checkpoints what the sync wrote and closes the file. Blocking.
+    ///
+    /// # Errors
+    /// The checkpoint failed (what was committed stays in DuckDB's log, replayed when the
+    /// file is next opened).
+    pub fn close(&self) -> Result<(), LoadError> {
+        let conn = self.conn.lock().map_err(|_| lost())?.take();
+        match conn {
+            Some(conn) => conn
+                .execute_batch("CHECKPOINT")
+                .map_err(|e| LoadError::Database(e.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `f` on the session's connection, opening it first if need be.
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, LoadError>) -> Result<T, LoadError> {
+        let mut slot = self.conn.lock().map_err(|_| lost())?;
+        let conn = match slot.take() {
+            Some(conn) => conn,
+            None => open(&self.path)?,
+        };
+        let out = f(&conn);
+        *slot = Some(conn);
+        out
+    }
+}
+
+/// A panic on another sync thread held the session's lock.
+fn lost() -> LoadError {
+    LoadError::Database("the warehouse's connection was lost to a panic in a load".into())
+}
+
+/// The file opened for a sync's loads.
+fn open(path: &Path) -> Result<Connection, LoadError> {
     let conn = connect(path)?;
-    conn.execute_batch(&format!("SET threads = {DUCKDB_THREADS}"))
-        .map_err(|e| LoadError::Database(e.to_string()))?;
-    let files = files(path)?;
-    let loaded = load_one(&conn, &files, batch);
-    // The files are read by now; a leftover one is replaced by the next load.
-    let _ = std::fs::remove_dir_all(&files);
-    loaded
+    conn.execute_batch(&format!(
+        "SET threads = {DUCKDB_THREADS}; SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'"
+    ))
+    .map_err(|e| LoadError::Database(e.to_string()))?;
+    Ok(conn)
 }
 
-/// The directory a load writes its CSV files to, beside the database file (the same disk,
-/// which the data directory's owner sized; not `/tmp`, often a small memory disk).
-fn files(path: &Path) -> Result<std::path::PathBuf, LoadError> {
-    let dir = path.with_extension("load");
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| LoadError::Database(format!("cannot create {}: {e}", dir.display())))?;
-    Ok(dir)
-}
-
-fn load_one(conn: &Connection, files: &Path, mut batch: SourceBatch) -> Result<Loaded, LoadError> {
+fn load_one(conn: &Connection, batch: &SourceLoad) -> Result<Loaded, LoadError> {
     let db = |e: duckdb::Error| LoadError::Database(e.to_string());
     conn.execute_batch("BEGIN TRANSACTION").map_err(db)?;
     let result = (|| {
         conn.execute_batch(&sql::create_schema(&batch.schema))
             .map_err(db)?;
-        let stored = columns(conn, &batch.schema).map_err(db)?;
-        let schema = batch.schema.clone();
-        let plans = plans(&stored, &mut batch, now_micros());
+        unchanged(&columns(conn, &batch.schema).map_err(db)?, &batch.assumed)?;
         let mut loaded = Loaded::default();
-        for (n, plan) in plans.iter().enumerate() {
-            let rows = table(conn, &schema, n, plan, files)
-                .map_err(|e| LoadError::table(&plan.table, e))?;
+        for table in &batch.tables {
+            let plan = &table.plan;
+            let rows =
+                write(conn, &batch.schema, table).map_err(|e| LoadError::table(&plan.table, e))?;
             loaded.tables.insert(plan.table.clone(), rows);
             loaded
                 .columns
@@ -100,45 +183,30 @@ fn columns(
     Ok(existing(rows))
 }
 
-/// Why one table's load failed.
-#[derive(Debug, thiserror::Error)]
-enum TableFailure {
-    #[error(transparent)]
-    Database(#[from] duckdb::Error),
-    #[error("writing its rows for read_csv: {0}")]
-    File(#[from] std::io::Error),
-}
-
-/// One table: its schema changes, then its rows, written as CSV to a file in `files` and
-/// read by one statement: an insert of them all into a table this load created (it holds none
-/// of their ids), else the merge (the insert of the rows whose id is not stored, an anti-join;
-/// `users`: the update of stored rows first). Returns the rows written.
-fn table(
-    conn: &Connection,
-    schema: &str,
-    n: usize,
-    plan: &TableLoad,
-    files: &Path,
-) -> Result<u64, TableFailure> {
+/// One table: its schema changes, then its rows, read from their CSV file by one statement:
+/// an insert of them all into a table this load created (it holds none of their ids), else
+/// the merge (the insert of the rows whose id is not stored, an anti-join; `users`: the
+/// update of stored rows first). Returns the rows written.
+fn write(conn: &Connection, schema: &str, table: &TableBatch) -> Result<u64, duckdb::Error> {
+    let plan = &table.plan;
     for statement in sql::schema_changes(D, schema, plan) {
         conn.execute_batch(&statement)?;
     }
-    if plan.rows.is_empty() {
+    // The sync encodes every table for its warehouse's database: a DuckDB load has files.
+    let Bulk::Csv(file) = &table.bulk else {
+        return Ok(0);
+    };
+    if table.rows == 0 {
         return Ok(0);
     }
-    let file = files.join(format!("{n}.csv"));
-    csv::write(&file, plan)?;
-    let source = csv::source(&file, plan);
-    let written = if plan.direct() {
-        conn.execute(&sql::insert_all(schema, &source, plan), [])? as u64
-    } else {
-        let mut written = 0u64;
-        for statement in sql::merge(schema, &source, plan) {
-            written += conn.execute(&statement, [])? as u64;
-        }
-        written
-    };
-    std::fs::remove_file(&file)?;
+    let source = csv::source(file, plan);
+    if plan.direct() {
+        return Ok(conn.execute(&sql::insert_all(schema, &source, plan), [])? as u64);
+    }
+    let mut written = 0u64;
+    for statement in sql::merge(schema, &source, plan) {
+        written += conn.execute(&statement, [])? as u64;
+    }
     Ok(written)
 }
 

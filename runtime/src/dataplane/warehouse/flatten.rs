@@ -12,7 +12,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 use super::naming::{event_table, identifier, snake_case};
-use super::types::Scalar;
+use super::types::{Scalar, Text};
 use crate::dataplane::event::JsonStr;
 
 /// The columns every event's row has (besides `uuid_ts`, the load time, and `context_*`).
@@ -129,8 +129,8 @@ impl<'a> Json<'a> {
         match self {
             Json::Bool(b) => Some(Scalar::Bool(*b)),
             Json::Number(n) => Some(Scalar::Number(n.clone())),
-            Json::Str(s) => Scalar::text(s.to_string()),
-            Json::Array(text) => Some(Scalar::Text(text.clone())),
+            Json::Str(s) => Scalar::text(s),
+            Json::Array(text) => Some(Scalar::Text(text.as_str().into())),
             Json::Null | Json::Object(_) => None,
         }
     }
@@ -218,15 +218,15 @@ impl<'de> Visitor<'de> for JsonVisitor {
 
 /// A row's cells: column -> value, sorted by column, each column once.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Cells(Vec<(String, Scalar)>);
+pub struct Cells(Vec<(Text, Scalar)>);
 
 impl Cells {
     /// Cells from (column, value) pairs; of a repeated column the first is kept and the
     /// others are returned.
-    pub fn from_pairs(mut pairs: Vec<(String, Scalar)>) -> (Cells, Vec<(String, Scalar)>) {
+    pub fn from_pairs(mut pairs: Vec<(Text, Scalar)>) -> (Cells, Vec<(Text, Scalar)>) {
         // Stable, so the first of a repeated column stays first.
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut cells: Vec<(String, Scalar)> = Vec::with_capacity(pairs.len());
+        let mut cells: Vec<(Text, Scalar)> = Vec::with_capacity(pairs.len());
         let mut repeated = Vec::new();
         for pair in pairs {
             match cells.last() {
@@ -240,7 +240,7 @@ impl Cells {
     /// The value of `column`.
     pub fn get(&self, column: &str) -> Option<&Scalar> {
         self.0
-            .binary_search_by(|(c, _)| c.as_str().cmp(column))
+            .binary_search_by(|(c, _)| (**c).cmp(column))
             .ok()
             .map(|i| &self.0[i].1)
     }
@@ -251,7 +251,7 @@ impl Cells {
     }
 
     /// The (column, value) pairs, by column.
-    pub fn iter(&self) -> impl Iterator<Item = &(String, Scalar)> {
+    pub fn iter(&self) -> impl Iterator<Item = &(Text, Scalar)> {
         self.0.iter()
     }
 
@@ -276,8 +276,8 @@ impl Cells {
 }
 
 impl IntoIterator for Cells {
-    type Item = (String, Scalar);
-    type IntoIter = std::vec::IntoIter<(String, Scalar)>;
+    type Item = (Text, Scalar);
+    type IntoIter = std::vec::IntoIter<(Text, Scalar)>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
@@ -316,6 +316,8 @@ pub struct Row {
 pub struct Names {
     /// `prefix` NUL `key` NUL-or-1 (`guard`) -> its names.
     known: foldhash::HashMap<String, Name>,
+    /// The fixed columns' names ([`COMMON`], `event`, ...), shared by every row.
+    fixed: foldhash::HashMap<&'static str, Text>,
     /// The lookup key being built (kept to reuse its allocation).
     scratch: String,
 }
@@ -328,7 +330,7 @@ struct Name {
     joined: String,
     /// The column a value of the key goes to (`_` first when the name is taken, escaped,
     /// shortened); `None` when the key names no column.
-    column: Option<String>,
+    column: Option<Text>,
 }
 
 impl Names {
@@ -343,6 +345,14 @@ impl Names {
             self.known.insert(self.scratch.clone(), name);
         }
         &self.known[self.scratch.as_str()]
+    }
+
+    /// The fixed column `name`, shared.
+    fn fixed(&mut self, name: &'static str) -> Text {
+        self.fixed
+            .entry(name)
+            .or_insert_with(|| name.into())
+            .clone()
     }
 }
 
@@ -366,7 +376,10 @@ impl Name {
         } else {
             identifier(&joined)
         };
-        Name { joined, column }
+        Name {
+            joined,
+            column: column.map(Text::from),
+        }
     }
 }
 
@@ -375,14 +388,14 @@ impl Name {
 struct Draft {
     id: String,
     received_at: Option<String>,
-    cells: Vec<(String, Scalar)>,
+    cells: Vec<(Text, Scalar)>,
     rejected: Vec<(String, Value, String)>,
 }
 
 impl Draft {
-    fn put(&mut self, column: &str, value: Option<Scalar>) {
+    fn put(&mut self, names: &mut Names, column: &'static str, value: Option<Scalar>) {
         if let Some(value) = value {
-            self.cells.push((column.to_string(), value));
+            self.cells.push((names.fixed(column), value));
         }
     }
 
@@ -422,7 +435,7 @@ impl Draft {
         let mut rejected = self.rejected;
         for (column, value) in repeated {
             let why = format!("another key of this event is also named `{column}`");
-            rejected.push((column, value.into_json(), why));
+            rejected.push((column.to_string(), value.into_json(), why));
         }
         Row {
             id: self.id,
@@ -442,8 +455,8 @@ pub fn rows(event: &Json<'_>, names: &mut Names) -> Vec<(String, Row)> {
     match kind {
         "track" => {
             let name = event.get("event").and_then(Json::as_str).unwrap_or("");
-            common.put("event", Scalar::text(snake_case(name)));
-            common.put("event_text", Scalar::text(name.to_string()));
+            common.put(names, "event", Scalar::text(&snake_case(name)));
+            common.put(names, "event_text", Scalar::text(name));
             let mut out = Vec::with_capacity(2);
             if let Some(table) = event_table(name) {
                 let mut own = common.clone();
@@ -467,7 +480,7 @@ pub fn rows(event: &Json<'_>, names: &mut Names) -> Vec<(String, Row)> {
             out
         }
         "page" | "screen" => {
-            common.put("name", event.get("name").and_then(loose));
+            common.put(names, "name", event.get("name").and_then(loose));
             if let Some(properties) = object("properties") {
                 common.flatten(names, "", properties, true);
             }
@@ -475,14 +488,22 @@ pub fn rows(event: &Json<'_>, names: &mut Names) -> Vec<(String, Row)> {
             vec![(table.to_string(), common.finish())]
         }
         "group" => {
-            common.put("group_id", event.get("groupId").and_then(scalar_text));
+            common.put(
+                names,
+                "group_id",
+                event.get("groupId").and_then(scalar_text),
+            );
             if let Some(traits) = object("traits") {
                 common.flatten(names, "", traits, true);
             }
             vec![("groups".to_string(), common.finish())]
         }
         "alias" => {
-            common.put("previous_id", event.get("previousId").and_then(scalar_text));
+            common.put(
+                names,
+                "previous_id",
+                event.get("previousId").and_then(scalar_text),
+            );
             vec![("aliases".to_string(), common.finish())]
         }
         _ => Vec::new(),
@@ -496,12 +517,16 @@ fn user(event: &Json<'_>, common: &Draft, names: &mut Names) -> Option<Row> {
         _ => return None,
     };
     let mut user = Draft {
-        id: user_id.clone(),
+        id: user_id.to_string(),
         received_at: common.received_at.clone(),
         ..Draft::default()
     };
-    user.put("id", Some(Scalar::Text(user_id)));
-    user.put("received_at", event.get("receivedAt").and_then(scalar_text));
+    user.put(names, "id", Some(Scalar::Text(user_id)));
+    user.put(
+        names,
+        "received_at",
+        event.get("receivedAt").and_then(scalar_text),
+    );
     if let Some(traits) = event.get("traits").and_then(Json::members) {
         user.flatten(names, "", traits, true);
     }
@@ -512,17 +537,17 @@ fn user(event: &Json<'_>, common: &Draft, names: &mut Names) -> Option<Row> {
 fn scalar_text(value: &Json<'_>) -> Option<Scalar> {
     match value {
         Json::Str(_) | Json::Null => value.scalar(),
-        Json::Bool(b) => Scalar::text(b.to_string()),
-        Json::Number(n) => Scalar::text(n.to_string()),
-        Json::Array(text) => Scalar::text(text.clone()),
-        Json::Object(_) => Scalar::text(value.to_value().to_string()),
+        Json::Bool(b) => Scalar::text(&b.to_string()),
+        Json::Number(n) => Scalar::text(&n.to_string()),
+        Json::Array(text) => Scalar::text(text),
+        Json::Object(_) => Scalar::text(&value.to_value().to_string()),
     }
 }
 
 /// A value that goes into its column as sent (a page's `name`): an object as its JSON text.
 fn loose(value: &Json<'_>) -> Option<Scalar> {
     match value {
-        Json::Object(_) => Some(Scalar::Text(value.to_value().to_string())),
+        Json::Object(_) => Some(Scalar::Text(value.to_value().to_string().into())),
         other => other.scalar(),
     }
 }
@@ -540,8 +565,8 @@ fn common(event: &Json<'_>, names: &mut Names) -> Draft {
             .map(str::to_string),
         ..Draft::default()
     };
-    for (column, key) in COMMON.iter().zip(COMMON_KEYS) {
-        row.put(column, event.get(key).and_then(scalar_text));
+    for (column, key) in COMMON.into_iter().zip(COMMON_KEYS) {
+        row.put(names, column, event.get(key).and_then(scalar_text));
     }
     if let Some(context) = event.get("context").and_then(Json::members) {
         row.flatten(names, "context", context, false);
@@ -574,7 +599,7 @@ mod tests {
     /// Tests compare cells with plain values, as they would a `serde_json::Value`.
     impl PartialEq<&str> for Scalar {
         fn eq(&self, other: &&str) -> bool {
-            matches!(self, Scalar::Text(t) | Scalar::Time(t, _) if t == other)
+            matches!(self, Scalar::Text(t) | Scalar::Time(t, _) if &**t == *other)
         }
     }
 

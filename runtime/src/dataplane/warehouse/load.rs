@@ -1,12 +1,18 @@
-//! What both loaders share: one source's batch (its schema, each table's rows), the plan
-//! made inside the load's transaction from the columns the warehouse has at that moment,
-//! what a load reports, and why one fails (naming the table).
+//! What both loaders share: one source's batch (its schema, each table's rows), its plans
+//! with their rows encoded for the database's bulk path ([`SourceLoad`]: made on the
+//! flattening thread, see [`super::catalog`]), what a load reports, and why one fails
+//! (naming the table).
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 
+use bytes::Bytes;
+
+use super::catalog::Assumed;
 use super::flatten::Row;
 use super::plan::{self, Columns, DISCARDS, TableLoad};
 use super::types::ColumnType;
+use super::{copy, csv};
 
 /// One source's share of a sync, flattened.
 #[derive(Debug, Default)]
@@ -15,6 +21,86 @@ pub struct SourceBatch {
     pub schema: String,
     /// Table -> rows, in ingestion order.
     pub tables: BTreeMap<String, Vec<Row>>,
+}
+
+/// One source's share of a chunk, planned and encoded: what a load writes, and all it
+/// writes, in one transaction.
+#[derive(Debug)]
+pub struct SourceLoad {
+    /// The source's schema in the warehouse.
+    pub schema: String,
+    /// What the plans assumed of the tables (checked inside the load's transaction).
+    pub assumed: Assumed,
+    /// The tables, in plan order (`discards` last).
+    pub tables: Vec<TableBatch>,
+}
+
+/// One table's rows, encoded for the database's bulk path.
+#[derive(Debug)]
+pub struct TableBatch {
+    /// The plan, without its rows (they are in `bulk`).
+    pub plan: TableLoad,
+    /// How many rows `bulk` holds.
+    pub rows: u64,
+    /// The rows' ids when the load may have to ask which are stored (PostgreSQL, a table
+    /// that exists and is not upserted); empty otherwise.
+    pub ids: Vec<String>,
+    /// The rows.
+    pub bulk: Bulk,
+}
+
+/// The bulk format a warehouse's loads take.
+#[derive(Debug, Clone)]
+pub enum Encoding {
+    /// CSV files in this directory (DuckDB).
+    Csv(PathBuf),
+    /// `COPY` text (PostgreSQL).
+    Copy,
+}
+
+/// A table's rows in a database's bulk format.
+#[derive(Debug)]
+pub enum Bulk {
+    /// A CSV file for DuckDB's `read_csv` ([`csv`]); the load removes it.
+    Csv(PathBuf),
+    /// `COPY` text for PostgreSQL ([`copy`]), in pieces of about 1 MiB.
+    Copy(Vec<Bytes>),
+}
+
+impl TableBatch {
+    /// `plan`'s rows (the `n`th plan of its source) encoded as `encoding` says: a CSV file
+    /// `<n>.csv` in its directory, or `COPY` text in memory. Cost: one pass over the cells,
+    /// formatting each.
+    ///
+    /// # Errors
+    /// The CSV file could not be written.
+    pub fn encode(
+        mut plan: TableLoad,
+        encoding: &Encoding,
+        n: usize,
+    ) -> Result<TableBatch, LoadError> {
+        let rows = std::mem::take(&mut plan.rows);
+        let bulk = match encoding {
+            Encoding::Csv(dir) => {
+                let file = dir.join(format!("{n}.csv"));
+                csv::write(&file, &rows).map_err(|e| {
+                    LoadError::table(&plan.table, format!("writing its rows for read_csv: {e}"))
+                })?;
+                Bulk::Csv(file)
+            }
+            Encoding::Copy => Bulk::Copy(copy::encode(&rows)),
+        };
+        let ids = match encoding {
+            Encoding::Copy if !plan.create && !plan.upsert => TableLoad::ids_of(&rows),
+            _ => Vec::new(),
+        };
+        Ok(TableBatch {
+            rows: rows.len() as u64,
+            plan,
+            ids,
+            bulk,
+        })
+    }
 }
 
 /// What a load did.
@@ -40,6 +126,11 @@ pub enum LoadError {
         /// The database's error.
         message: String,
     },
+    /// A table's columns are not those its plan assumed: it changed while the sync ran.
+    #[error(
+        "table `{0}` changed while the sync ran (its columns are not those this load was planned for): the load is retried with the columns read again"
+    )]
+    Changed(String),
     /// A statement outside any one table failed (the schema, the commit).
     #[error("the warehouse refused the load: {0}")]
     Database(String),

@@ -4,16 +4,21 @@
 //! [`stage::Stager`] (delivery appends the events to the warehouse's staging log under
 //! `<data>/warehouses/<id>/staging/`, with delivery's retries and dead letters). A sync loop per
 //! warehouse ([`sync`]) reads that log every sync interval, flattens the events
-//! ([`flatten`], [`naming`], [`types`], [`plan`]), loads them in one transaction per source
-//! ([`duck`], [`postgres`], through [`sql`]) and commits its staging position only after the
-//! load committed, so a crash replays the load and the dedup on `id` makes it harmless.
+//! ([`flatten`], [`naming`], [`types`]), plans them against the tables it read when it started
+//! ([`catalog`], [`plan`]), encodes them for the database's bulk path ([`csv`], [`copy`]),
+//! loads them in one transaction per source ([`duck`], [`postgres`], through [`sql`]) and
+//! commits its staging position only after the load committed, so a crash replays the load
+//! and the dedup on `id` makes it harmless.
 //!
 //! - [`report`]: the sync reports and the tables each source has loaded.
 //! - [`tls`]: TLS to PostgreSQL, by `sslmode`.
 
+pub mod catalog;
+pub mod copy;
 pub mod csv;
 pub mod duck;
 pub mod flatten;
+pub mod link;
 pub mod load;
 pub mod naming;
 pub mod plan;

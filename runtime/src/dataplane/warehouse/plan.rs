@@ -45,12 +45,11 @@ impl TableLoad {
         self.columns.iter().map(|(c, _)| c.clone()).collect()
     }
 
-    /// The rows' ids (the first column is always `id`).
-    pub fn ids(&self) -> Vec<&str> {
-        self.rows
-            .iter()
+    /// The ids of `rows` (a plan's: the first column is always `id`).
+    pub fn ids_of(rows: &[Vec<Cell>]) -> Vec<String> {
+        rows.iter()
             .filter_map(|row| match row.first() {
-                Some(Cell::Text(id)) => Some(id.as_str()),
+                Some(Cell::Text(id)) => Some(id.to_string()),
                 _ => None,
             })
             .collect()
@@ -126,13 +125,13 @@ fn layout(rows: &[Row], existing: Option<&Columns>) -> (Vec<(String, ColumnType)
     let mut widened: Vec<String> = Vec::new();
     for row in rows {
         for (column, value) in row.cells.iter() {
-            if column == "uuid_ts" {
+            if &**column == "uuid_ts" {
                 continue;
             }
             let Some(wants) = fixed(column).or_else(|| infer(value)) else {
                 continue;
             };
-            let (place, has) = match at.get(column.as_str()) {
+            let (place, has) = match at.get(&**column) {
                 Some(&i) => (Some(i), Some(columns[i].1)),
                 None => (None, stored(column)),
             };
@@ -141,7 +140,7 @@ fn layout(rows: &[Row], existing: Option<&Columns>) -> (Vec<(String, ColumnType)
                 Some(has) => match widen(has, wants).filter(|w| *w != has) {
                     Some(wider) => {
                         if stored(column).is_some() {
-                            widened.push(column.clone());
+                            widened.push(column.to_string());
                         }
                         wider
                     }
@@ -151,8 +150,8 @@ fn layout(rows: &[Row], existing: Option<&Columns>) -> (Vec<(String, ColumnType)
             match place {
                 Some(i) => columns[i].1 = kind,
                 None => {
-                    at.insert(column, columns.len());
-                    columns.push((column.clone(), kind));
+                    at.insert(&**column, columns.len());
+                    columns.push((column.to_string(), kind));
                 }
             }
         }
@@ -177,7 +176,7 @@ fn cells_of(
     let mut cells = vec![Cell::Null; columns.len()];
     cells[uuid_ts] = Cell::Timestamp(now);
     for (column, value) in std::mem::take(&mut row.cells) {
-        let Some(&i) = at.get(column.as_str()).filter(|&&i| i != uuid_ts) else {
+        let Some(&i) = at.get(&*column).filter(|&&i| i != uuid_ts) else {
             continue;
         };
         let kind = columns[i].1;
@@ -203,15 +202,15 @@ fn discard(table: &str, column: &str, row: &Row, value: Value, reason: String) -
         .to_hex()
         .to_string();
     let mut pairs = vec![
-        ("id".to_string(), Scalar::Text(id.clone())),
-        ("table_name".to_string(), Scalar::Text(table.to_string())),
-        ("column_name".to_string(), Scalar::Text(column.to_string())),
-        ("column_value".to_string(), Scalar::Text(text)),
-        ("reason".to_string(), Scalar::Text(reason)),
-        ("row_id".to_string(), Scalar::Text(row.id.clone())),
+        ("id".into(), Scalar::Text(id.as_str().into())),
+        ("table_name".into(), Scalar::Text(table.into())),
+        ("column_name".into(), Scalar::Text(column.into())),
+        ("column_value".into(), Scalar::Text(text.into())),
+        ("reason".into(), Scalar::Text(reason.into())),
+        ("row_id".into(), Scalar::Text(row.id.as_str().into())),
     ];
-    if let Some(at) = row.received_at.clone().and_then(Scalar::text) {
-        pairs.push(("received_at".to_string(), at));
+    if let Some(at) = row.received_at.as_deref().and_then(Scalar::text) {
+        pairs.push(("received_at".into(), at));
     }
     Row {
         id,
@@ -265,10 +264,10 @@ mod tests {
                 let scalar = match value {
                     Value::Bool(b) => Some(Scalar::Bool(b)),
                     Value::Number(n) => Some(Scalar::Number(n)),
-                    Value::String(s) => Scalar::text(s),
+                    Value::String(s) => Scalar::text(&s),
                     _ => None,
                 };
-                Some((column, scalar?))
+                Some((column.into(), scalar?))
             })
             .collect();
         Row {
@@ -386,7 +385,7 @@ mod tests {
             .iter()
             .map(|d| {
                 let text = |c: &str| match d.cells.get(c) {
-                    Some(Scalar::Text(t)) => t.clone(),
+                    Some(Scalar::Text(t)) => t.to_string(),
                     other => format!("{other:?}"),
                 };
                 (text("column_name"), text("column_value"))

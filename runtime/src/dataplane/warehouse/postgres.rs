@@ -1,9 +1,9 @@
-//! The PostgreSQL warehouse, through tokio-postgres: one connection per sync, one transaction
-//! per source: schema changes, each table's rows by `COPY ... FROM STDIN` (text format),
+//! The PostgreSQL warehouse, through tokio-postgres: one connection and one transaction per
+//! source's share of a chunk: schema changes, each table's rows by `COPY ... FROM STDIN` (the
+//! text the flattening thread encoded, [`super::copy`]),
 //! straight into the table when it holds none of their ids, else into a temporary staging
 //! table, then the merge. TLS by `sslmode` ([`super::tls`]).
 
-use std::fmt::Write;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,12 +12,12 @@ use serde_json::{Map, Value};
 use tokio_postgres::{Client, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::load::{LoadError, Loaded, SourceBatch, existing, now_micros, plans};
+use super::catalog::{Catalog, unchanged};
+use super::load::{Bulk, LoadError, Loaded, SourceLoad, TableBatch, existing};
 use super::plan::TableLoad;
 use super::sql;
 use super::tls::{self, Mode};
-use super::types::{Cell, Dialect, write_timestamp};
-use crate::dataplane::pipeline::workers::Workers;
+use super::types::Dialect;
 
 const D: Dialect = Dialect::Postgres;
 
@@ -94,24 +94,32 @@ fn reason(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Loads one source's batch in one transaction, on a new connection.
+/// Every table's columns in the database, for a sync's [`Catalog`].
+///
+/// # Errors
+/// [`LoadError`] when the server cannot be reached or refuses the query.
+pub async fn catalog(settings: &Map<String, Value>) -> Result<Catalog, LoadError> {
+    let client = connect(settings).await?;
+    let rows = client
+        .query(sql::catalog_query(D), &[])
+        .await
+        .map_err(|e| LoadError::Database(reason(&e)))?;
+    Ok(Catalog::from_rows(
+        rows.iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))),
+    ))
+}
+
+/// Loads one source's share of a chunk in one transaction, on a new connection.
 ///
 /// # Errors
 /// [`LoadError`] naming the table whose statement failed; nothing of the batch is committed.
-pub async fn load(
-    settings: &Map<String, Value>,
-    workers: &Workers,
-    batch: SourceBatch,
-) -> Result<Loaded, LoadError> {
+pub async fn load(settings: &Map<String, Value>, batch: SourceLoad) -> Result<Loaded, LoadError> {
     let mut client = connect(settings).await?;
-    load_one(&mut client, workers, batch).await
+    load_one(&mut client, batch).await
 }
 
-async fn load_one(
-    client: &mut Client,
-    workers: &Workers,
-    mut batch: SourceBatch,
-) -> Result<Loaded, LoadError> {
+async fn load_one(client: &mut Client, batch: SourceLoad) -> Result<Loaded, LoadError> {
     let db = |e: tokio_postgres::Error| LoadError::Database(reason(&e));
     let tx = client.transaction().await.map_err(db)?;
     tx.batch_execute(&sql::create_schema(&batch.schema))
@@ -122,13 +130,11 @@ async fn load_one(
         .await
         .map_err(db)?;
     let stored = existing(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))));
-    let schema = batch.schema.clone();
-    let now = now_micros();
-    // Typing and ordering the cells is CPU work: on a (low-priority) sync thread.
-    let plans = workers.run(move || plans(&stored, &mut batch, now)).await?;
+    unchanged(&stored, &batch.assumed)?;
     let mut loaded = Loaded::default();
-    for (n, plan) in plans.iter().enumerate() {
-        let written = table(&tx, &schema, n, plan)
+    for (n, table) in batch.tables.iter().enumerate() {
+        let plan = &table.plan;
+        let written = write(&tx, &batch.schema, n, table)
             .await
             .map_err(|e| LoadError::table(&plan.table, reason(&e)))?;
         loaded.tables.insert(plan.table.clone(), written);
@@ -143,23 +149,28 @@ async fn load_one(
 /// One table: its schema changes, then its rows. A batch none of whose ids are stored goes
 /// straight into the table by `COPY`, written once; one that meets stored rows (a replay, or
 /// `users`' upsert) goes through a staging table and the merge. Returns the rows written.
-async fn table(
+async fn write(
     tx: &tokio_postgres::Transaction<'_>,
     schema: &str,
     n: usize,
-    plan: &TableLoad,
+    table: &TableBatch,
 ) -> Result<u64, tokio_postgres::Error> {
+    let plan = &table.plan;
     for statement in sql::schema_changes(D, schema, plan) {
         tx.batch_execute(&statement).await?;
     }
-    if plan.direct() || (!plan.upsert && !stored_any(tx, schema, plan).await?) {
-        copy(tx, &sql::qualified(schema, &plan.table), plan).await?;
-        return Ok(plan.rows.len() as u64);
+    // The sync encodes every table for its warehouse's database: a PostgreSQL load has text.
+    let Bulk::Copy(text) = &table.bulk else {
+        return Ok(0);
+    };
+    if plan.direct() || (!plan.upsert && !stored_any(tx, schema, table).await?) {
+        copy(tx, &sql::qualified(schema, &plan.table), plan, text).await?;
+        return Ok(table.rows);
     }
     let stage = sql::stage_name(n);
     tx.batch_execute(&sql::create_stage(&stage, plan)).await?;
     let staged = super::naming::quote(&stage);
-    copy(tx, &staged, plan).await?;
+    copy(tx, &staged, plan, text).await?;
     let mut written = 0;
     for statement in sql::merge(schema, &staged, plan) {
         written += tx.execute(statement.as_str(), &[]).await?;
@@ -167,24 +178,24 @@ async fn table(
     Ok(written)
 }
 
-/// Whether the table holds a row with any of the plan's ids (one index probe per id).
+/// Whether the table holds a row with any of the batch's ids (one index probe per id).
 async fn stored_any(
     tx: &tokio_postgres::Transaction<'_>,
     schema: &str,
-    plan: &TableLoad,
+    table: &TableBatch,
 ) -> Result<bool, tokio_postgres::Error> {
-    let query = sql::stored_any(schema, &plan.table);
-    tx.query_one(query.as_str(), &[&plan.ids()])
+    let query = sql::stored_any(schema, &table.plan.table);
+    tx.query_one(query.as_str(), &[&table.ids])
         .await
         .map(|row| row.get(0))
 }
 
-/// The plan's rows into `target` (quoted) by `COPY ... FROM STDIN`, in pieces of about 1 MiB
-/// so that a large batch is never one buffer.
+/// The encoded rows into `target` (quoted) by `COPY ... FROM STDIN`, a piece at a time.
 async fn copy(
     tx: &tokio_postgres::Transaction<'_>,
     target: &str,
     plan: &TableLoad,
+    text: &[Bytes],
 ) -> Result<(), tokio_postgres::Error> {
     let names: Vec<String> = plan
         .columns
@@ -194,88 +205,16 @@ async fn copy(
     let copy = format!("COPY {target} ({}) FROM STDIN", names.join(", "));
     let sink = tx.copy_in::<_, Bytes>(copy.as_str()).await?;
     let mut sink = std::pin::pin!(sink);
-    let mut buffer = String::with_capacity(1 << 20);
-    for row in &plan.rows {
-        copy_row(&mut buffer, row);
-        if buffer.len() >= 1 << 20 {
-            sink.send(Bytes::from(std::mem::take(&mut buffer))).await?;
-        }
-    }
-    if !buffer.is_empty() {
-        sink.send(Bytes::from(buffer)).await?;
+    for piece in text {
+        sink.send(piece.clone()).await?;
     }
     sink.as_mut().finish().await?;
     Ok(())
 }
 
-/// One row in `COPY`'s text format: tab-separated, `\N` for null, backslash escapes.
-pub fn copy_row(out: &mut String, row: &[Cell]) {
-    for (i, cell) in row.iter().enumerate() {
-        if i > 0 {
-            out.push('\t');
-        }
-        // Writing to a String cannot fail.
-        match cell {
-            Cell::Null => out.push_str("\\N"),
-            Cell::Int(v) => {
-                let _ = write!(out, "{v}");
-            }
-            Cell::Float(v) => {
-                let _ = write!(out, "{v}");
-            }
-            Cell::Bool(v) => out.push(if *v { 't' } else { 'f' }),
-            Cell::Timestamp(us) => write_timestamp(out, *us),
-            Cell::Text(t) => escape(out, t),
-        }
-    }
-    out.push('\n');
-}
-
-fn escape(out: &mut String, text: &str) {
-    // Most text holds nothing to escape: then it is copied whole.
-    if !text
-        .bytes()
-        .any(|b| matches!(b, b'\\' | b'\n' | b'\r' | b'\t' | 0))
-    {
-        out.push_str(text);
-        return;
-    }
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            // PostgreSQL text cannot hold NUL.
-            '\0' => {}
-            c => out.push(c),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn copy_text_format() {
-        let mut out = String::new();
-        copy_row(
-            &mut out,
-            &[
-                Cell::Text("a\tb\\c\nd".into()),
-                Cell::Null,
-                Cell::Int(-3),
-                Cell::Float(1.5),
-                Cell::Bool(true),
-                Cell::Timestamp(0),
-            ],
-        );
-        assert_eq!(
-            out,
-            "a\\tb\\\\c\\nd\t\\N\t-3\t1.5\tt\t1970-01-01T00:00:00Z\n"
-        );
-    }
 
     #[test]
     fn unknown_tls_modes_are_refused_by_name() {

@@ -32,6 +32,22 @@ pub fn columns_query(dialect: Dialect) -> &'static str {
     }
 }
 
+/// Every table's columns in the warehouse: rows of (schema, table, column, data type), for a
+/// sync's catalog (PostgreSQL's system schemas left out).
+pub fn catalog_query(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => {
+            "SELECT table_schema::text, table_name::text, column_name::text, data_type::text \
+             FROM information_schema.columns \
+             WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+        }
+        Dialect::DuckDb => {
+            "SELECT table_schema, table_name, column_name, data_type \
+             FROM information_schema.columns WHERE table_catalog = current_database()"
+        }
+    }
+}
+
 /// The statements that bring `load.table` to the plan's columns (none when nothing changes).
 pub fn schema_changes(dialect: Dialect, schema: &str, load: &TableLoad) -> Vec<String> {
     let target = qualified(schema, &load.table);

@@ -7,6 +7,10 @@ use serde_json::{Number, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+/// Text in a cell: shared, so that a row copied to a second table (a track's event table)
+/// or a column name repeated on every row costs a count, not an allocation.
+pub type Text = std::sync::Arc<str>;
+
 /// A warehouse column's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ColumnType {
@@ -81,7 +85,7 @@ pub enum Cell {
     /// A boolean.
     Bool(bool),
     /// Text.
-    Text(String),
+    Text(Text),
     /// Microseconds since the Unix epoch, UTC.
     Timestamp(i64),
 }
@@ -96,20 +100,20 @@ pub enum Scalar {
     /// A number as sent (an integer column takes it only when it is an `i64`).
     Number(Number),
     /// Text that is no time.
-    Text(String),
+    Text(Text),
     /// RFC 3339 text and its instant in microseconds since the epoch.
-    Time(String, i64),
+    Time(Text, i64),
 }
 
 impl Scalar {
     /// A JSON string's value: a time when it reads as one, else text; `None` for `""`.
-    pub fn text(text: String) -> Option<Scalar> {
+    pub fn text(text: &str) -> Option<Scalar> {
         if text.is_empty() {
             return None;
         }
-        Some(match timestamp(&text) {
-            Some(micros) => Scalar::Time(text, micros),
-            None => Scalar::Text(text),
+        Some(match timestamp(text) {
+            Some(micros) => Scalar::Time(text.into(), micros),
+            None => Scalar::Text(text.into()),
         })
     }
 
@@ -118,7 +122,7 @@ impl Scalar {
         match self {
             Scalar::Bool(b) => Value::Bool(b),
             Scalar::Number(n) => Value::Number(n),
-            Scalar::Text(t) | Scalar::Time(t, _) => Value::String(t),
+            Scalar::Text(t) | Scalar::Time(t, _) => Value::String(t.to_string()),
         }
     }
 }
@@ -226,8 +230,8 @@ pub fn refusal(value: &Scalar, column: ColumnType) -> String {
 pub fn coerce(value: Scalar, column: ColumnType) -> Result<Cell, Scalar> {
     match (column, value) {
         (ColumnType::Text, Scalar::Text(s) | Scalar::Time(s, _)) => Ok(Cell::Text(s)),
-        (ColumnType::Text, Scalar::Number(n)) => Ok(Cell::Text(n.to_string())),
-        (ColumnType::Text, Scalar::Bool(b)) => Ok(Cell::Text(b.to_string())),
+        (ColumnType::Text, Scalar::Number(n)) => Ok(Cell::Text(n.to_string().into())),
+        (ColumnType::Text, Scalar::Bool(b)) => Ok(Cell::Text(b.to_string().into())),
         (ColumnType::Int, Scalar::Number(n)) => n.as_i64().map(Cell::Int).ok_or(Scalar::Number(n)),
         (ColumnType::Float, Scalar::Number(n)) => {
             n.as_f64().map(Cell::Float).ok_or(Scalar::Number(n))
@@ -260,7 +264,7 @@ mod tests {
         match value {
             Value::Bool(b) => Some(Scalar::Bool(b)),
             Value::Number(n) => Some(Scalar::Number(n)),
-            Value::String(s) => Scalar::text(s),
+            Value::String(s) => Scalar::text(&s),
             _ => None,
         }
     }
@@ -296,7 +300,7 @@ mod tests {
     #[test]
     fn times_are_parsed_once_and_look_alikes_stay_text() {
         assert_eq!(
-            Scalar::text("2026-01-02T03:04:05+02:00".into()),
+            Scalar::text("2026-01-02T03:04:05+02:00"),
             Some(Scalar::Time(
                 "2026-01-02T03:04:05+02:00".into(),
                 1_767_315_845_000_000
@@ -310,13 +314,13 @@ mod tests {
             "2026-01-02T03:04:05Zextra",
         ] {
             assert_eq!(
-                Scalar::text(look_alike.into()),
+                Scalar::text(look_alike),
                 Some(Scalar::Text(look_alike.into())),
                 "{look_alike}"
             );
         }
         // A time in a text column keeps its text as sent.
-        let time = Scalar::text("2026-01-02T03:04:05.5+02:00".into()).unwrap();
+        let time = Scalar::text("2026-01-02T03:04:05.5+02:00").unwrap();
         assert_eq!(
             coerce(time, ColumnType::Text),
             Ok(Cell::Text("2026-01-02T03:04:05.5+02:00".into()))

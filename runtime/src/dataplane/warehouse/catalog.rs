@@ -1,0 +1,125 @@
+//! The tables a sync believes the warehouse holds: read once when the sync starts, then
+//! brought forward by each chunk's plans, so that a chunk is planned (typed, laid out and
+//! encoded) on the flattening thread while the chunk before it loads. A load checks, inside
+//! its transaction, that the tables it writes still have the columns its plan assumed; a
+//! table changed meanwhile (by hand, or by another warehouse writing the same schema) fails
+//! the load, and the next attempt reads the catalog again.
+
+use std::collections::HashMap;
+
+use super::load::{LoadError, SourceBatch, plans};
+use super::plan::{Columns, TableLoad};
+
+/// Schema -> table -> columns.
+#[derive(Debug, Default, Clone)]
+pub struct Catalog {
+    schemas: HashMap<String, HashMap<String, Columns>>,
+}
+
+/// The columns a source's plans assumed of each table they write (`None`: no such table).
+pub type Assumed = Vec<(String, Option<Columns>)>;
+
+impl Catalog {
+    /// A catalog from `information_schema` rows (schema, table, column, data type).
+    pub fn from_rows(rows: impl IntoIterator<Item = (String, String, String, String)>) -> Catalog {
+        let mut schemas: HashMap<String, HashMap<String, Columns>> = HashMap::new();
+        for (schema, table, column, data_type) in rows {
+            schemas
+                .entry(schema)
+                .or_default()
+                .entry(table)
+                .or_default()
+                .insert(column, super::types::ColumnType::from_sql(&data_type));
+        }
+        Catalog { schemas }
+    }
+
+    /// Plans `batch` against the tables as this catalog has them, then takes the plans'
+    /// changes in (created tables, added and widened columns), as their load will make them.
+    /// Returns the plans and what they assumed. Cost: the plan's (one pass over the cells).
+    pub fn plan(&mut self, batch: &mut SourceBatch, now: i64) -> (Vec<TableLoad>, Assumed) {
+        let tables = self.schemas.entry(batch.schema.clone()).or_default();
+        let plans = plans(tables, batch, now);
+        let assumed = plans
+            .iter()
+            .map(|p| (p.table.clone(), tables.get(&p.table).cloned()))
+            .collect();
+        for plan in &plans {
+            let columns = tables.entry(plan.table.clone()).or_default();
+            for (name, kind) in &plan.columns {
+                columns.insert(name.clone(), *kind);
+            }
+        }
+        (plans, assumed)
+    }
+}
+
+/// Checks that the tables of `assumed` have, in `stored` (read inside the load's
+/// transaction), the columns the plans assumed.
+///
+/// # Errors
+/// [`LoadError::Changed`] naming the first table that differs.
+pub fn unchanged(stored: &HashMap<String, Columns>, assumed: &Assumed) -> Result<(), LoadError> {
+    match assumed
+        .iter()
+        .find(|(table, columns)| stored.get(table) != columns.as_ref())
+    {
+        Some((table, _)) => Err(LoadError::Changed(table.clone())),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::warehouse::flatten::{Cells, Row};
+    use crate::dataplane::warehouse::types::{ColumnType, Scalar, Text};
+
+    fn batch(rows: Vec<(&str, Vec<(&str, Scalar)>)>) -> SourceBatch {
+        let mut batch = SourceBatch {
+            schema: "s".into(),
+            ..SourceBatch::default()
+        };
+        for (table, cells) in rows {
+            let pairs = cells.into_iter().map(|(c, v)| (c.to_string(), v)).collect();
+            batch.tables.entry(table.into()).or_default().push(Row {
+                id: "a".into(),
+                received_at: None,
+                cells: Cells::from_pairs(pairs).0,
+                rejected: Vec::new(),
+            });
+        }
+        batch
+    }
+
+    #[test]
+    fn a_chunk_is_planned_against_the_one_before_it() {
+        let stored = Catalog::from_rows([(
+            "s".to_string(),
+            "t".to_string(),
+            "id".to_string(),
+            "VARCHAR".to_string(),
+        )]);
+        let mut catalog = stored.clone();
+        let number = |n: i64| Scalar::Number(n.into());
+        let (first, assumed) = catalog.plan(&mut batch(vec![("t", vec![("n", number(1))])]), 0);
+        let added: Vec<&str> = first[0].add.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(added, ["n", "uuid_ts"]);
+        assert!(unchanged(&stored.schemas["s"], &assumed).is_ok());
+
+        let (second, assumed) = catalog.plan(&mut batch(vec![("t", vec![("n", number(2))])]), 0);
+        assert!(
+            second[0].add.is_empty(),
+            "the first chunk's columns are known"
+        );
+        assert_eq!(
+            assumed[0].1.as_ref().and_then(|c| c.get("n")),
+            Some(&ColumnType::Int)
+        );
+        let e = unchanged(&stored.schemas["s"], &assumed).map_err(|e| e.to_string());
+        assert!(
+            e.as_ref().is_err_and(|e| e.contains("table `t` changed")),
+            "{e:?}"
+        );
+    }
+}
