@@ -81,7 +81,7 @@ mod tests {
             ..SourceBatch::default()
         };
         for (table, cells) in rows {
-            let pairs = cells.into_iter().map(|(c, v)| (c.to_string(), v)).collect();
+            let pairs = cells.into_iter().map(|(c, v)| (Text::from(c), v)).collect();
             batch.tables.entry(table.into()).or_default().push(Row {
                 id: "a".into(),
                 received_at: None,
