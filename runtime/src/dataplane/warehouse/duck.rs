@@ -59,6 +59,11 @@ impl Session {
         }
     }
 
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The directory the sync's CSV files are written to, beside the database file (the
     /// same disk, which the data directory's owner sized; not `/tmp`, often a small memory
     /// disk).

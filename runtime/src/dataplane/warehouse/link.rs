@@ -1,7 +1,7 @@
 //! A sync's way into its warehouse: PostgreSQL (a connection per load) or the DuckDB file
 //! (one [`duck::Session`] for the whole sync, so that DuckDB checkpoints when the sync ends
-//! rather than after every load). The sync loop sees one interface: read the catalog, load
-//! a source's share of a chunk, close.
+//! rather than after every load). The sync loop sees one interface: check the connection,
+//! read the catalog, load a source's share of a chunk, close.
 
 use serde_json::{Map, Value};
 
@@ -35,6 +35,20 @@ impl Link {
         match self {
             Link::Postgres(_) => Encoding::Copy,
             Link::DuckDb(session) => Encoding::Csv(session.files()),
+        }
+    }
+
+    /// Connects as a load would (what `connection-state` reports), and lets go.
+    ///
+    /// # Errors
+    /// [`LoadError::Connect`] with the database's reason.
+    pub async fn check(&self) -> Result<(), LoadError> {
+        match self {
+            Link::Postgres(settings) => postgres::connect(settings).await.map(drop),
+            Link::DuckDb(session) => {
+                let path = session.path().to_path_buf();
+                tokio::task::spawn_blocking(move || duck::connect(&path).map(drop)).await?
+            }
         }
     }
 
@@ -83,6 +97,6 @@ impl Link {
 }
 
 /// Whether `warehouse` is a PostgreSQL one (else it is the embedded DuckDB).
-pub fn is_postgres(warehouse: &Warehouse) -> bool {
+fn is_postgres(warehouse: &Warehouse) -> bool {
     warehouse.metadata.id == "postgres"
 }

@@ -13,10 +13,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::catalog::Catalog;
 use super::flatten::{Json, Names, rows, wanted_by};
-use super::link::{Link, is_postgres};
+use super::link::Link;
 use super::load::{Encoding, LoadError, Loaded, SourceBatch, SourceLoad, TableBatch, now_micros};
 use super::report::{SyncReport, SyncStatus};
-use super::{CONSUMER, Command, SyncError, duck, naming, postgres, stage};
+use super::{CONSUMER, Command, SyncError, naming, stage};
 use crate::dataplane::DataPlane;
 use crate::dataplane::deliver::retry::backoff;
 use crate::log::{EventLog, Record, SegmentLog};
@@ -78,7 +78,8 @@ pub async fn run(
                         let _ = reply.send(result);
                     }
                     Command::Check(reply) => {
-                        let _ = reply.send(connect(&plane, &warehouse).await);
+                        let link = Link::of(&plane, &warehouse);
+                        let _ = reply.send(link.check().await);
                     }
                 }
             }
@@ -114,15 +115,6 @@ fn interval(plane: &DataPlane, id: &str) -> Option<Duration> {
 
 fn warehouse_interval(w: &Warehouse) -> Duration {
     Duration::from_secs(w.sync_interval_secs())
-}
-
-/// Connects to the warehouse as a load would.
-async fn connect(plane: &DataPlane, warehouse: &Warehouse) -> Result<(), LoadError> {
-    if is_postgres(warehouse) {
-        return postgres::connect(&warehouse.settings).await.map(drop);
-    }
-    let path = plane.warehouses.file(&warehouse.id);
-    tokio::task::spawn_blocking(move || duck::connect(&path).map(drop)).await?
 }
 
 /// One sync: everything staged when it starts, chunk by chunk; one report per source met.
