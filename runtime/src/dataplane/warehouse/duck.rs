@@ -1,19 +1,22 @@
 //! The embedded warehouse: a DuckDB file under the data directory, opened for a sync and
 //! closed after it ([`Session`]; so that the `duckdb` CLI can query it between syncs). A load is one
-//! transaction: schema changes, then each table's rows, which the flattening thread wrote as
-//! a CSV file ([`csv`]), read by one statement with DuckDB's `read_csv` and inserted (or
-//! merged: rows whose id is stored are skipped). Blocking, so it runs on a sync thread (low
-//! priority, which DuckDB's own threads inherit).
+//! transaction: schema changes, then each table's rows, which the flattening thread made an
+//! Arrow record batch ([`columnar`]), handed to DuckDB's appender: straight into a table the
+//! load created, else into a temporary table merged from (rows whose id is stored are
+//! skipped). Blocking, so it runs on a sync thread (low priority, which DuckDB's own threads
+//! inherit).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use duckdb::Connection;
+use duckdb::arrow::record_batch::RecordBatch;
 
 use super::catalog::{Catalog, unchanged};
 use super::load::{Bulk, LoadError, Loaded, SourceLoad, TableBatch, existing};
+use super::naming::quote;
+use super::sql;
 use super::types::Dialect;
-use super::{csv, sql};
 
 const D: Dialect = Dialect::DuckDb;
 
@@ -64,13 +67,6 @@ impl Session {
         &self.path
     }
 
-    /// The directory the sync's CSV files are written to, beside the database file (the
-    /// same disk, which the data directory's owner sized; not `/tmp`, often a small memory
-    /// disk).
-    pub fn files(&self) -> PathBuf {
-        self.path.with_extension("load")
-    }
-
     /// Every table's columns in the file, for a sync's [`Catalog`]. Blocking.
     ///
     /// # Errors
@@ -93,14 +89,7 @@ impl Session {
     /// [`LoadError`] naming the table whose statement failed; nothing of the batch is
     /// committed.
     pub fn load(&self, batch: SourceLoad) -> Result<Loaded, LoadError> {
-        let loaded = self.with(|conn| load_one(conn, &batch));
-        // The files are read by now (or never will be: a failed load is planned again).
-        for table in &batch.tables {
-            if let Bulk::Csv(file) = &table.bulk {
-                let _ = std::fs::remove_file(file);
-            }
-        }
-        loaded
+        self.with(|conn| load_one(conn, &batch))
     }
 
     /// Checkpoints what the sync wrote and closes the file. Blocking.
@@ -188,31 +177,79 @@ fn columns(
     Ok(existing(rows))
 }
 
-/// One table: its schema changes, then its rows, read from their CSV file by one statement:
-/// an insert of them all into a table this load created (it holds none of their ids), else
-/// the merge (the insert of the rows whose id is not stored, an anti-join; `users`: the
+/// The temporary table a merge's rows are appended to.
+const STAGE: &str = "_sluice_stage";
+/// The temporary table a batch's ids are appended to, to ask whether any is stored.
+const IDS: &str = "_sluice_ids";
+
+/// One table: its schema changes, then its rows through the appender. A batch none of whose
+/// ids are stored (always, in a table this load created) goes straight into the table; one
+/// that meets stored rows (a replay, or `users`' upsert) goes into [`STAGE`] and is merged
+/// from there (the insert of the rows whose id is not stored, an anti-join; `users`: the
 /// update of stored rows first). Returns the rows written.
 fn write(conn: &Connection, schema: &str, table: &TableBatch) -> Result<u64, duckdb::Error> {
     let plan = &table.plan;
     for statement in sql::schema_changes(D, schema, plan) {
         conn.execute_batch(&statement)?;
     }
-    // The sync encodes every table for its warehouse's database: a DuckDB load has files.
-    let Bulk::Csv(file) = &table.bulk else {
+    // The sync encodes every table for its warehouse's database: a DuckDB load has batches.
+    let Bulk::Arrow(rows) = &table.bulk else {
         return Ok(0);
     };
     if table.rows == 0 {
         return Ok(0);
     }
-    let source = csv::source(file, plan);
-    if plan.direct() {
-        return Ok(conn.execute(&sql::insert_all(schema, &source, plan), [])? as u64);
+    let columns: Vec<&str> = plan.columns.iter().map(|(c, _)| c.as_str()).collect();
+    if plan.direct() || (!plan.upsert && !stored_any(conn, schema, &plan.table, rows)?) {
+        let appender = conn.appender_with_columns_to_db(&plan.table, schema, &columns)?;
+        append(appender, rows)?;
+        return Ok(table.rows);
     }
+    conn.execute_batch(&sql::create_stage(D, STAGE, plan))?;
+    append(
+        conn.appender_to_catalog_and_db(STAGE, "temp", "main")?,
+        rows,
+    )?;
     let mut written = 0u64;
-    for statement in sql::merge(schema, &source, plan) {
+    for statement in sql::merge(schema, &temporary(STAGE), plan) {
         written += conn.execute(&statement, [])? as u64;
     }
     Ok(written)
+}
+
+/// Whether `schema.table` holds a row with any of the batch's ids (its first column): the
+/// ids appended to [`IDS`], then one hash join with the table's `id` column.
+fn stored_any(
+    conn: &Connection,
+    schema: &str,
+    table: &str,
+    rows: &RecordBatch,
+) -> Result<bool, duckdb::Error> {
+    let ids = rows
+        .project(&[0])
+        .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?;
+    conn.execute_batch(&format!(
+        "CREATE OR REPLACE TEMPORARY TABLE {} (\"id\" VARCHAR)",
+        quote(IDS)
+    ))?;
+    append(conn.appender_to_catalog_and_db(IDS, "temp", "main")?, &ids)?;
+    conn.query_row(
+        &sql::stored_any_of(schema, table, &temporary(IDS)),
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// `rows` through `appender`, flushed.
+fn append(mut appender: duckdb::Appender<'_>, rows: &RecordBatch) -> Result<(), duckdb::Error> {
+    // A clone of a batch shares its columns.
+    appender.append_record_batch(rows.clone())?;
+    appender.flush()
+}
+
+/// A temporary table's qualified name.
+fn temporary(table: &str) -> String {
+    format!("temp.main.{}", quote(table))
 }
 
 #[cfg(all(test, target_os = "linux"))]

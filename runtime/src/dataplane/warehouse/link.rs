@@ -34,7 +34,7 @@ impl Link {
     pub fn encoding(&self) -> Encoding {
         match self {
             Link::Postgres(_) => Encoding::Copy,
-            Link::DuckDb(session) => Encoding::Csv(session.files()),
+            Link::DuckDb(_) => Encoding::Arrow,
         }
     }
 
@@ -88,10 +88,6 @@ impl Link {
             if let Err(e) = closed.map_err(LoadError::from).and_then(|r| r) {
                 tracing::warn!(error = %e, "closing the warehouse file failed");
             }
-        }
-        if let Encoding::Csv(dir) = self.encoding() {
-            // What a failed load, or a chunk planned but not loaded, left.
-            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

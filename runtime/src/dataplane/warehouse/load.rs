@@ -4,15 +4,15 @@
 //! (naming the table).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 
 use bytes::Bytes;
+use duckdb::arrow::record_batch::RecordBatch;
 
 use super::catalog::Assumed;
 use super::flatten::Row;
 use super::plan::{self, Columns, DISCARDS, TableLoad};
 use super::types::ColumnType;
-use super::{copy, csv};
+use super::{columnar, copy};
 
 /// One source's share of a sync, flattened.
 #[derive(Debug, Default)]
@@ -50,10 +50,10 @@ pub struct TableBatch {
 }
 
 /// The bulk format a warehouse's loads take.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
-    /// CSV files in this directory (DuckDB).
-    Csv(PathBuf),
+    /// Arrow record batches for DuckDB's appender.
+    Arrow,
     /// `COPY` text (PostgreSQL).
     Copy,
 }
@@ -61,33 +61,24 @@ pub enum Encoding {
 /// A table's rows in a database's bulk format.
 #[derive(Debug)]
 pub enum Bulk {
-    /// A CSV file for DuckDB's `read_csv` ([`csv`]); the load removes it.
-    Csv(PathBuf),
+    /// An Arrow record batch for DuckDB's appender ([`columnar`]).
+    Arrow(RecordBatch),
     /// `COPY` text for PostgreSQL ([`copy`]), in pieces of about 1 MiB.
     Copy(Vec<Bytes>),
 }
 
 impl TableBatch {
-    /// `plan`'s rows (the `n`th plan of its source) encoded as `encoding` says: a CSV file
-    /// `<n>.csv` in its directory, or `COPY` text in memory. Cost: one pass over the cells,
-    /// formatting each.
+    /// `plan`'s rows encoded as `encoding` says: an Arrow record batch or `COPY` text, in
+    /// memory. Cost: one pass over the cells (`COPY` text formats each).
     ///
     /// # Errors
-    /// The CSV file could not be written.
-    pub fn encode(
-        mut plan: TableLoad,
-        encoding: &Encoding,
-        n: usize,
-    ) -> Result<TableBatch, LoadError> {
+    /// A cell does not fit its column (a planning fault), named with its table.
+    pub fn encode(mut plan: TableLoad, encoding: Encoding) -> Result<TableBatch, LoadError> {
         let rows = std::mem::take(&mut plan.rows);
         let bulk = match encoding {
-            Encoding::Csv(dir) => {
-                let file = dir.join(format!("{n}.csv"));
-                csv::write(&file, &rows).map_err(|e| {
-                    LoadError::table(&plan.table, format!("writing its rows for read_csv: {e}"))
-                })?;
-                Bulk::Csv(file)
-            }
+            Encoding::Arrow => Bulk::Arrow(
+                columnar::batch(&plan, &rows).map_err(|e| LoadError::table(&plan.table, e))?,
+            ),
             Encoding::Copy => Bulk::Copy(copy::encode(&rows)),
         };
         let ids = match encoding {

@@ -2,20 +2,21 @@
 //! PostgreSQL or an embedded DuckDB file. A warehouse is fed like a destination: the
 //! pipeline's wiring gives each source a route per connected warehouse whose sink is a
 //! [`stage::Stager`] (delivery appends the events to the warehouse's staging log under
-//! `<data>/warehouses/<id>/staging/`, with delivery's retries and dead letters). A sync loop per
-//! warehouse ([`sync`]) reads that log every sync interval, flattens the events
-//! ([`flatten`], [`naming`], [`types`]), plans them against the tables it read when it started
-//! ([`catalog`], [`plan`]), encodes them for the database's bulk path ([`csv`], [`copy`]),
-//! loads them in one transaction per source ([`duck`], [`postgres`], through [`sql`]) and
-//! commits its staging position only after the load committed, so a crash replays the load
-//! and the dedup on `id` makes it harmless.
+//! `<data>/warehouses/<id>/staging/`, with delivery's retries and dead letters). A sync loop
+//! per warehouse ([`sync`]) reads that log every sync interval in chunks ([`chunk`]),
+//! flattens the events ([`flatten`], [`naming`], [`types`]), plans them against the tables
+//! it read when it started ([`catalog`], [`plan`]), encodes them for the database's bulk
+//! path ([`columnar`], [`copy`]), loads them in one transaction per source ([`duck`],
+//! [`postgres`], through [`sql`]) and commits its staging position only after the load
+//! committed, so a crash replays the load and the dedup on `id` makes it harmless.
 //!
 //! - [`report`]: the sync reports and the tables each source has loaded.
 //! - [`tls`]: TLS to PostgreSQL, by `sslmode`.
 
 pub mod catalog;
+pub mod chunk;
+pub mod columnar;
 pub mod copy;
-pub mod csv;
 pub mod duck;
 pub mod flatten;
 pub mod link;
@@ -106,8 +107,9 @@ pub struct Warehouses {
 /// and they are not slowed while it runs (BENCHMARKS.md, issue 15).
 pub const SYNC_NICE: i32 = 19;
 
-/// Sync threads: a load and the next chunk's flattening at once, for two warehouses.
-const SYNC_THREADS: usize = 4;
+/// Sync threads: a load and the next chunk's flattening in parts at once, for two
+/// warehouses.
+const SYNC_THREADS: usize = 2 * (1 + chunk::MAX_PARTS);
 
 impl Warehouses {
     /// Over `<data_dir>/warehouses/` and the reports' trees in `db`.

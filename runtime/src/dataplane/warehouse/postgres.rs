@@ -168,7 +168,8 @@ async fn write(
         return Ok(table.rows);
     }
     let stage = sql::stage_name(n);
-    tx.batch_execute(&sql::create_stage(&stage, plan)).await?;
+    tx.batch_execute(&sql::create_stage(D, &stage, plan))
+        .await?;
     let staged = super::naming::quote(&stage);
     copy(tx, &staged, plan, text).await?;
     let mut written = 0;

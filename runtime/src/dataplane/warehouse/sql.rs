@@ -1,6 +1,7 @@
 //! The SQL a load runs, the same shape in both databases: schema changes first (create,
 //! add columns, widen), then per table the batch through the bulk path (PostgreSQL: into a
-//! staging table; DuckDB: a CSV file its `read_csv` reads in the statement itself) and one
+//! staging table; DuckDB: its appender, straight into a table this load created, else into a
+//! temporary table) and one
 //! statement that moves the rows whose id is not stored yet (`users`: an update of the stored
 //! rows, what the batch leaves null kept, then the insert of new ones). Pure text.
 
@@ -88,19 +89,27 @@ pub fn stage_name(n: usize) -> String {
     format!("_sluice_stage_{n}")
 }
 
-/// Creates PostgreSQL's staging table `stage` with the load's columns: a temporary table,
-/// dropped at commit. (DuckDB needs none: its `read_csv` is read in the merge itself.)
-pub fn create_stage(stage: &str, load: &TableLoad) -> String {
+/// Creates the staging table `stage` with the load's columns: a temporary table, which
+/// PostgreSQL drops at commit and DuckDB replaces at its next use (it has no `ON COMMIT
+/// DROP`; its temporary tables live in memory until the connection closes).
+pub fn create_stage(dialect: Dialect, stage: &str, load: &TableLoad) -> String {
     let columns: Vec<String> = load
         .columns
         .iter()
-        .map(|(name, kind)| format!("{} {}", quote(name), kind.sql(Dialect::Postgres)))
+        .map(|(name, kind)| format!("{} {}", quote(name), kind.sql(dialect)))
         .collect();
-    format!(
-        "CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP",
-        quote(stage),
-        columns.join(", ")
-    )
+    match dialect {
+        Dialect::Postgres => format!(
+            "CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP",
+            quote(stage),
+            columns.join(", ")
+        ),
+        Dialect::DuckDb => format!(
+            "CREATE OR REPLACE TEMPORARY TABLE {} ({})",
+            quote(stage),
+            columns.join(", ")
+        ),
+    }
 }
 
 /// Whether `schema.table` holds a row whose id is in the array `$1` (PostgreSQL).
@@ -111,9 +120,17 @@ pub fn stored_any(schema: &str, table: &str) -> String {
     )
 }
 
-/// The statements that move the rows of `staged` (PostgreSQL's staging table, quoted; DuckDB's
-/// `read_csv` of the rows) into the table: an update of stored rows first when the load
-/// upserts, then the insert of the rows whose id is not stored.
+/// Whether `schema.table` holds a row whose id is in the table `ids` (DuckDB).
+pub fn stored_any_of(schema: &str, table: &str, ids: &str) -> String {
+    format!(
+        "SELECT EXISTS (SELECT 1 FROM {} AS _t JOIN {ids} AS _i ON _t.\"id\" = _i.\"id\")",
+        qualified(schema, table)
+    )
+}
+
+/// The statements that move the rows of `staged` (the staging table, quoted) into the
+/// table: an update of stored rows first when the load upserts, then the insert of the rows
+/// whose id is not stored.
 pub fn merge(schema: &str, staged: &str, load: &TableLoad) -> Vec<String> {
     let target = qualified(schema, &load.table);
     let table = quote(&load.table);

@@ -5,32 +5,21 @@
 //! shorter) loads the same events again, and rows loaded before the failure are skipped by
 //! id. One loop per warehouse, so two loads of one warehouse never run at once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::catalog::Catalog;
-use super::flatten::{Json, Names, rows, wanted_by};
+use super::chunk::{CHUNK_BYTES, CHUNK_RECORDS, Chunk, Planner, Share, prepare};
 use super::link::Link;
-use super::load::{Encoding, LoadError, Loaded, SourceBatch, SourceLoad, TableBatch, now_micros};
+use super::load::{LoadError, Loaded};
 use super::report::{SyncReport, SyncStatus};
-use super::{CONSUMER, Command, SyncError, naming, stage};
+use super::{CONSUMER, Command, SyncError, stage};
 use crate::dataplane::DataPlane;
 use crate::dataplane::deliver::retry::backoff;
-use crate::log::{EventLog, Record, SegmentLog};
-use crate::workspace::{Kind, Source, Warehouse, now};
-
-/// Staging records per load (each holds up to 1,000 events); [`CHUNK_BYTES`] is usually
-/// reached first.
-const CHUNK_RECORDS: usize = 200;
-/// The most staged bytes per load (two chunks are in memory at once: one loading, one read
-/// ahead). Small enough that the chunks pipeline (the first chunk's preparation and the last
-/// one's load overlap nothing): 100,000 sample events loaded into PostgreSQL in 2.9 s in
-/// 16 MiB chunks against 3.8 s in 64 MiB ones (BENCHMARKS.md, issue 15); since the DuckDB
-/// file checkpoints once per sync, not per load, smaller loads cost DuckDB little more.
-const CHUNK_BYTES: usize = 16 << 20;
+use crate::log::{EventLog, SegmentLog};
+use crate::workspace::{Kind, Warehouse, now};
 /// The longest wait between two attempts of a failing warehouse.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -145,6 +134,7 @@ pub async fn sync(
     let mut run = Run {
         plane,
         warehouse,
+        shared: Arc::new(warehouse.clone()),
         link: &link,
         staging: &staging,
         start: now(),
@@ -173,6 +163,8 @@ pub async fn sync(
 struct Run<'a> {
     plane: &'a Arc<DataPlane>,
     warehouse: &'a Warehouse,
+    /// The same, for the sync threads.
+    shared: Arc<Warehouse>,
     link: &'a Link,
     staging: &'a Arc<SegmentLog>,
     /// When it started (the reports' `startedAt`).
@@ -197,12 +189,7 @@ impl Run<'_> {
             Ok(catalog) => catalog,
             Err(e) => return self.unreachable(position, e).await,
         };
-        let planner = Planner {
-            catalog,
-            encoding: self.link.encoding(),
-            slugs: HashMap::new(),
-            names: Names::default(),
-        };
+        let planner = Planner::new(catalog, self.link.encoding());
         *ahead = Some(self.prepare(position, planner));
         while let Some(task) = ahead.take() {
             let Some(chunk) = task.await.map_err(|_| SyncError::Stopped)?? else {
@@ -255,40 +242,17 @@ impl Run<'_> {
             .or_insert_with(|| SyncReport::new(id, source_id, start))
     }
 
-    /// Reads the chunk at `from`, flattens, plans and encodes it, on a sync thread (low
-    /// priority): seconds of CPU that on a runtime worker would hold up the requests and
-    /// deliveries queued behind it, and at a normal priority would compete with them. `None`
-    /// when nothing is staged there.
-    fn prepare(&self, from: u64, mut planner: Planner) -> Ahead {
-        let (plane, warehouse) = (self.plane.clone(), self.warehouse.clone());
-        let staging = self.staging.clone();
-        let workers = plane.warehouses.workers.clone();
-        // Spawned so that it starts now, while the current chunk loads.
-        tokio::spawn(async move {
-            workers
-                .run(move || -> Result<Option<Chunk>, SyncError> {
-                    let records = staging.read_blocking(from, CHUNK_RECORDS, CHUNK_BYTES)?;
-                    let Some(next) = records.last().map(|r| r.next) else {
-                        return Ok(None);
-                    };
-                    let flat = planner.flatten(&plane, &warehouse, records)?;
-                    let now = now_micros();
-                    let batches = flat
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, (source, (count, batch)))| {
-                            let share = planner.plan(batch, now, &format!("{from}-{i}"));
-                            (source, (count, share))
-                        })
-                        .collect();
-                    Ok(Some(Chunk {
-                        batches,
-                        next,
-                        planner,
-                    }))
-                })
-                .await?
-        })
+    /// Prepares the chunk at `from` ([`prepare`]), spawned so that it starts now, while the
+    /// current chunk loads.
+    fn prepare(&self, from: u64, planner: Planner) -> Ahead {
+        let (plane, warehouse) = (self.plane.clone(), self.shared.clone());
+        tokio::spawn(prepare(
+            plane,
+            warehouse,
+            self.staging.clone(),
+            from,
+            planner,
+        ))
     }
 
     /// Loads a chunk's batches, one source after another, into the reports; false when a
@@ -339,135 +303,5 @@ impl Run<'_> {
             .reports
             .add_collections(&id, source_id, &loaded.columns)?;
         Ok(())
-    }
-}
-
-/// What plans the chunks of one sync, handed from each chunk to the next: the chunks are
-/// planned in order, each against the tables as the ones before it leave them.
-struct Planner {
-    /// The warehouse's tables, as the chunks planned so far leave them.
-    catalog: Catalog,
-    /// How the loads take their rows.
-    encoding: Encoding,
-    /// Source id -> slug, as known so far in this sync (each source is looked up once).
-    slugs: HashMap<String, String>,
-    /// Column names worked out so far.
-    names: Names,
-}
-
-/// A source's share of a chunk: the events taken, and what loads them (or why nothing can).
-type Share = (u64, Result<SourceLoad, LoadError>);
-
-/// A chunk of the staging log, read, flattened, planned and encoded.
-struct Chunk {
-    /// Source -> its share.
-    batches: BTreeMap<String, Share>,
-    /// The staging position after it (committed once it is loaded).
-    next: u64,
-    /// What plans the next chunk.
-    planner: Planner,
-}
-
-impl Planner {
-    /// A chunk's events per source, flattened, with selective sync and the per-event
-    /// `Warehouses` switch applied: source -> (events taken, batch).
-    fn flatten(
-        &mut self,
-        plane: &DataPlane,
-        warehouse: &Warehouse,
-        records: Vec<Record>,
-    ) -> Result<BTreeMap<String, (u64, SourceBatch)>, SyncError> {
-        let prefix = warehouse.setting("schemaPrefix").unwrap_or("");
-        let mut out: BTreeMap<String, (u64, SourceBatch)> = BTreeMap::new();
-        for record in records {
-            let (source_id, events) = stage::decode(record.payload)?;
-            let slug = self.slug(plane, &source_id)?;
-            let entry = out.entry(source_id.clone()).or_insert_with(|| {
-                let batch = SourceBatch {
-                    schema: naming::schema(prefix, slug),
-                    tables: BTreeMap::new(),
-                };
-                (0, batch)
-            });
-            entry.0 += events.len() as u64;
-            if !warehouse.syncs(&source_id, None, None) {
-                continue;
-            }
-            for json in events {
-                let Some(event) = Json::event(&json) else {
-                    continue;
-                };
-                if wanted_by(&event, &warehouse.id) {
-                    add(warehouse, &source_id, &event, &mut self.names, &mut entry.1);
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// `source_id`'s slug (looked up once per sync).
-    fn slug(&mut self, plane: &DataPlane, source_id: &str) -> Result<&str, SyncError> {
-        if !self.slugs.contains_key(source_id) {
-            let slug = plane
-                .store
-                .get::<Source>(Kind::Source, source_id)?
-                .map_or_else(|| format!("source_{source_id}"), |s| s.slug);
-            self.slugs.insert(source_id.to_string(), slug);
-        }
-        Ok(self.slugs.get(source_id).map_or("", String::as_str))
-    }
-
-    /// A source's batch planned against the catalog and encoded; `name` tells its CSV files'
-    /// directory from the other batches'.
-    fn plan(
-        &mut self,
-        mut batch: SourceBatch,
-        now: i64,
-        name: &str,
-    ) -> Result<SourceLoad, LoadError> {
-        let (plans, assumed) = self.catalog.plan(&mut batch, now);
-        let encoding = match &self.encoding {
-            Encoding::Csv(dir) => {
-                let dir = dir.join(name);
-                std::fs::create_dir_all(&dir).map_err(|e| {
-                    LoadError::Database(format!("cannot create {}: {e}", dir.display()))
-                })?;
-                Encoding::Csv(dir)
-            }
-            Encoding::Copy => Encoding::Copy,
-        };
-        let tables = plans
-            .into_iter()
-            .enumerate()
-            .map(|(n, plan)| TableBatch::encode(plan, &encoding, n))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(SourceLoad {
-            schema: batch.schema,
-            assumed,
-            tables,
-        })
-    }
-}
-
-fn add(
-    warehouse: &Warehouse,
-    source_id: &str,
-    event: &Json<'_>,
-    names: &mut Names,
-    batch: &mut SourceBatch,
-) {
-    let selective = warehouse
-        .sync_overrides
-        .iter()
-        .any(|o| o.source_id == source_id);
-    for (table, mut row) in rows(event, names) {
-        if selective {
-            if !warehouse.syncs(source_id, Some(table.as_str()), None) {
-                continue;
-            }
-            row.cells
-                .retain(|c| c == "id" || warehouse.syncs(source_id, Some(table.as_str()), Some(c)));
-        }
-        batch.tables.entry(table).or_default().push(row);
     }
 }

@@ -1,0 +1,333 @@
+//! One chunk of a warehouse's staging log made ready to load, on the sync threads: read,
+//! flattened in parts at once (flattening an event needs nothing of the warehouse), then
+//! planned against the catalog and encoded in one piece, in chunk order (each chunk's plans
+//! assume the tables the chunks before it leave).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::catalog::Catalog;
+use super::flatten::{Json, Names, Row, rows, wanted_by};
+use super::load::{Encoding, LoadError, SourceBatch, SourceLoad, TableBatch, now_micros};
+use super::{SyncError, naming, stage};
+use crate::dataplane::DataPlane;
+use crate::log::SegmentLog;
+use crate::workspace::{Kind, Source, Warehouse};
+
+/// Staging records per chunk (each holds up to 1,000 events); [`CHUNK_BYTES`] is usually
+/// reached first.
+pub const CHUNK_RECORDS: usize = 200;
+/// The most staged bytes per chunk (two chunks are in memory at once: one loading, one read
+/// ahead). Small enough that the chunks pipeline (the first chunk's preparation and the last
+/// one's load overlap nothing): 100,000 sample events loaded into PostgreSQL in 2.9 s in
+/// 16 MiB chunks against 3.8 s in 64 MiB ones (BENCHMARKS.md, issue 15).
+pub const CHUNK_BYTES: usize = 16 << 20;
+/// The most parts a chunk is flattened in at once.
+pub const MAX_PARTS: usize = 4;
+
+/// What plans the chunks of one sync, handed from each chunk to the next: the chunks are
+/// planned in order, each against the tables as the ones before it leave them.
+pub struct Planner {
+    /// The warehouse's tables, as the chunks planned so far leave them.
+    catalog: Catalog,
+    /// How the loads take their rows.
+    encoding: Encoding,
+    /// Source id -> slug, as known so far in this sync (each source is looked up once).
+    slugs: HashMap<String, String>,
+    /// Column names worked out so far, one cache per part.
+    names: Vec<Names>,
+}
+
+impl Planner {
+    /// A sync's planner, from the tables it read when it started: chunks flatten in as many
+    /// parts as the machine has cores, up to [`MAX_PARTS`].
+    pub fn new(catalog: Catalog, encoding: Encoding) -> Planner {
+        let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_PARTS));
+        Planner {
+            catalog,
+            encoding,
+            slugs: HashMap::new(),
+            names: (0..parts).map(|_| Names::default()).collect(),
+        }
+    }
+}
+
+/// A source's share of a chunk: the events taken, and what loads them (or why nothing can).
+pub type Share = (u64, Result<SourceLoad, LoadError>);
+
+/// A chunk of the staging log, read, flattened, planned and encoded.
+pub struct Chunk {
+    /// Source -> its share.
+    pub batches: BTreeMap<String, Share>,
+    /// The staging position after it (committed once it is loaded).
+    pub next: u64,
+    /// What plans the next chunk.
+    pub planner: Planner,
+}
+
+/// Some of one source's staged events.
+struct Staged {
+    source_id: String,
+    events: Vec<Bytes>,
+}
+
+/// Source -> (events taken, table -> rows): a part flattened.
+type Flat = BTreeMap<String, (u64, BTreeMap<String, Vec<Row>>)>;
+
+/// Reads the chunk at `from`, flattens it in parts on as many sync threads, then plans and
+/// encodes it on one; `None` when nothing is staged there. Each step runs on the sync
+/// threads (low priority): seconds of CPU per chunk that on a runtime worker would hold up
+/// the requests and deliveries queued behind it.
+///
+/// # Errors
+/// The staging log, a record, the store or a sync thread failed.
+pub async fn prepare(
+    plane: Arc<DataPlane>,
+    warehouse: Arc<Warehouse>,
+    staging: Arc<SegmentLog>,
+    from: u64,
+    mut planner: Planner,
+) -> Result<Option<Chunk>, SyncError> {
+    let workers = plane.warehouses.workers.clone();
+    let read = {
+        let plane = plane.clone();
+        workers
+            .run(move || read(&plane, &staging, from, planner))
+            .await??
+    };
+    let Some((staged, next, back)) = read else {
+        return Ok(None);
+    };
+    planner = back;
+    let names = std::mem::take(&mut planner.names);
+    let parts = split(staged, names.len());
+    let flattened = parts.into_iter().zip(names).map(|(part, names)| {
+        let warehouse = warehouse.clone();
+        workers.run(move || flatten(&warehouse, part, names))
+    });
+    let mut flat = Flat::new();
+    for part in futures_util::future::join_all(flattened).await {
+        let (part, names) = part?;
+        planner.names.push(names);
+        merge(&mut flat, part);
+    }
+    let batches = workers
+        .run(move || {
+            let batches = planner.plan_all(&warehouse, flat);
+            Chunk {
+                batches,
+                next,
+                planner,
+            }
+        })
+        .await?;
+    Ok(Some(batches))
+}
+
+/// The chunk's records at `from`, decoded, with the position after them; each record's
+/// source looked up (once per sync).
+fn read(
+    plane: &DataPlane,
+    staging: &SegmentLog,
+    from: u64,
+    mut planner: Planner,
+) -> Result<Option<(Vec<Staged>, u64, Planner)>, SyncError> {
+    let records = staging.read_blocking(from, CHUNK_RECORDS, CHUNK_BYTES)?;
+    let Some(next) = records.last().map(|r| r.next) else {
+        return Ok(None);
+    };
+    let mut staged = Vec::with_capacity(records.len());
+    for record in records {
+        let (source_id, events) = stage::decode(record.payload)?;
+        planner.slug(plane, &source_id)?;
+        staged.push(Staged { source_id, events });
+    }
+    Ok(Some((staged, next, planner)))
+}
+
+/// `staged` in `parts` runs of about as many events each, in order (a record may be cut).
+fn split(staged: Vec<Staged>, parts: usize) -> Vec<Vec<Staged>> {
+    let parts = parts.max(1);
+    let total: usize = staged.iter().map(|s| s.events.len()).sum();
+    let per = total.div_ceil(parts).max(1);
+    let mut out = Vec::with_capacity(parts);
+    let (mut part, mut room) = (Vec::new(), per);
+    for mut s in staged {
+        while s.events.len() > room {
+            let rest = s.events.split_off(room);
+            let head = std::mem::replace(&mut s.events, rest);
+            if !head.is_empty() {
+                let source_id = s.source_id.clone();
+                part.push(Staged {
+                    source_id,
+                    events: head,
+                });
+            }
+            out.push(std::mem::take(&mut part));
+            room = per;
+        }
+        room -= s.events.len();
+        part.push(s);
+    }
+    out.push(part);
+    out.resize_with(parts, Vec::new);
+    out
+}
+
+/// One part's events flattened, with selective sync and the per-event `Warehouses` switch
+/// applied; `names` comes back for the next chunk's part.
+fn flatten(warehouse: &Warehouse, part: Vec<Staged>, mut names: Names) -> (Flat, Names) {
+    let mut out = Flat::new();
+    for Staged { source_id, events } in part {
+        let syncs = warehouse.syncs(&source_id, None, None);
+        let entry = out.entry(source_id.clone()).or_default();
+        entry.0 += events.len() as u64;
+        if !syncs {
+            continue;
+        }
+        let selective = warehouse
+            .sync_overrides
+            .iter()
+            .any(|o| o.source_id == source_id);
+        for json in events {
+            let Some(event) = Json::event(&json) else {
+                continue;
+            };
+            if !wanted_by(&event, &warehouse.id) {
+                continue;
+            }
+            for (table, mut row) in rows(&event, &mut names) {
+                if selective {
+                    let syncs = |column: Option<&str>| {
+                        warehouse.syncs(&source_id, Some(table.as_str()), column)
+                    };
+                    if !syncs(None) {
+                        continue;
+                    }
+                    row.cells.retain(|c| c == "id" || syncs(Some(c)));
+                }
+                entry.1.entry(table).or_default().push(row);
+            }
+        }
+    }
+    (out, names)
+}
+
+/// `part` after what `into` holds (rows keep their order: the first of an id is kept, later
+/// traits win).
+fn merge(into: &mut Flat, part: Flat) {
+    for (source_id, (count, tables)) in part {
+        let entry = into.entry(source_id).or_default();
+        entry.0 += count;
+        for (table, rows) in tables {
+            entry.1.entry(table).or_default().extend(rows);
+        }
+    }
+}
+
+impl Planner {
+    /// `source_id`'s slug (looked up once per sync).
+    fn slug(&mut self, plane: &DataPlane, source_id: &str) -> Result<&str, SyncError> {
+        if !self.slugs.contains_key(source_id) {
+            let slug = plane
+                .store
+                .get::<Source>(Kind::Source, source_id)?
+                .map_or_else(|| format!("source_{source_id}"), |s| s.slug);
+            self.slugs.insert(source_id.to_string(), slug);
+        }
+        Ok(self.slugs.get(source_id).map_or("", String::as_str))
+    }
+
+    /// Every source's rows planned and encoded, their `uuid_ts` now.
+    fn plan_all(&mut self, warehouse: &Warehouse, flat: Flat) -> BTreeMap<String, Share> {
+        let prefix = warehouse.setting("schemaPrefix").unwrap_or("");
+        let now = now_micros();
+        flat.into_iter()
+            .map(|(source_id, (count, tables))| {
+                let slug = self.slugs.get(&source_id).map_or("", String::as_str);
+                let batch = SourceBatch {
+                    schema: naming::schema(prefix, slug),
+                    tables,
+                };
+                (source_id, (count, self.plan(batch, now)))
+            })
+            .collect()
+    }
+
+    /// A source's batch planned against the catalog and encoded.
+    fn plan(&mut self, mut batch: SourceBatch, now: i64) -> Result<SourceLoad, LoadError> {
+        let (plans, assumed) = self.catalog.plan(&mut batch, now);
+        let tables = plans
+            .into_iter()
+            .map(|plan| TableBatch::encode(plan, self.encoding))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SourceLoad {
+            schema: batch.schema,
+            assumed,
+            tables,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staged(source_id: &str, n: usize) -> Staged {
+        Staged {
+            source_id: source_id.into(),
+            events: (0..n)
+                .map(|i| Bytes::from(format!("{source_id}{i}")))
+                .collect(),
+        }
+    }
+
+    fn shape(parts: &[Vec<Staged>]) -> Vec<Vec<(String, usize)>> {
+        parts
+            .iter()
+            .map(|p| {
+                p.iter()
+                    .map(|s| (s.source_id.clone(), s.events.len()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_chunk_splits_into_even_runs_in_order() {
+        let parts = split(vec![staged("a", 3), staged("b", 5), staged("c", 2)], 2);
+        let shape = shape(&parts);
+        assert_eq!(
+            shape,
+            [
+                vec![("a".into(), 3), ("b".into(), 2)],
+                vec![("b".into(), 3), ("c".into(), 2)]
+            ]
+        );
+        let events: Vec<Bytes> = parts.into_iter().flatten().flat_map(|s| s.events).collect();
+        let expected: Vec<Bytes> = ["a0", "a1", "a2", "b0", "b1", "b2", "b3", "b4", "c0", "c1"]
+            .into_iter()
+            .map(Bytes::from)
+            .collect();
+        assert_eq!(events, expected);
+    }
+
+    #[test]
+    fn few_events_leave_parts_empty_and_one_record_can_fill_several() {
+        assert_eq!(
+            shape(&split(vec![staged("a", 1)], 3)),
+            [vec![("a".into(), 1)], vec![], vec![]]
+        );
+        assert_eq!(
+            shape(&split(vec![staged("a", 7)], 3)),
+            [
+                vec![("a".into(), 3)],
+                vec![("a".into(), 3)],
+                vec![("a".into(), 1)]
+            ]
+        );
+        assert_eq!(shape(&split(Vec::new(), 2)), [vec![], vec![]]);
+    }
+}
