@@ -59,10 +59,12 @@ async fn send(server: &Server, key: &str, events: &[Value]) {
     }
 }
 
-/// Syncs until `n` events were taken; returns (seconds spent syncing, rows written).
+/// Syncs until `n` events were taken; returns (seconds spent syncing, rows written). Each
+/// sync that took events is one more closing checkpoint, so the count is printed.
 async fn sync_all(server: &Server, id: &str, n: u64) -> (f64, u64) {
-    let (mut taken, mut seconds, mut rows) = (0, 0.0, 0);
+    let (mut taken, mut seconds, mut rows, mut syncs) = (0, 0.0, 0, 0);
     while taken < n {
+        syncs += 1;
         let r = server
             .post(&format!("/warehouses/{id}/syncs"), json!({}))
             .await;
@@ -77,7 +79,38 @@ async fn sync_all(server: &Server, id: &str, n: u64) -> (f64, u64) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    eprintln!("warehouse {id}: {n} events in {syncs} syncs");
     (seconds, rows)
+}
+
+/// Bytes in the files under `dir`, recursively.
+fn bytes_under(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(m) if m.is_dir() => bytes_under(&entry.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Waits until the warehouses' staging logs under `data` stop growing (unchanged for
+/// 500 ms): delivery has staged what was sent, so a sync takes it all at once and does not
+/// compete with staging for the CPU.
+async fn staged(data: &Path) {
+    let dir = data.join("warehouses");
+    let mut last = bytes_under(&dir);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = bytes_under(&dir);
+        if now == last {
+            return;
+        }
+        last = now;
+    }
 }
 
 /// Waits until `file` holds `n` lines (polled every 10 ms, up to 120 s).
@@ -255,6 +288,8 @@ async fn main() {
     let started = Instant::now();
     send(&server, &key, &events).await;
     eprintln!("sent {n} events in {:.1}s", started.elapsed().as_secs_f64());
+    staged(&server.dir).await;
+    eprintln!("staged after {:.1}s", started.elapsed().as_secs_f64());
 
     perf("enable");
     let (duck_s, duck_rows) = sync_all(&server, &duck, n as u64).await;

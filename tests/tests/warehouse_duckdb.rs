@@ -375,7 +375,7 @@ async fn a_disabled_warehouse_refuses_a_sync_by_name() {
 /// sync loads the same events again. Modelled exactly by removing the committed position (the
 /// `sync.consumer` file) while the server is stopped; the replay meets stored ids in every
 /// table (tracks, an event's table, `users`' upsert, `discards`) and must add no row. The
-/// text that crosses the load holds what a CSV file must quote.
+/// text that crosses the load holds quotes, commas, new lines, tabs and non-ASCII letters.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_load_makes_no_second_row() {
     let dir = tempfile::tempdir().unwrap();
