@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use duckdb::arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
 };
 use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use duckdb::arrow::error::ArrowError;
@@ -34,7 +33,8 @@ pub enum ColumnarError {
 }
 
 /// `rows` (cells in `plan`'s column order) as a record batch with `plan`'s columns. Cost:
-/// one pass over the cells per column; text is copied once, into the column's buffer.
+/// two passes over each column's cells (their values, then the array); text is copied
+/// once, into the column's buffer.
 ///
 /// # Errors
 /// A cell does not fit its column's type.
@@ -55,71 +55,48 @@ pub fn batch(plan: &TableLoad, rows: &[Vec<Cell>]) -> Result<RecordBatch, Column
 }
 
 /// One column's cells as an Arrow array of `kind`; the first cell that does not fit, if any.
-fn column<'a>(
-    kind: ColumnType,
-    cells: impl ExactSizeIterator<Item = &'a Cell>,
-) -> Result<ArrayRef, Cell> {
-    let n = cells.len();
-    let misfit = |cell: &Cell| Err(cell.clone());
+fn column<'a>(kind: ColumnType, cells: impl Iterator<Item = &'a Cell>) -> Result<ArrayRef, Cell> {
     Ok(match kind {
-        ColumnType::Int => {
-            let mut out = Int64Builder::with_capacity(n);
-            for cell in cells {
-                match cell {
-                    Cell::Int(v) => out.append_value(*v),
-                    Cell::Null => out.append_null(),
-                    other => return misfit(other),
-                }
-            }
-            Arc::new(out.finish())
-        }
-        ColumnType::Float => {
-            let mut out = Float64Builder::with_capacity(n);
-            for cell in cells {
-                match cell {
-                    Cell::Float(v) => out.append_value(*v),
-                    #[allow(clippy::cast_precision_loss)]
-                    Cell::Int(v) => out.append_value(*v as f64),
-                    Cell::Null => out.append_null(),
-                    other => return misfit(other),
-                }
-            }
-            Arc::new(out.finish())
-        }
-        ColumnType::Bool => {
-            let mut out = BooleanBuilder::with_capacity(n);
-            for cell in cells {
-                match cell {
-                    Cell::Bool(v) => out.append_value(*v),
-                    Cell::Null => out.append_null(),
-                    other => return misfit(other),
-                }
-            }
-            Arc::new(out.finish())
-        }
-        ColumnType::Text => {
-            let mut out = StringBuilder::with_capacity(n, n * 16);
-            for cell in cells {
-                match cell {
-                    Cell::Text(v) => out.append_value(v),
-                    Cell::Null => out.append_null(),
-                    other => return misfit(other),
-                }
-            }
-            Arc::new(out.finish())
-        }
-        ColumnType::Timestamp => {
-            let mut out = TimestampMicrosecondBuilder::with_capacity(n);
-            for cell in cells {
-                match cell {
-                    Cell::Timestamp(v) => out.append_value(*v),
-                    Cell::Null => out.append_null(),
-                    other => return misfit(other),
-                }
-            }
-            Arc::new(out.finish())
-        }
+        ColumnType::Int => Arc::new(Int64Array::from(values(cells, |c| match c {
+            Cell::Int(v) => Some(*v),
+            _ => None,
+        })?)),
+        ColumnType::Float => Arc::new(Float64Array::from(values(cells, |c| match c {
+            Cell::Float(v) => Some(*v),
+            #[allow(clippy::cast_precision_loss)]
+            Cell::Int(v) => Some(*v as f64),
+            _ => None,
+        })?)),
+        ColumnType::Bool => Arc::new(BooleanArray::from(values(cells, |c| match c {
+            Cell::Bool(v) => Some(*v),
+            _ => None,
+        })?)),
+        ColumnType::Text => Arc::new(StringArray::from(values(cells, |c| match c {
+            Cell::Text(v) => Some(&**v),
+            _ => None,
+        })?)),
+        ColumnType::Timestamp => Arc::new(TimestampMicrosecondArray::from(values(
+            cells,
+            |c| match c {
+                Cell::Timestamp(v) => Some(*v),
+                _ => None,
+            },
+        )?)),
     })
+}
+
+/// Each cell's value as `pick` reads it for the column's type, a null as `None`; the first
+/// cell `pick` refuses, if any.
+fn values<'a, T>(
+    cells: impl Iterator<Item = &'a Cell>,
+    pick: impl Fn(&'a Cell) -> Option<T>,
+) -> Result<Vec<Option<T>>, Cell> {
+    cells
+        .map(|cell| match cell {
+            Cell::Null => Ok(None),
+            cell => pick(cell).map(Some).ok_or_else(|| cell.clone()),
+        })
+        .collect()
 }
 
 /// The Arrow type a column of `kind` is handed to DuckDB as.
