@@ -91,19 +91,12 @@ pub async fn prepare(
     mut planner: Planner,
 ) -> Result<Option<Chunk>, SyncError> {
     let workers = plane.warehouses.workers.clone();
-    let read = {
-        let plane = plane.clone();
-        workers
-            .run(move || read(&plane, &staging, from, planner))
-            .await??
-    };
-    let Some((staged, next, back)) = read else {
+    let Some((staged, next)) = workers.run(move || read(&staging, from)).await?? else {
         return Ok(None);
     };
-    planner = back;
     let names = std::mem::take(&mut planner.names);
-    let parts = split(staged, names.len());
-    let flattened = parts.into_iter().zip(names).map(|(part, names)| {
+    let parts = split(staged, names.len()).into_iter().zip(names);
+    let flattened = parts.map(|(part, names)| {
         let warehouse = warehouse.clone();
         workers.run(move || flatten(&warehouse, part, names))
     });
@@ -113,38 +106,33 @@ pub async fn prepare(
         planner.names.push(names);
         merge(&mut flat, part);
     }
-    let batches = workers
-        .run(move || {
-            let batches = planner.plan_all(&warehouse, flat);
-            Chunk {
+    let chunk = workers
+        .run(move || -> Result<Chunk, SyncError> {
+            let batches = planner.plan_all(&plane, &warehouse, flat)?;
+            Ok(Chunk {
                 batches,
                 next,
                 planner,
-            }
+            })
         })
-        .await?;
-    Ok(Some(batches))
+        .await??;
+    Ok(Some(chunk))
 }
 
-/// The chunk's records at `from`, decoded, with the position after them; each record's
-/// source looked up (once per sync).
-fn read(
-    plane: &DataPlane,
-    staging: &SegmentLog,
-    from: u64,
-    mut planner: Planner,
-) -> Result<Option<(Vec<Staged>, u64, Planner)>, SyncError> {
+/// The chunk's records at `from`, decoded, with the position after them.
+fn read(staging: &SegmentLog, from: u64) -> Result<Option<(Vec<Staged>, u64)>, SyncError> {
     let records = staging.read_blocking(from, CHUNK_RECORDS, CHUNK_BYTES)?;
     let Some(next) = records.last().map(|r| r.next) else {
         return Ok(None);
     };
-    let mut staged = Vec::with_capacity(records.len());
-    for record in records {
-        let (source_id, events) = stage::decode(record.payload)?;
-        planner.slug(plane, &source_id)?;
-        staged.push(Staged { source_id, events });
-    }
-    Ok(Some((staged, next, planner)))
+    let staged = records
+        .into_iter()
+        .map(|record| {
+            let (source_id, events) = stage::decode(record.payload)?;
+            Ok(Staged { source_id, events })
+        })
+        .collect::<Result<Vec<_>, SyncError>>()?;
+    Ok(Some((staged, next)))
 }
 
 /// `staged` in `parts` runs of about as many events each, in order (a record may be cut).
@@ -198,21 +186,30 @@ fn flatten(warehouse: &Warehouse, part: Vec<Staged>, mut names: Names) -> (Flat,
             if !wanted_by(&event, &warehouse.id) {
                 continue;
             }
-            for (table, mut row) in rows(&event, &mut names) {
-                if selective {
-                    let syncs = |column: Option<&str>| {
-                        warehouse.syncs(&source_id, Some(table.as_str()), column)
-                    };
-                    if !syncs(None) {
-                        continue;
-                    }
-                    row.cells.retain(|c| c == "id" || syncs(Some(c)));
+            for (table, row) in rows(&event, &mut names) {
+                let row = if selective {
+                    selected(warehouse, &source_id, &table, row)
+                } else {
+                    Some(row)
+                };
+                if let Some(row) = row {
+                    entry.1.entry(table).or_default().push(row);
                 }
-                entry.1.entry(table).or_default().push(row);
             }
         }
     }
     (out, names)
+}
+
+/// `row` of `table` as selective sync leaves it (its columns turned off removed); `None`
+/// when the table is turned off.
+fn selected(warehouse: &Warehouse, source_id: &str, table: &str, mut row: Row) -> Option<Row> {
+    let syncs = |column: Option<&str>| warehouse.syncs(source_id, Some(table), column);
+    if !syncs(None) {
+        return None;
+    }
+    row.cells.retain(|c| c == "id" || syncs(Some(c)));
+    Some(row)
 }
 
 /// `part` after what `into` holds (rows keep their order: the first of an id is kept, later
@@ -241,19 +238,26 @@ impl Planner {
     }
 
     /// Every source's rows planned and encoded, their `uuid_ts` now.
-    fn plan_all(&mut self, warehouse: &Warehouse, flat: Flat) -> BTreeMap<String, Share> {
+    ///
+    /// # Errors
+    /// A source could not be looked up in the store.
+    fn plan_all(
+        &mut self,
+        plane: &DataPlane,
+        warehouse: &Warehouse,
+        flat: Flat,
+    ) -> Result<BTreeMap<String, Share>, SyncError> {
         let prefix = warehouse.setting("schemaPrefix").unwrap_or("");
         let now = now_micros();
-        flat.into_iter()
-            .map(|(source_id, (count, tables))| {
-                let slug = self.slugs.get(&source_id).map_or("", String::as_str);
-                let batch = SourceBatch {
-                    schema: naming::schema(prefix, slug),
-                    tables,
-                };
-                (source_id, (count, self.plan(batch, now)))
-            })
-            .collect()
+        let mut out = BTreeMap::new();
+        for (source_id, (count, tables)) in flat {
+            let batch = SourceBatch {
+                schema: naming::schema(prefix, self.slug(plane, &source_id)?),
+                tables,
+            };
+            out.insert(source_id, (count, self.plan(batch, now)));
+        }
+        Ok(out)
     }
 
     /// A source's batch planned against the catalog and encoded.

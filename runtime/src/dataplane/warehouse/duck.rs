@@ -228,10 +228,7 @@ fn stored_any(
     let ids = rows
         .project(&[0])
         .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?;
-    conn.execute_batch(&format!(
-        "CREATE OR REPLACE TEMPORARY TABLE {} (\"id\" VARCHAR)",
-        quote(IDS)
-    ))?;
+    conn.execute_batch(&sql::create_ids(IDS))?;
     append(conn.appender_to_catalog_and_db(IDS, "temp", "main")?, &ids)?;
     conn.query_row(
         &sql::stored_any_of(schema, table, &temporary(IDS)),

@@ -1,9 +1,9 @@
 //! The SQL a load runs, the same shape in both databases: schema changes first (create,
-//! add columns, widen), then per table the batch through the bulk path (PostgreSQL: into a
-//! staging table; DuckDB: its appender, straight into a table this load created, else into a
-//! temporary table) and one
-//! statement that moves the rows whose id is not stored yet (`users`: an update of the stored
-//! rows, what the batch leaves null kept, then the insert of new ones). Pure text.
+//! add columns, widen), then per table the batch through the bulk path (`COPY`, DuckDB's
+//! appender), straight into the table when none of its ids is stored, else into a temporary
+//! staging table and one statement that moves the rows whose id is not stored yet (`users`:
+//! an update of the stored rows, what the batch leaves null kept, then the insert of new
+//! ones). Pure text.
 
 use super::naming::quote;
 use super::plan::TableLoad;
@@ -120,6 +120,14 @@ pub fn stored_any(schema: &str, table: &str) -> String {
     )
 }
 
+/// Creates (or empties) DuckDB's temporary table `ids` of one text column, `id`.
+pub fn create_ids(ids: &str) -> String {
+    format!(
+        "CREATE OR REPLACE TEMPORARY TABLE {} (\"id\" VARCHAR)",
+        quote(ids)
+    )
+}
+
 /// Whether `schema.table` holds a row whose id is in the table `ids` (DuckDB).
 pub fn stored_any_of(schema: &str, table: &str, ids: &str) -> String {
     format!(
@@ -157,17 +165,6 @@ pub fn merge(schema: &str, staged: &str, load: &TableLoad) -> Vec<String> {
         picked.join(", ")
     ));
     out
-}
-
-/// Inserts every row of `staged` (a table or a subquery with the load's columns) into the
-/// table: for a table this load created, which holds none of their ids.
-pub fn insert_all(schema: &str, staged: &str, load: &TableLoad) -> String {
-    let names: Vec<String> = load.columns.iter().map(|(c, _)| quote(c)).collect();
-    let list = names.join(", ");
-    format!(
-        "INSERT INTO {} ({list}) SELECT {list} FROM {staged} AS _s",
-        qualified(schema, &load.table)
-    )
 }
 
 #[cfg(test)]

@@ -133,8 +133,7 @@ pub async fn sync(
     let link = Link::of(plane, warehouse);
     let mut run = Run {
         plane,
-        warehouse,
-        shared: Arc::new(warehouse.clone()),
+        warehouse: Arc::new(warehouse.clone()),
         link: &link,
         staging: &staging,
         start: now(),
@@ -162,9 +161,8 @@ pub async fn sync(
 /// One sync in progress.
 struct Run<'a> {
     plane: &'a Arc<DataPlane>,
-    warehouse: &'a Warehouse,
-    /// The same, for the sync threads.
-    shared: Arc<Warehouse>,
+    /// Shared with the sync threads that prepare the chunks.
+    warehouse: Arc<Warehouse>,
     link: &'a Link,
     staging: &'a Arc<SegmentLog>,
     /// When it started (the reports' `startedAt`).
@@ -245,7 +243,7 @@ impl Run<'_> {
     /// Prepares the chunk at `from` ([`prepare`]), spawned so that it starts now, while the
     /// current chunk loads.
     fn prepare(&self, from: u64, planner: Planner) -> Ahead {
-        let (plane, warehouse) = (self.plane.clone(), self.shared.clone());
+        let (plane, warehouse) = (self.plane.clone(), self.warehouse.clone());
         tokio::spawn(prepare(
             plane,
             warehouse,
