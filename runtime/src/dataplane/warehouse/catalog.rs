@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::load::{LoadError, SourceBatch, plans};
+use super::load::LoadError;
 use super::plan::{Columns, TableLoad};
 
 /// Schema -> table -> columns.
@@ -34,23 +34,30 @@ impl Catalog {
         Catalog { schemas }
     }
 
-    /// Plans `batch` against the tables as this catalog has them, then takes the plans'
-    /// changes in (created tables, added and widened columns), as their load will make them.
-    /// Returns the plans and what they assumed. Cost: the plan's (one pass over the cells).
-    pub fn plan(&mut self, batch: &mut SourceBatch, now: i64) -> (Vec<TableLoad>, Assumed) {
-        let tables = self.schemas.entry(batch.schema.clone()).or_default();
-        let plans = plans(tables, batch, now);
+    /// The columns of `schema.table` as this catalog has them (`None`: no such table).
+    pub fn columns(&self, schema: &str, table: &str) -> Option<&Columns> {
+        self.schemas.get(schema)?.get(table)
+    }
+
+    /// Takes the changes of `plans` (a source's, on `schema`) in: created tables, added and
+    /// widened columns, as their load will make them. Returns what the plans assumed.
+    pub fn take_in<'a>(
+        &mut self,
+        schema: &str,
+        plans: impl Iterator<Item = &'a TableLoad> + Clone,
+    ) -> Assumed {
+        let tables = self.schemas.entry(schema.to_string()).or_default();
         let assumed = plans
-            .iter()
+            .clone()
             .map(|p| (p.table.clone(), tables.get(&p.table).cloned()))
             .collect();
-        for plan in &plans {
+        for plan in plans {
             let columns = tables.entry(plan.table.clone()).or_default();
             for (name, kind) in &plan.columns {
                 columns.insert(name.clone(), *kind);
             }
         }
-        (plans, assumed)
+        assumed
     }
 }
 
@@ -73,23 +80,28 @@ pub fn unchanged(stored: &HashMap<String, Columns>, assumed: &Assumed) -> Result
 mod tests {
     use super::*;
     use crate::dataplane::warehouse::flatten::{Cells, Row};
+    use crate::dataplane::warehouse::plan;
     use crate::dataplane::warehouse::types::{ColumnType, Scalar, Text};
 
-    fn batch(rows: Vec<(&str, Vec<(&str, Scalar)>)>) -> SourceBatch {
-        let mut batch = SourceBatch {
-            schema: "s".into(),
-            ..SourceBatch::default()
+    /// Table `t` of schema `s` planned against `catalog` for one row with column `n`, and
+    /// taken in.
+    fn plan_n(catalog: &mut Catalog, n: i64) -> (TableLoad, Assumed) {
+        let pairs = vec![(Text::from("n"), Scalar::Number(n.into()))];
+        let row = Row {
+            id: "a".into(),
+            received_at: None,
+            cells: Cells::from_pairs(pairs).0,
+            rejected: Vec::new(),
         };
-        for (table, cells) in rows {
-            let pairs = cells.into_iter().map(|(c, v)| (Text::from(c), v)).collect();
-            batch.tables.entry(table.into()).or_default().push(Row {
-                id: "a".into(),
-                received_at: None,
-                cells: Cells::from_pairs(pairs).0,
-                rejected: Vec::new(),
-            });
-        }
-        batch
+        let load = plan::table(
+            "t",
+            catalog.columns("s", "t"),
+            vec![row],
+            0,
+            &mut Vec::new(),
+        );
+        let assumed = catalog.take_in("s", std::iter::once(&load));
+        (load, assumed)
     }
 
     #[test]
@@ -101,17 +113,13 @@ mod tests {
             "VARCHAR".to_string(),
         )]);
         let mut catalog = stored.clone();
-        let number = |n: i64| Scalar::Number(n.into());
-        let (first, assumed) = catalog.plan(&mut batch(vec![("t", vec![("n", number(1))])]), 0);
-        let added: Vec<&str> = first[0].add.iter().map(|(c, _)| c.as_str()).collect();
+        let (first, assumed) = plan_n(&mut catalog, 1);
+        let added: Vec<&str> = first.add.iter().map(|(c, _)| c.as_str()).collect();
         assert_eq!(added, ["n", "uuid_ts"]);
         assert!(unchanged(&stored.schemas["s"], &assumed).is_ok());
 
-        let (second, assumed) = catalog.plan(&mut batch(vec![("t", vec![("n", number(2))])]), 0);
-        assert!(
-            second[0].add.is_empty(),
-            "the first chunk's columns are known"
-        );
+        let (second, assumed) = plan_n(&mut catalog, 2);
+        assert!(second.add.is_empty(), "the first chunk's columns are known");
         assert_eq!(
             assumed[0].1.as_ref().and_then(|c| c.get("n")),
             Some(&ColumnType::Int)

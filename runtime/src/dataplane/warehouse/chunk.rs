@@ -1,20 +1,20 @@
 //! One chunk of a warehouse's staging log made ready to load, on the sync threads: read,
 //! flattened in parts at once (flattening an event needs nothing of the warehouse), then
-//! planned against the catalog and encoded in one piece, in chunk order (each chunk's plans
-//! assume the tables the chunks before it leave).
+//! planned against the catalog and encoded ([`super::planner`]), in chunk order (each
+//! chunk's plans assume the tables the chunks before it leave).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::catalog::Catalog;
 use super::flatten::{Json, Names, Row, rows, wanted_by};
-use super::load::{Encoding, LoadError, SourceBatch, SourceLoad, TableBatch, now_micros};
-use super::{SyncError, naming, stage};
+use super::planner::{Flat, Planner, Share};
+use super::{SyncError, stage};
 use crate::dataplane::DataPlane;
+use crate::dataplane::pipeline::workers::Workers;
 use crate::log::SegmentLog;
-use crate::workspace::{Kind, Source, Warehouse};
+use crate::workspace::Warehouse;
 
 /// Staging records per chunk (each holds up to 1,000 events); [`CHUNK_BYTES`] is usually
 /// reached first.
@@ -27,35 +27,11 @@ pub const CHUNK_BYTES: usize = 16 << 20;
 /// The most parts a chunk is flattened in at once.
 pub const MAX_PARTS: usize = 4;
 
-/// What plans the chunks of one sync, handed from each chunk to the next: the chunks are
-/// planned in order, each against the tables as the ones before it leave them.
-pub struct Planner {
-    /// The warehouse's tables, as the chunks planned so far leave them.
-    catalog: Catalog,
-    /// How the loads take their rows.
-    encoding: Encoding,
-    /// Source id -> slug, as known so far in this sync (each source is looked up once).
-    slugs: HashMap<String, String>,
-    /// Column names worked out so far, one cache per part.
-    names: Vec<Names>,
+/// How many parts a chunk flattens in (and a source's tables plan in): one per core, up to
+/// [`MAX_PARTS`].
+pub fn parts() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_PARTS))
 }
-
-impl Planner {
-    /// A sync's planner, from the tables it read when it started: chunks flatten in as many
-    /// parts as the machine has cores, up to [`MAX_PARTS`].
-    pub fn new(catalog: Catalog, encoding: Encoding) -> Planner {
-        let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_PARTS));
-        Planner {
-            catalog,
-            encoding,
-            slugs: HashMap::new(),
-            names: (0..parts).map(|_| Names::default()).collect(),
-        }
-    }
-}
-
-/// A source's share of a chunk: the events taken, and what loads them (or why nothing can).
-pub type Share = (u64, Result<SourceLoad, LoadError>);
 
 /// A chunk of the staging log, read, flattened, planned and encoded.
 pub struct Chunk {
@@ -73,13 +49,10 @@ struct Staged {
     events: Vec<Bytes>,
 }
 
-/// Source -> (events taken, table -> rows): a part flattened.
-type Flat = BTreeMap<String, (u64, BTreeMap<String, Vec<Row>>)>;
-
 /// Reads the chunk at `from`, flattens it in parts on as many sync threads, then plans and
-/// encodes it on one; `None` when nothing is staged there. Each step runs on the sync
-/// threads (low priority): seconds of CPU per chunk that on a runtime worker would hold up
-/// the requests and deliveries queued behind it.
+/// encodes it, each source's tables in as many jobs; `None` when nothing is staged there.
+/// Each step runs on the sync threads (low priority): seconds of CPU per chunk that on a
+/// runtime worker would hold up the requests and deliveries queued behind it.
 ///
 /// # Errors
 /// The staging log, a record, the store or a sync thread failed.
@@ -88,12 +61,29 @@ pub async fn prepare(
     warehouse: Arc<Warehouse>,
     staging: Arc<SegmentLog>,
     from: u64,
-    mut planner: Planner,
+    planner: Planner,
 ) -> Result<Option<Chunk>, SyncError> {
     let workers = plane.warehouses.workers.clone();
     let Some((staged, next)) = workers.run(move || read(&staging, from)).await?? else {
         return Ok(None);
     };
+    let (flat, planner) = flatten_parts(&workers, &warehouse, staged, planner).await?;
+    let (batches, planner) = planner.chunk(&workers, plane, warehouse, flat).await?;
+    Ok(Some(Chunk {
+        batches,
+        next,
+        planner,
+    }))
+}
+
+/// `staged` flattened in as many parts as `planner` has name caches, each on a sync thread,
+/// merged in order.
+async fn flatten_parts(
+    workers: &Workers,
+    warehouse: &Arc<Warehouse>,
+    staged: Vec<Staged>,
+    mut planner: Planner,
+) -> Result<(Flat, Planner), SyncError> {
     let names = std::mem::take(&mut planner.names);
     let parts = split(staged, names.len()).into_iter().zip(names);
     let flattened = parts.map(|(part, names)| {
@@ -106,17 +96,7 @@ pub async fn prepare(
         planner.names.push(names);
         merge(&mut flat, part);
     }
-    let chunk = workers
-        .run(move || -> Result<Chunk, SyncError> {
-            let batches = planner.plan_all(&plane, &warehouse, flat)?;
-            Ok(Chunk {
-                batches,
-                next,
-                planner,
-            })
-        })
-        .await??;
-    Ok(Some(chunk))
+    Ok((flat, planner))
 }
 
 /// The chunk's records at `from`, decoded, with the position after them.
@@ -221,57 +201,6 @@ fn merge(into: &mut Flat, part: Flat) {
         for (table, rows) in tables {
             entry.1.entry(table).or_default().extend(rows);
         }
-    }
-}
-
-impl Planner {
-    /// `source_id`'s slug (looked up once per sync).
-    fn slug(&mut self, plane: &DataPlane, source_id: &str) -> Result<&str, SyncError> {
-        if !self.slugs.contains_key(source_id) {
-            let slug = plane
-                .store
-                .get::<Source>(Kind::Source, source_id)?
-                .map_or_else(|| format!("source_{source_id}"), |s| s.slug);
-            self.slugs.insert(source_id.to_string(), slug);
-        }
-        Ok(self.slugs.get(source_id).map_or("", String::as_str))
-    }
-
-    /// Every source's rows planned and encoded, their `uuid_ts` now.
-    ///
-    /// # Errors
-    /// A source could not be looked up in the store.
-    fn plan_all(
-        &mut self,
-        plane: &DataPlane,
-        warehouse: &Warehouse,
-        flat: Flat,
-    ) -> Result<BTreeMap<String, Share>, SyncError> {
-        let prefix = warehouse.setting("schemaPrefix").unwrap_or("");
-        let now = now_micros();
-        let mut out = BTreeMap::new();
-        for (source_id, (count, tables)) in flat {
-            let batch = SourceBatch {
-                schema: naming::schema(prefix, self.slug(plane, &source_id)?),
-                tables,
-            };
-            out.insert(source_id, (count, self.plan(batch, now)));
-        }
-        Ok(out)
-    }
-
-    /// A source's batch planned against the catalog and encoded.
-    fn plan(&mut self, mut batch: SourceBatch, now: i64) -> Result<SourceLoad, LoadError> {
-        let (plans, assumed) = self.catalog.plan(&mut batch, now);
-        let tables = plans
-            .into_iter()
-            .map(|plan| TableBatch::encode(plan, self.encoding))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(SourceLoad {
-            schema: batch.schema,
-            assumed,
-            tables,
-        })
     }
 }
 

@@ -10,7 +10,7 @@ use duckdb::arrow::record_batch::RecordBatch;
 
 use super::catalog::Assumed;
 use super::flatten::Row;
-use super::plan::{self, Columns, DISCARDS, TableLoad};
+use super::plan::{Columns, TableLoad};
 use super::types::ColumnType;
 use super::{columnar, copy};
 
@@ -155,39 +155,6 @@ pub fn existing(
         out.entry(table)
             .or_default()
             .insert(column, ColumnType::from_sql(&data_type));
-    }
-    out
-}
-
-/// The plans of a batch: one per table, then `discards` when any value was refused.
-pub fn plans(
-    existing: &HashMap<String, Columns>,
-    batch: &mut SourceBatch,
-    now_micros: i64,
-) -> Vec<TableLoad> {
-    let mut discards = Vec::new();
-    let mut out: Vec<TableLoad> = std::mem::take(&mut batch.tables)
-        .into_iter()
-        .map(|(table, rows)| {
-            plan::table(
-                &table,
-                existing.get(&table),
-                rows,
-                now_micros,
-                &mut discards,
-            )
-        })
-        .collect();
-    if !discards.is_empty() {
-        // A discards table edited by hand could refuse its own rows; those are dropped.
-        let mut none = Vec::new();
-        out.push(plan::table(
-            DISCARDS,
-            existing.get(DISCARDS),
-            discards,
-            now_micros,
-            &mut none,
-        ));
     }
     out
 }

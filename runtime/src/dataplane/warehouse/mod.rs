@@ -23,6 +23,7 @@ pub mod link;
 pub mod load;
 pub mod naming;
 pub mod plan;
+pub mod planner;
 pub mod postgres;
 pub mod report;
 pub mod sql;
@@ -107,8 +108,8 @@ pub struct Warehouses {
 /// and they are not slowed while it runs (BENCHMARKS.md, issue 15).
 pub const SYNC_NICE: i32 = 19;
 
-/// Sync threads: a load and the next chunk's flattening in parts at once, for two
-/// warehouses.
+/// Sync threads: a load and the next chunk's flattening (or planning) in parts at once, for
+/// two warehouses.
 const SYNC_THREADS: usize = 2 * (1 + chunk::MAX_PARTS);
 
 impl Warehouses {

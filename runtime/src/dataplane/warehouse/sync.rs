@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::chunk::{CHUNK_BYTES, CHUNK_RECORDS, Chunk, Planner, Share, prepare};
+use super::chunk::{self, CHUNK_BYTES, CHUNK_RECORDS, Chunk, prepare};
 use super::link::Link;
 use super::load::{LoadError, Loaded};
+use super::planner::{Planner, Share};
 use super::report::{SyncReport, SyncStatus};
 use super::{CONSUMER, Command, SyncError, stage};
 use crate::dataplane::DataPlane;
@@ -187,7 +188,7 @@ impl Run<'_> {
             Ok(catalog) => catalog,
             Err(e) => return self.unreachable(position, e).await,
         };
-        let planner = Planner::new(catalog, self.link.encoding());
+        let planner = Planner::new(catalog, self.link.encoding(), chunk::parts());
         *ahead = Some(self.prepare(position, planner));
         while let Some(task) = ahead.take() {
             let Some(chunk) = task.await.map_err(|_| SyncError::Stopped)?? else {
