@@ -181,7 +181,7 @@ impl Planner {
 /// `jobs` in `parts` bins of about as many rows each (the largest first, each into the
 /// lightest bin); empty bins left out.
 fn bins(mut jobs: Vec<Job>, parts: usize) -> Vec<Vec<Job>> {
-    jobs.sort_by(|a, b| b.rows.len().cmp(&a.rows.len()));
+    jobs.sort_by_key(|job| std::cmp::Reverse(job.rows.len()));
     let mut bins: Vec<(usize, Vec<Job>)> = (0..parts.max(1)).map(|_| (0, Vec::new())).collect();
     for job in jobs {
         if let Some(bin) = bins.iter_mut().min_by_key(|(rows, _)| *rows) {
