@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use duckdb::arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use duckdb::arrow::error::ArrowError;
@@ -33,8 +34,8 @@ pub enum ColumnarError {
 }
 
 /// `rows` (cells in `plan`'s column order) as a record batch with `plan`'s columns. Cost:
-/// two passes over each column's cells (their values, then the array); text is copied
-/// once, into the column's buffer.
+/// one pass over each column's cells, straight into its array; text is copied once, into
+/// the column's buffer.
 ///
 /// # Errors
 /// A cell does not fit its column's type.
@@ -55,48 +56,72 @@ pub fn batch(plan: &TableLoad, rows: &[Vec<Cell>]) -> Result<RecordBatch, Column
 }
 
 /// One column's cells as an Arrow array of `kind`; the first cell that does not fit, if any.
-fn column<'a>(kind: ColumnType, cells: impl Iterator<Item = &'a Cell>) -> Result<ArrayRef, Cell> {
-    Ok(match kind {
-        ColumnType::Int => Arc::new(Int64Array::from(values(cells, |c| match c {
+fn column<'a>(
+    kind: ColumnType,
+    cells: impl ExactSizeIterator<Item = &'a Cell>,
+) -> Result<ArrayRef, Cell> {
+    let n = cells.len();
+    match kind {
+        ColumnType::Int => build(Int64Builder::with_capacity(n), cells, |c| match c {
             Cell::Int(v) => Some(*v),
             _ => None,
-        })?)),
-        ColumnType::Float => Arc::new(Float64Array::from(values(cells, |c| match c {
+        }),
+        ColumnType::Float => build(Float64Builder::with_capacity(n), cells, |c| match c {
             Cell::Float(v) => Some(*v),
             #[allow(clippy::cast_precision_loss)]
             Cell::Int(v) => Some(*v as f64),
             _ => None,
-        })?)),
-        ColumnType::Bool => Arc::new(BooleanArray::from(values(cells, |c| match c {
+        }),
+        ColumnType::Bool => build(BooleanBuilder::with_capacity(n), cells, |c| match c {
             Cell::Bool(v) => Some(*v),
             _ => None,
-        })?)),
-        ColumnType::Text => Arc::new(StringArray::from(values(cells, |c| match c {
-            Cell::Text(v) => Some(&**v),
-            _ => None,
-        })?)),
-        ColumnType::Timestamp => Arc::new(TimestampMicrosecondArray::from(values(
+        }),
+        ColumnType::Text => build(
+            StringBuilder::with_capacity(n, n * 16),
             cells,
             |c| match c {
-                Cell::Timestamp(v) => Some(*v),
+                Cell::Text(v) => Some(&**v),
                 _ => None,
             },
-        )?)),
-    })
+        ),
+        ColumnType::Timestamp => {
+            build(
+                TimestampMicrosecondBuilder::with_capacity(n),
+                cells,
+                |c| match c {
+                    Cell::Timestamp(v) => Some(*v),
+                    _ => None,
+                },
+            )
+        }
+    }
 }
 
-/// Each cell's value as `pick` reads it for the column's type, a null as `None`; the first
-/// cell `pick` refuses, if any.
-fn values<'a, T>(
+/// Each cell's value as `pick` reads it for the column's type (a null as null) appended to
+/// `builder`, in one pass; the first cell `pick` refuses, if any.
+fn build<'a, T, B>(
+    mut builder: B,
     cells: impl Iterator<Item = &'a Cell>,
     pick: impl Fn(&'a Cell) -> Option<T>,
-) -> Result<Vec<Option<T>>, Cell> {
-    cells
-        .map(|cell| match cell {
-            Cell::Null => Ok(None),
-            cell => pick(cell).map(Some).ok_or_else(|| cell.clone()),
-        })
-        .collect()
+) -> Result<ArrayRef, Cell>
+where
+    B: ArrayBuilder + Extend<Option<T>>,
+{
+    let mut misfit = None;
+    builder.extend(cells.map_while(|cell| match cell {
+        Cell::Null => Some(None),
+        cell => match pick(cell) {
+            Some(value) => Some(Some(value)),
+            None => {
+                misfit = Some(cell.clone());
+                None
+            }
+        },
+    }));
+    match misfit {
+        Some(cell) => Err(cell),
+        None => Ok(builder.finish()),
+    }
 }
 
 /// The Arrow type a column of `kind` is handed to DuckDB as.
